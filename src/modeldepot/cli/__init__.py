@@ -1,0 +1,13 @@
+"""The `depot` command line: one small module per command group over one service call each."""
+
+from __future__ import annotations
+
+from modeldepot.cli import models, store
+from modeldepot.cli.app import app
+
+__all__ = ["app", "main"]
+_COMMAND_MODULES = (models, store)
+
+
+def main() -> None:
+    app(prog_name="depot")

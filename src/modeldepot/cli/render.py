@@ -1,0 +1,80 @@
+"""How the command line prints: sizes, tables, JSON, progress bars, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from modeldepot.formats.base import format_params
+from modeldepot.registry import ModelVersion
+from modeldepot.store import Progress as ProgressCallback
+
+__all__ = ["bytes_progress", "human_size", "print_json", "stderr", "stdout", "version_table"]
+
+# Piped output keeps whole lines (no wrapping or ellipsis at 80 columns) so scripts can cut it.
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 400)
+stderr = Console(stderr=True, highlight=False)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def print_json(data: Any) -> None:
+    stdout.out(json.dumps(data, indent=2, default=str), highlight=False)
+
+
+def version_table(versions: list[ModelVersion]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "DIGEST", "SIZE", "FORMAT", "ARCH", "PARAMS", "QUANT", "LICENCE"):
+        table.add_column(column, no_wrap=True)
+    for v in versions:
+        info = v.info
+        table.add_row(
+            str(v.reference),
+            v.digest.removeprefix("sha256:")[:12],
+            human_size(v.size),
+            info.format,
+            info.architecture or "-",
+            format_params(info.parameters) if info.parameters else "-",
+            info.quantization or "-",
+            info.license or "-",
+        )
+    return table
+
+
+@contextmanager
+def bytes_progress(description: str, total: int | None) -> Iterator[ProgressCallback]:
+    """A transient progress bar on stderr (silent when stderr is not a terminal)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

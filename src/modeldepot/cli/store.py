@@ -1,0 +1,94 @@
+"""Commands that manage the store: tag, rm, gc, du, check."""
+
+from __future__ import annotations
+
+import click
+
+from modeldepot.cli.app import CommandError, app, pass_depot
+from modeldepot.cli.render import bytes_progress, human_size, print_json, stdout
+from modeldepot.depot import Depot
+
+__all__: list[str] = []
+
+
+@app.command()
+@click.argument("source")
+@click.argument("target")
+@pass_depot
+def tag(depot: Depot, source: str, target: str) -> None:
+    """Point TARGET (NAME:TAG) at the version SOURCE names; the old version stays stored."""
+    version = depot.tag(source, target)
+    stdout.print(f"{version.reference} -> {version.digest}")
+
+
+@app.command()
+@click.argument("names", nargs=-1, required=True)
+@pass_depot
+def rm(depot: Depot, names: tuple[str, ...]) -> None:
+    """Remove tags (NAME:TAG) or versions (NAME@sha256:...). Files stay until `depot gc`."""
+    for name in names:
+        version = depot.remove(name)
+        stdout.print(f"removed {name} ({version.digest})")
+
+
+@app.command()
+@click.option("--untagged", is_flag=True, help="First remove versions no tag points to.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def gc(depot: Depot, untagged: bool, as_json: bool) -> None:
+    """Delete blobs no stored version uses and leftovers of interrupted imports."""
+    report = depot.gc(prune_untagged=untagged)
+    if as_json:
+        print_json(vars(report))
+        return
+    for ref in report.pruned_versions:
+        stdout.print(f"removed untagged {ref}")
+    stdout.print(
+        f"removed {report.removed_blobs} blobs, freed {human_size(report.freed_bytes)}"
+        f" (+{human_size(report.temporary_bytes)} of temporary files)"
+    )
+
+
+@app.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def du(depot: Depot, as_json: bool) -> None:
+    """Show disk usage: per version, shared bytes, and what `gc` would free."""
+    usage = depot.disk_usage()
+    if as_json:
+        print_json({**vars(usage), "models": [vars(m) for m in usage.models]})
+        return
+    for m in usage.models:
+        shared = f" ({human_size(m.shared)} shared)" if m.shared else ""
+        stdout.print(f"{human_size(m.size):>10}  {m.reference}{shared}", markup=False)
+    saved = usage.logical_bytes - usage.referenced_bytes
+    stdout.print(
+        f"{human_size(usage.blob_bytes):>10}  total in {usage.blob_count} blobs"
+        f" (deduplication saves {human_size(max(saved, 0))};"
+        f" gc would free {human_size(usage.reclaimable_bytes + usage.temporary_bytes)})"
+    )
+
+
+@app.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def check(depot: Depot, names: tuple[str, ...], as_json: bool) -> None:
+    """Hash every stored file again and report any that is missing or changed.
+
+    Checks the named models, or every stored version when none is named. Exits 1 on damage.
+    """
+    versions = [depot.show(n) for n in names] if names else depot.versions(include_untagged=True)
+    total = sum({f.digest: f.size for v in versions for f in v.files}.values())
+    with bytes_progress("checking", total) as advance:
+        problems = list(depot.check(names, progress=advance))
+    if as_json:
+        print_json([vars(p) for p in problems])
+    else:
+        for p in problems:
+            detail = f" (now {p.actual})" if p.actual else ""
+            stdout.print(f"{p.problem}: {p.reference} {p.path} {p.digest}{detail}", markup=False)
+        if not problems:
+            stdout.print(f"ok: {len(versions)} versions, {human_size(total)} verified")
+    if problems:
+        raise CommandError(f"{len(problems)} damaged or missing files", 1)

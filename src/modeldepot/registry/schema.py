@@ -1,0 +1,110 @@
+"""Registry tables. Alembic migrations under `migrations/versions` create exactly these; a test
+compares the two so they never drift apart.
+
+    models    namespace/name                         (one row per repository)
+    manifests one row per stored manifest digest      (an immutable version's content)
+    versions  model x manifest                        (a model's history; a version is
+                                                       addressable as name@sha256:...)
+    tags      model:tag -> version                    (moved by `depot tag`)
+    files     the layers of a manifest
+    lineage   base model, adapter, dataset, quantised-from ... of a manifest
+    events    who did what, when
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["events", "files", "lineage", "manifests", "metadata", "models", "tags", "versions"]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_NOW = sa.DateTime(timezone=True)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("created_at", _NOW, nullable=False),
+    sa.UniqueConstraint("namespace", "name"),
+)
+
+manifests = sa.Table(
+    "manifests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(71), nullable=False, unique=True),
+    sa.Column("config_digest", sa.String(71), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("architecture", sa.String(128)),
+    sa.Column("parameters", sa.BigInteger),
+    sa.Column("quantization", sa.String(32)),
+    sa.Column("license", sa.String(128)),
+    sa.Column("info", sa.JSON, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("created_at", _NOW, nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", _NOW, nullable=False),
+    sa.UniqueConstraint("model_id", "manifest_id"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("version_id", sa.ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("updated_at", _NOW, nullable=False),
+    sa.UniqueConstraint("model_id", "name"),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(71), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("media_type", sa.String(128), nullable=False),
+)
+
+lineage = sa.Table(
+    "lineage",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("relation", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("target_digest", sa.String(71)),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", _NOW, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+)
