@@ -39,7 +39,9 @@ class GarbageReport:
 
 @dataclass(frozen=True)
 class ModelUsage:
-    reference: str
+    """One stored version and every name that reaches it."""
+
+    references: tuple[str, ...]
     digest: str
     size: int
     shared: int
@@ -205,14 +207,19 @@ class Depot:
         for v in versions:
             for f in v.files:
                 users.setdefault(f.digest, set()).add(v.digest)
-        seen: set[str] = set()
-        models, logical = [], 0
+        by_version: dict[tuple[str, str], list[ModelVersion]] = {}
         for v in versions:
-            shared = sum(f.size for f in v.files if len(users[f.digest]) > 1)
-            models.append(ModelUsage(str(v.reference), v.digest, v.size, shared))
-            if v.digest not in seen:
-                seen.add(v.digest)
-                logical += v.size
+            by_version.setdefault((v.reference.repository, v.digest), []).append(v)
+        models = [
+            ModelUsage(
+                tuple(str(v.reference) for v in group),
+                group[0].digest,
+                group[0].size,
+                sum(f.size for f in group[0].files if len(users[f.digest]) > 1),
+            )
+            for group in by_version.values()
+        ]
+        logical = sum({v.digest: v.size for v in versions}.values())
         temporary = (
             sum(p.stat().st_size for p in self.blobs.tmp.glob("*"))
             if self.blobs.tmp.is_dir()

@@ -60,7 +60,8 @@ def du(depot: Depot, as_json: bool) -> None:
         return
     for m in usage.models:
         shared = f" ({human_size(m.shared)} shared)" if m.shared else ""
-        stdout.print(f"{human_size(m.size):>10}  {m.reference}{shared}", markup=False)
+        names = ", ".join(m.references)
+        stdout.print(f"{human_size(m.size):>10}  {names}{shared}", markup=False)
     saved = usage.logical_bytes - usage.referenced_bytes
     stdout.print(
         f"{human_size(usage.blob_bytes):>10}  total in {usage.blob_count} blobs"
@@ -89,6 +90,7 @@ def check(depot: Depot, names: tuple[str, ...], as_json: bool) -> None:
             detail = f" (now {p.actual})" if p.actual else ""
             stdout.print(f"{p.problem}: {p.reference} {p.path} {p.digest}{detail}", markup=False)
         if not problems:
-            stdout.print(f"ok: {len(versions)} versions, {human_size(total)} verified")
+            count = len({v.digest for v in versions})
+            stdout.print(f"ok: {count} versions, {human_size(total)} verified")
     if problems:
         raise CommandError(f"{len(problems)} damaged or missing files", 1)

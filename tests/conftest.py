@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from modeldepot.catalogue import load_catalogue
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+
+# Test-only settings: the PostgreSQL server `.ci/run` starts; CI demands it be there.
+POSTGRES_URL = os.environ.get("DEPOT_TEST_DATABASE_URL")
+REQUIRE_POSTGRES = os.environ.get("CI") == "true"
+
+
+def _fresh_postgres(url: str, name: str) -> str:
+    """A new empty database on the test server, so tests never see each other's rows."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return str(sa.engine.make_url(url).set(database=name))
+
+
+def _drop_postgres(url: str, name: str) -> None:
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("CI must run the PostgreSQL tests: DEPOT_TEST_DATABASE_URL is not set")
+        pytest.skip("DEPOT_TEST_DATABASE_URL not set (set it to run against PostgreSQL)")
+    name = f"depot_test_{uuid.uuid4().hex[:12]}"
+    yield _fresh_postgres(POSTGRES_URL, name)
+    _drop_postgres(POSTGRES_URL, name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "depot", user="tester")
+
+
+@pytest.fixture
+def depot(settings: Settings) -> Iterator[Depot]:
+    with Depot(settings) as d:
+        yield d
+
+
+@pytest.fixture
+def any_depot(tmp_path: Path, database_url: str | None) -> Iterator[Depot]:
+    """A depot on SQLite and, where a server is given, on PostgreSQL."""
+    with Depot(Settings(home=tmp_path / "depot", database_url=database_url, user="tester")) as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    _, parts = load_catalogue()["smollm2"].model_parts()
+    return parts[0]
