@@ -1,11 +1,13 @@
 from pathlib import Path
 
+import gguf
 import pytest
 
 from builders import CHATML, truncate, write_gguf
 from modeldepot.errors import FormatError
 from modeldepot.formats import FormatRegistry
 from modeldepot.formats.gguf import GGUFFormat, read_gguf_info
+from modeldepot.formats.gguf_header import read_header
 from modeldepot.store.manifests import LayerKind
 
 
@@ -58,3 +60,50 @@ def test_real_smollm2_metadata(smollm2_path: Path) -> None:
     assert info.quantization == "Q4_1"
     assert info.license == "Apache-2.0"
     assert info.chat_template is not None and "<|im_start|>" in info.chat_template
+
+
+def _reference_fields(path: Path) -> dict[str, object]:
+    """What the gguf package's own GGUFReader says, for comparison."""
+    reader = gguf.GGUFReader(path, "r")
+    out: dict[str, object] = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        out[key] = len(field.data) if len(field.data) > 64 else field.contents()
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_header_reader_agrees_with_gguf_reader(
+    tmp_path: Path, smollm2_path: Path, which: str
+) -> None:
+    path = smollm2_path if which == "smollm2" else write_gguf(tmp_path / "t.gguf", arch="qwen2")
+    header = read_header(path)
+    reference = gguf.GGUFReader(path, "r")
+    assert header.fields == _reference_fields(path)
+    assert [t.name for t in header.tensors] == [t.name for t in reference.tensors]
+    assert [t.offset for t in header.tensors] == [int(t.data_offset) for t in reference.tensors]
+    assert [t.n_bytes for t in header.tensors] == [int(t.n_bytes) for t in reference.tensors]
+    assert [t.type_name for t in header.tensors] == [t.tensor_type.name for t in reference.tensors]
+    assert header.end == path.stat().st_size
+
+
+def test_every_cut_through_the_header_is_a_format_error(tmp_path: Path) -> None:
+    whole = write_gguf(tmp_path / "w.gguf").read_bytes()
+    data_start = read_header(tmp_path / "w.gguf").data_offset
+    cut = tmp_path / "cut.gguf"
+    for keep in range(0, data_start + 64, 7):
+        cut.write_bytes(whole[:keep])
+        with pytest.raises(FormatError):
+            read_gguf_info(cut)
+
+
+def test_garbage_counts_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "g.gguf"
+    path.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (2**40).to_bytes(8, "little") * 2)
+    with pytest.raises(FormatError, match="implausible"):
+        read_gguf_info(path)
+    path.write_bytes(b"GGUF" + (1).to_bytes(4, "little") + bytes(16))
+    with pytest.raises(FormatError, match="version 1"):
+        read_gguf_info(path)

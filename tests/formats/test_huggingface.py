@@ -64,6 +64,7 @@ def _header(header: object) -> bytes:
         (_header({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}), "negative"),
         (_header({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 400]}}), "truncated"),
         (_header({"w": {"dtype": "F32", "shape": "x"}}), "malformed"),
+        (_header({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}), "holds 4"),
         (_header(["not", "an", "object"]), "not a JSON object"),
     ],
 )

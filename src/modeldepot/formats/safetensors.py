@@ -60,6 +60,15 @@ class SafetensorsHeader:
         return counts
 
 
+_SUB_BYTE = {"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}  # bits per element, packed
+
+
+def _expected_bytes(entry: TensorEntry) -> int | None:
+    if entry.dtype in _SUB_BYTE:
+        return None  # packing rules differ between writers; not checked
+    return entry.elements * DTYPE_SIZES[entry.dtype]
+
+
 def is_safetensors(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
@@ -113,5 +122,12 @@ def read_header(path: Path) -> SafetensorsHeader:
                 f"{path}: truncated safetensors file: tensor {name!r} ends at byte {end} "
                 f"of a data section of {data_size} bytes"
             )
-        tensors.append(TensorEntry(name, dtype, shape, begin, end))
+        entry = TensorEntry(name, dtype, shape, begin, end)
+        expected = _expected_bytes(entry)
+        if expected is not None and expected != end - begin:
+            raise FormatError(
+                f"{path}: tensor {name!r} is {dtype} {list(shape)} ({expected} bytes) "
+                f"but its byte range holds {end - begin}"
+            )
+        tensors.append(entry)
     return SafetensorsHeader(tuple(tensors), {str(k): str(v) for k, v in metadata.items()})
