@@ -104,6 +104,7 @@ def write_onnx(path: Path) -> Path:
         [weight],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"license": "mit"})
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path

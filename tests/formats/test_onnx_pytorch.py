@@ -14,6 +14,7 @@ def test_onnx_signature_and_opset(tmp_path: Path) -> None:
     assert info.format == "onnx"
     assert info.parameters == 12
     assert info.details["opset"] == {"ai.onnx": 17}
+    assert (info.license, info.license_source) == ("MIT", "onnx:metadata_props")
     assert info.details["inputs"] == [{"name": "x", "type": "FLOAT", "shape": ["batch", 4]}]
     assert info.details["outputs"] == [{"name": "y", "type": "FLOAT", "shape": ["batch", 3]}]
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from modeldepot.errors import FormatError, NotFound
 from modeldepot.formats.base import ModelInfo, ModelSource, SourceFile
+from modeldepot.licences import normalize_licence
 from modeldepot.store.manifests import LayerKind
 
 __all__ = ["ONNXFormat"]
@@ -65,6 +66,8 @@ class ONNXFormat:
                 raise FormatError(f"{path}: external weights {location!r} are missing or outside")
             files.append(SourceFile(relpath=location, kind=LayerKind.WEIGHTS, path=data))
         opsets = {op.domain or "ai.onnx": op.version for op in model.opset_import}
+        props = {p.key: p.value for p in model.metadata_props}
+        raw_licence = props.get("license") or props.get("licence")
         return ModelSource(
             info=ModelInfo(
                 format="onnx",
@@ -75,6 +78,8 @@ class ONNXFormat:
                 if tensor_types
                 else None,
                 tensor_types=tensor_types,
+                license=normalize_licence(raw_licence),
+                license_source="onnx:metadata_props" if raw_licence else None,
                 details={
                     "ir_version": model.ir_version,
                     "opset": opsets,
