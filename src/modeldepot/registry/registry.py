@@ -55,6 +55,15 @@ _VERSION_COLUMNS = (
     t.versions.c.created_at,
 )
 
+# Every tag with its version, ordered for listing.
+_TAGGED = (
+    sa.select(*_VERSION_COLUMNS, t.tags.c.name.label("tag"))
+    .join(t.versions, t.versions.c.model_id == t.models.c.id)
+    .join(t.manifests, t.manifests.c.id == t.versions.c.manifest_id)
+    .join(t.tags, t.tags.c.version_id == t.versions.c.id)
+    .order_by(t.models.c.namespace, t.models.c.name, t.tags.c.name)
+)
+
 
 class Registry:
     def __init__(self, engine: sa.Engine) -> None:
@@ -218,15 +227,8 @@ class Registry:
 
     def versions(self, *, include_untagged: bool = False) -> list[ModelVersion]:
         """One entry per tag, and with `include_untagged` one per version no tag points to."""
-        tagged = (
-            sa.select(*_VERSION_COLUMNS, t.tags.c.name.label("tag"))
-            .join(t.versions, t.versions.c.model_id == t.models.c.id)
-            .join(t.manifests, t.manifests.c.id == t.versions.c.manifest_id)
-            .join(t.tags, t.tags.c.version_id == t.versions.c.id)
-            .order_by(t.models.c.namespace, t.models.c.name, t.tags.c.name)
-        )
         with self.engine.connect() as conn:
-            rows = list(conn.execute(tagged).all())
+            rows = list(conn.execute(_TAGGED).all())
             if include_untagged:
                 rows += conn.execute(
                     sa.select(*_VERSION_COLUMNS, sa.null().label("tag"))
@@ -240,13 +242,7 @@ class Registry:
     def search(self, terms: Iterable[str]) -> list[ModelVersion]:
         """Tagged versions matching every term in name, tag, format, architecture,
         quantisation, licence or any metadata value (case-insensitive)."""
-        query = (
-            sa.select(*_VERSION_COLUMNS, t.tags.c.name.label("tag"))
-            .join(t.versions, t.versions.c.model_id == t.models.c.id)
-            .join(t.manifests, t.manifests.c.id == t.versions.c.manifest_id)
-            .join(t.tags, t.tags.c.version_id == t.versions.c.id)
-            .order_by(t.models.c.namespace, t.models.c.name, t.tags.c.name)
-        )
+        query = _TAGGED
         for term in terms:
             pattern = f"%{term}%"
             query = query.where(
