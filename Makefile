@@ -1,5 +1,6 @@
 # The two commands a new user runs are `make run` and `make test` (see README.md).
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 # llama-cpp-python compiles from source: without OpenMP it builds in half the time and runs
@@ -14,12 +15,19 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-setup: $(BIN)/.installed
+# llama.cpp's server, built from the sources inside the pinned llama-cpp-python sdist (cached
+# under ~/.cache/modeldepot, so a second checkout on the same machine links it at once).
+$(BIN)/llama-server: scripts/build-llama-server.sh | $(BIN)/.installed
+	PYTHON=$(BIN)/python bash scripts/build-llama-server.sh $(BIN) llama-server
 
-# The main job on embedded defaults: store the packaged SmolLM2 and show what it is.
+setup: $(BIN)/.installed $(BIN)/llama-server
+
+# The main job on embedded defaults: store the packaged SmolLM2, show what it is, and serve it
+# behind the OpenAI API on http://127.0.0.1:8000/v1 (Ctrl-C stops).
 run: setup
 	$(BIN)/depot pull smollm2
 	$(BIN)/depot show smollm2
+	$(BIN)/depot serve --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check src tests bench
@@ -33,6 +41,10 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: setup
+	PYTHON=$(BIN)/python bash scripts/build-llama-server.sh $(BIN) llama-bench llama-batched-bench
+	$(BIN)/python -m pip install -q 'llama-cpp-python[server]==0.3.36'
+	$(BIN)/python bench/serve_speed.py --model smollm2
+	$(BIN)/python bench/serve_speed.py --model gemma3
 	$(BIN)/python bench/import_speed.py --rounds 5 --reflink-dir "$$(bash .ci/reflink-fs.sh | tail -n 1)"
 
 clean:

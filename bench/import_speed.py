@@ -23,10 +23,9 @@ from pathlib import Path
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.store.blobs import BlobStore
+from results import write_section
 
 HERE = Path(__file__).parent
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- import_speed:begin -->", "<!-- import_speed:end -->"
 
 
 def make_file(path: Path, size_mb: int) -> None:
@@ -144,7 +143,6 @@ def main() -> None:
     (work / "source.bin").unlink(missing_ok=True)
     command = " ".join(["python", "bench/import_speed.py", *sys.argv[1:]])
     lines = [
-        BEGIN,
         "## Import speed",
         "",
         f"Command: `{command}` ({args.size_mb} MiB file, median of {args.rounds} interleaved "
@@ -153,16 +151,8 @@ def main() -> None:
         "| what | seconds | note |",
         "| --- | ---: | --- |",
         *(f"| {name} | {secs:.2f} | {note} |" for name, secs, note in rows),
-        END,
     ]
-    section = "\n".join(lines)
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in text:
-        head, _, rest = text.partition(BEGIN)
-        text = head + section + rest.partition(END)[2]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    section = write_section("import_speed", lines)
     print(section)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from modeldepot.errors import UsageError
+
 __all__ = ["ENVIRONMENT", "EnvVar", "Settings"]
 
 
@@ -37,7 +39,50 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Name recorded as the actor of registry events.",
         "the login name of the current user",
     ),
+    EnvVar(
+        "DEPOT_LLAMA_SERVER",
+        "Path of the llama.cpp `llama-server` program that runs GGUF models.",
+        "llama-server beside the Python interpreter, else on PATH",
+    ),
+    EnvVar(
+        "DEPOT_MAX_MEMORY",
+        "Memory budget for loaded models (bytes, or with K/M/G suffix); least recently used "
+        "models are unloaded to stay within it.",
+        "half of the machine's RAM",
+    ),
+    EnvVar(
+        "DEPOT_KEEP_ALIVE",
+        "Seconds an idle model stays loaded.",
+        "300",
+    ),
+    EnvVar(
+        "DEPOT_THREADS",
+        "CPU threads each model's engine uses.",
+        "the number of cores",
+    ),
+    EnvVar(
+        "DEPOT_PARALLEL",
+        "Sequences each model decodes together (continuous batching slots).",
+        "4",
+    ),
+    EnvVar(
+        "DEPOT_CONTEXT",
+        "Context length (tokens) of each sequence; capped at the model's own.",
+        "4096",
+    ),
 )
+
+
+def _parse_size(text: str) -> int:
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def _total_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclass(frozen=True)
@@ -47,6 +92,22 @@ class Settings:
     home: Path
     database_url: str | None = None
     user: str | None = None
+    llama_server: Path | None = None
+    max_memory: int = 0
+    """0 means half of the machine's RAM."""
+    keep_alive: float = 300.0
+    threads: int = 0
+    """0 means one per core."""
+    parallel: int = 4
+    context: int = 4096
+
+    @property
+    def memory_budget(self) -> int:
+        return self.max_memory or _total_memory() // 2
+
+    @property
+    def engine_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
 
     @property
     def registry_url(self) -> str:
@@ -69,8 +130,18 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("DEPOT_HOME") or "~/.modeldepot").expanduser()
-        return cls(
-            home=home.absolute(),
-            database_url=env.get("DEPOT_DATABASE_URL") or None,
-            user=env.get("DEPOT_USER") or None,
-        )
+        server = env.get("DEPOT_LLAMA_SERVER")
+        try:
+            return cls(
+                home=home.absolute(),
+                database_url=env.get("DEPOT_DATABASE_URL") or None,
+                user=env.get("DEPOT_USER") or None,
+                llama_server=Path(server) if server else None,
+                max_memory=_parse_size(env.get("DEPOT_MAX_MEMORY") or "0"),
+                keep_alive=float(env.get("DEPOT_KEEP_ALIVE") or 300),
+                threads=int(env.get("DEPOT_THREADS") or 0),
+                parallel=int(env.get("DEPOT_PARALLEL") or 4),
+                context=int(env.get("DEPOT_CONTEXT") or 4096),
+            )
+        except ValueError as exc:
+            raise UsageError(f"invalid setting in the environment: {exc}") from None

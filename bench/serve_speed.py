@@ -1,0 +1,253 @@
+"""Serving speed: the depot's OpenAI API against the raw engine and against
+llama-cpp-python's own server, same GGUF, same threads, one run.
+
+    python bench/serve_speed.py [--model smollm2] [--threads 2] [--tokens 128]
+
+Measures
+- single-stream decode tokens/s through the API vs `llama-bench` (tg);
+- aggregate decode tokens/s at 1/4/8 concurrent streams through the API vs
+  `llama-batched-bench` (S_TG), and end-to-end tokens/s vs `python -m llama_cpp.server`;
+- time to first token with a ~1,000-token shared system prompt, first vs second request;
+- 4 concurrent streams vs the same 4 one after another.
+
+Needs llama-bench and llama-batched-bench (`scripts/build-llama-server.sh .venv/bin llama-bench
+llama-batched-bench`) and `pip install 'llama-cpp-python[server]'` for the peer server.
+Writes its section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from results import write_section
+
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+PROMPT = "Write a long story about a lighthouse keeper."
+
+
+@dataclass
+class Stream:
+    start: float
+    first: float = 0.0
+    last: float = 0.0
+    tokens: int = 0
+    times: list[float] | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {url}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready: {url}")
+
+
+async def one_stream(client: httpx.AsyncClient, url: str, model: str, tokens: int,
+                     messages: list[dict[str, str]]) -> Stream:  # fmt: skip
+    body = {"model": model, "messages": messages, "max_tokens": tokens, "stream": True,
+            "temperature": 0, "ignore_eos": True}  # fmt: skip
+    stream = Stream(start=time.perf_counter(), times=[])
+    async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line.endswith("[DONE]"):
+                continue
+            event = json.loads(line[6:])
+            if any((c.get("delta") or {}).get("content") for c in event.get("choices", [])):
+                now = time.perf_counter()
+                stream.first = stream.first or now
+                stream.last = now
+                stream.tokens += 1
+                assert stream.times is not None
+                stream.times.append(now)
+    return stream
+
+
+async def concurrent(url: str, model: str, n: int, tokens: int) -> list[Stream]:
+    messages = [{"role": "user", "content": PROMPT}]
+    async with httpx.AsyncClient(timeout=None) as client:
+        return list(await asyncio.gather(
+            *(one_stream(client, url, model, tokens, messages) for _ in range(n))
+        ))  # fmt: skip
+
+
+def decode_rate(streams: list[Stream]) -> float:
+    """Aggregate tokens/s while every stream decodes (after the last first token, before the
+    first last token): the figure llama-batched-bench reports as S_TG."""
+    t0 = max(s.first for s in streams)
+    t1 = min(s.last for s in streams)
+    if t1 <= t0:
+        return sum(s.tokens for s in streams) / (max(s.last for s in streams) - t0)
+    count = sum(sum(1 for t in (s.times or []) if t0 < t <= t1) for s in streams)
+    return count / (t1 - t0)
+
+
+def end_to_end(streams: list[Stream]) -> float:
+    return sum(s.tokens for s in streams) / (
+        max(s.last for s in streams) - min(s.start for s in streams)
+    )
+
+
+def llama_bench(model: Path, threads: int, tokens: int) -> float:
+    out = subprocess.run([str(BIN / "llama-bench"), "-m", str(model), "-t", str(threads), "-p", "0",
+                          "-n", str(tokens), "-o", "json"], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    return float(json.loads(out.stdout)[0]["avg_ts"])
+
+
+def batched_bench(model: Path, threads: int, tokens: int, sizes: list[int]) -> dict[int, float]:
+    out = subprocess.run([str(BIN / "llama-batched-bench"), "-m", str(model), "-t", str(threads),
+                          "-tb", str(threads), "-c", str(max(sizes) * (tokens + 64)), "-npp", "32",
+                          "-ntg", str(tokens), "-npl", ",".join(map(str, sizes))],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    rates = {}
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 10 and cells[2].isdigit():
+            rates[int(cells[2])] = float(cells[7])  # S_TG t/s
+    return rates
+
+
+def shared_prefix_ttft(url: str, model: str) -> tuple[float, float]:
+    system = " ".join(f"Rule {i}: answer politely and precisely." for i in range(120))
+    times = []
+    for question in ("What is a lighthouse?", "What is a harbour?"):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        stream = asyncio.run(_single(url, model, messages))
+        times.append(stream.first - stream.start)
+    return times[0], times[1]
+
+
+async def _single(url: str, model: str, messages: list[dict[str, str]]) -> Stream:
+    async with httpx.AsyncClient(timeout=None) as client:
+        return await one_stream(client, url, model, 8, messages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--sizes", default="1,4,8")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    home = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    with Depot(Settings(home=home, user="bench")) as depot:
+        version = depot.pull(args.model)
+        weights = depot.blobs.path(next(f.digest for f in version.files if f.kind == "weights"))
+    rows: list[tuple[str, str, str, str]] = []
+
+    raw_single = llama_bench(weights, args.threads, args.tokens)
+    raw_batched = batched_bench(weights, args.threads, args.tokens, sizes)
+
+    port = free_port()
+    env = {**os.environ, "DEPOT_HOME": str(home), "DEPOT_THREADS": str(args.threads),
+           "DEPOT_PARALLEL": str(max(sizes)), "DEPOT_CONTEXT": str(args.tokens + 1200)}  # fmt: skip
+    depot_proc = subprocess.Popen([str(BIN / "depot"), "serve", "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", depot_proc)
+        asyncio.run(concurrent(url, args.model, 1, 8))  # load the model outside the timings
+        api: dict[int, list[Stream]] = {n: asyncio.run(concurrent(url, args.model, n, args.tokens))
+                                        for n in sizes}  # fmt: skip
+        first, second = shared_prefix_ttft(url, args.model)
+        sequential_start = time.perf_counter()
+        for _ in range(4):
+            asyncio.run(concurrent(url, args.model, 1, args.tokens))
+        sequential = time.perf_counter() - sequential_start
+        together_start = time.perf_counter()
+        asyncio.run(concurrent(url, args.model, 4, args.tokens))
+        together = time.perf_counter() - together_start
+    finally:
+        depot_proc.terminate()
+        depot_proc.wait()
+
+    peer: dict[int, float] = {}
+    port = free_port()
+    peer_proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(weights),
+                                  "--n_threads", str(args.threads), "--port", str(port),
+                                  "--n_ctx", str(args.tokens + 1200), "--model_alias", args.model],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/models", peer_proc)
+        for n in sizes:
+            peer[n] = end_to_end(asyncio.run(concurrent(f"http://127.0.0.1:{port}", args.model, n,
+                                                        args.tokens)))  # fmt: skip
+    except (RuntimeError, httpx.HTTPError) as exc:
+        print(f"llama_cpp.server not measured: {exc}", file=sys.stderr)
+    finally:
+        peer_proc.terminate()
+        peer_proc.wait()
+    shutil.rmtree(home, ignore_errors=True)
+
+    single = decode_rate(api[1])
+    raw = f"llama-bench tg{args.tokens}: {raw_single:.0f}"
+    rows.append(("decode, 1 stream", f"{single:.0f}", raw, f"**{single / raw_single:.2f}x**"))
+    for n in sizes:
+        rate = decode_rate(api[n])
+        raw = raw_batched.get(n)
+        rows.append((f"aggregate decode, {n} streams", f"{rate:.0f}",
+                     f"llama-batched-bench S_TG: {raw:.0f}" if raw else "-",
+                     f"**{rate / raw:.2f}x**" if raw else "-"))  # fmt: skip
+    for n in sizes:
+        mine = end_to_end(api[n])
+        theirs = peer.get(n)
+        rows.append((f"end to end, {n} streams", f"{mine:.0f}",
+                     f"llama_cpp.server: {theirs:.0f}" if theirs else "not measured",
+                     f"**{mine / theirs:.2f}x**" if theirs else "-"))  # fmt: skip
+    rows.append((
+        "time to first token, ~1,000-token system prompt, second request",
+        f"{second * 1000:.0f} ms",
+        f"first request: {first * 1000:.0f} ms",
+        f"{second / first:.2f} of the first",
+    ))  # fmt: skip
+    rows.append((
+        "4 streams together vs one after another",
+        f"{together:.1f} s",
+        f"sequential: {sequential:.1f} s",
+        f"**{sequential / together:.2f}x** faster",
+    ))  # fmt: skip
+
+    command = " ".join(["python", "bench/serve_speed.py", *sys.argv[1:]])
+    lines = [
+        f"## Serving speed: {args.model}",
+        "",
+        f"Command: `{command}` ({args.threads} threads, {args.tokens} tokens per stream, "
+        f"ignore_eos, temperature 0, {time.strftime('%Y-%m-%d')}). Rates in tokens/s.",
+        "",
+        "| what | depot API | reference | ratio |",
+        "| --- | ---: | --- | ---: |",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+    ]
+    print(write_section(f"serve_speed:{args.model}", lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`depot serve`: the OpenAI-compatible HTTP API over the stored models."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from modeldepot.cli.app import app, pass_depot
+from modeldepot.cli.render import stderr
+from modeldepot.depot import Depot
+from modeldepot.errors import UsageError
+
+__all__: list[str] = []
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@pass_depot
+def serve(depot: Depot, host: str, port: int) -> None:
+    """Serve the stored GGUF models behind an OpenAI-compatible API (/v1/...)."""
+    import uvicorn
+
+    from modeldepot.server import create_app
+
+    if not _is_loopback(host):
+        raise UsageError(
+            f"refusing to listen on {host}: without API keys the server is for local use "
+            "only (loopback addresses)"
+        )
+    stderr.print(f"serving on http://{host}:{port}/v1 (Ctrl-C stops)")
+    uvicorn.run(create_app(depot.settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,220 @@
+"""One loaded model: a `llama-server` process of llama.cpp, driven the way Ollama drives its
+runner. The process decodes concurrent requests together (continuous batching over
+`--parallel` slots), reuses the KV cache of a repeated prompt prefix, and speaks an
+OpenAI-compatible HTTP API on a private loopback port. Running each model in its own process
+means a crash or an out-of-memory kills that model only, and unloading frees all its memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from modeldepot.config import Settings
+from modeldepot.errors import DepotError
+from modeldepot.registry import ModelVersion
+
+__all__ = ["ModelUnavailable", "Runner", "RunnerSpec", "find_llama_server", "memory_estimate"]
+
+# Chat templates llama.cpp has built in, for models whose file carries none: the template the
+# architecture is trained with, never llama.cpp's silent default.
+ARCHITECTURE_TEMPLATES = {
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "qwen2": "chatml",
+    "qwen3": "chatml",
+    "olmo2": "chatml",
+    "llama": "llama3",
+    "mistral": "mistral-v7",
+    "phi3": "phi3",
+    "granite": "granite",
+    "falcon": "falcon3",
+    "deepseek2": "deepseek3",
+}
+
+
+class ModelUnavailable(DepotError):
+    """The model's engine could not be started or stopped answering (HTTP 503)."""
+
+
+def find_llama_server(settings: Settings) -> Path:
+    if settings.llama_server is not None:
+        candidates = [settings.llama_server]
+    else:
+        candidates = [Path(sys.executable).parent / "llama-server"]
+        on_path = shutil.which("llama-server")
+        if on_path:
+            candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ModelUnavailable(
+        "llama.cpp's llama-server is not installed; build it with `make setup` "
+        "(scripts/build-llama-server.sh) or point DEPOT_LLAMA_SERVER at one"
+    )
+
+
+def memory_estimate(version: ModelVersion, context_tokens: int) -> int:
+    """Bytes the loaded model will need: weights plus an f16 KV cache for `context_tokens`."""
+    info = version.info
+    weights = sum(f.size for f in version.files if f.kind == "weights")
+    arch = info.architecture or ""
+    heads = info.details.get(f"{arch}.attention.head_count") or 0
+    kv_heads = info.details.get(f"{arch}.attention.head_count_kv") or heads
+    if heads and info.embedding_length and info.layers:
+        kv_width = info.embedding_length * kv_heads // heads
+        kv_cache = 2 * info.layers * kv_width * context_tokens * 2
+    else:
+        kv_cache = weights // 4
+    return weights + kv_cache + 64 * 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Everything needed to start the engine for one model version."""
+
+    name: str
+    digest: str
+    weights: Path
+    context: int
+    parallel: int
+    threads: int
+    chat_template: str | None = None
+    """A llama.cpp built-in template name, for models whose file has none."""
+    memory: int = 0
+
+    @classmethod
+    def for_version(cls, version: ModelVersion, weights: Path, settings: Settings) -> RunnerSpec:
+        info = version.info
+        if info.format != "gguf":
+            raise ModelUnavailable(
+                f"{version.reference} is {info.format}; the local engine serves GGUF models "
+                "(convert it to GGUF first)"
+            )
+        per_sequence = min(settings.context, info.context_length or settings.context)
+        template = None
+        if not info.chat_template:
+            template = ARCHITECTURE_TEMPLATES.get(info.architecture or "", "chatml")
+        context = per_sequence * settings.parallel
+        return cls(
+            name=str(version.reference),
+            digest=version.digest,
+            weights=weights,
+            context=context,
+            parallel=settings.parallel,
+            threads=settings.engine_threads,
+            chat_template=template,
+            memory=memory_estimate(version, context),
+        )
+
+
+@dataclass
+class Runner:
+    spec: RunnerSpec
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    active: int = 0
+
+    @classmethod
+    def start(cls, spec: RunnerSpec, binary: Path, log_dir: Path, timeout: float = 120) -> Runner:
+        port = _free_port()
+        command = [
+            str(binary),
+            "--model", str(spec.weights),
+            "--alias", spec.name,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--ctx-size", str(spec.context),
+            "--parallel", str(spec.parallel),
+            "--threads", str(spec.threads),
+            "--threads-batch", str(spec.threads),
+            "--jinja",
+            "--no-webui",
+            "--metrics",
+        ]  # fmt: skip
+        if spec.chat_template:
+            command += ["--chat-template", spec.chat_template]
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        runner = cls(spec, process, f"http://127.0.0.1:{port}", log_path)
+        runner._wait_ready(timeout)
+        return runner
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise ModelUnavailable(
+                        f"{self.spec.name}: the engine exited while loading "
+                        f"(code {self.process.returncode}): {self.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{self.base_url}/health").status_code == 200:
+                        return
+                time.sleep(0.05)
+        self.stop()
+        raise ModelUnavailable(f"{self.spec.name}: the engine did not become ready in {timeout}s")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def resident_memory(self) -> int:
+        """Resident bytes of the engine process (0 once it has exited)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -1,0 +1,56 @@
+"""`create_app(settings)`: the depot's HTTP server (FastAPI)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from modeldepot import __version__
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from modeldepot.errors import DepotError
+from modeldepot.runtime.pool import RunnerPool
+from modeldepot.runtime.runner import Runner, RunnerSpec, find_llama_server
+from modeldepot.server import openai
+from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
+from modeldepot.server.state import ServerState
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    depot = Depot(settings)
+    log_dir = settings.home / "logs"
+
+    def launch(spec: RunnerSpec) -> Runner:
+        return Runner.start(spec, find_llama_server(settings), log_dir)
+
+    pool = RunnerPool(launch, budget=settings.memory_budget, keep_alive=settings.keep_alive)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
+        app.state.depot = ServerState(settings, depot, pool, client)
+        reaper = asyncio.create_task(pool.run_reaper())
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await pool.close()
+            await client.aclose()
+            depot.close()
+
+    app = FastAPI(title="modeldepot", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(DepotError, depot_error_handler)
+    app.include_router(openai.router)
+
+    @app.get("/health")
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "loaded": [vars(s) for s in pool.status()]}
+
+    return app

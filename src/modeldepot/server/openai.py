@@ -1,0 +1,213 @@
+"""The OpenAI-compatible API: `/v1/models`, `/v1/chat/completions`, `/v1/completions`.
+
+This is a translation layer in front of each model's engine, never a second inference path:
+a request is checked, its model resolved in the registry and loaded if needed, then passed to
+the engine; responses (and server-sent event streams) come back as the engine writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from modeldepot.errors import InvalidReference, ModelNotFound
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
+from modeldepot.server import tools
+from modeldepot.server.errors import APIError, error_body
+from modeldepot.server.state import ServerState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise APIError.bad_request(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError.bad_request("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise APIError.bad_request("`model` is required: a model name from GET /v1/models", "model")
+    return body
+
+
+async def _resolve(state: ServerState, model: str) -> ModelVersion:
+    try:
+        return await asyncio.to_thread(state.depot.show, model)
+    except (ModelNotFound, InvalidReference):
+        raise APIError.model_not_found(model) from None
+
+
+def _spec(state: ServerState, version: ModelVersion) -> RunnerSpec:
+    weights = [f for f in version.files if f.kind == "weights"]
+    if len(weights) != 1:
+        raise APIError.bad_request(f"{version.reference} has no single weights file to serve")
+    try:
+        return RunnerSpec.for_version(
+            version, state.depot.blobs.path(weights[0].digest), state.settings
+        )
+    except ModelUnavailable as exc:
+        raise APIError.bad_request(str(exc), "model_not_servable") from None
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    state: ServerState = request.app.state.depot
+    versions = await asyncio.to_thread(state.depot.versions)
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": str(v.reference),
+                "object": "model",
+                "created": int(v.created_at.timestamp()),
+                "owned_by": v.reference.namespace,
+            }
+            for v in versions
+            if v.info.format == "gguf"
+        ],
+    }
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    return await _forward(request, "/v1/chat/completions")
+
+
+def _check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise APIError.bad_request("`messages` must be a non-empty list", "messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise APIError.bad_request(f"`messages[{i}]` must be an object with a `role`")
+
+
+def _check_completion(body: dict[str, Any]) -> None:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str | list) or not prompt:
+        raise APIError.bad_request("`prompt` is required: a string or a list of them", "prompt")
+
+
+@router.post("/completions")
+async def completions(request: Request) -> Response:
+    return await _forward(request, "/v1/completions")
+
+
+async def _forward(request: Request, path: str) -> Response:
+    state: ServerState = request.app.state.depot
+    body = await _json_body(request)
+    chat = path.endswith("/chat/completions")
+    if chat:
+        _check_chat(body)
+    else:
+        _check_completion(body)
+    version = await _resolve(state, body["model"])
+    spec = _spec(state, version)
+    body["model"] = spec.name
+    if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
+        return await _generic_tools(state, spec, body)
+    if int(body.get("n") or 1) > 1 and not body.get("stream"):
+        return await _fan_out(state, spec, path, body)
+    stack = contextlib.AsyncExitStack()
+    try:
+        runner = await stack.enter_async_context(state.pool.use(spec))
+        upstream = await state.client.send(
+            state.client.build_request("POST", runner.base_url + path, json=body),
+            stream=True,
+        )
+        stack.push_async_callback(upstream.aclose)
+        if upstream.status_code != 200 or not body.get("stream"):
+            content = await upstream.aread()
+            await stack.aclose()
+            return Response(content, upstream.status_code, media_type="application/json")
+    except httpx.HTTPError as exc:
+        await stack.aclose()
+        return _engine_failed(spec, exc)
+    except BaseException:
+        await stack.aclose()
+        raise
+    return StreamingResponse(
+        _relay(upstream, stack, spec.name),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def _engine_failed(spec: RunnerSpec, exc: Exception) -> JSONResponse:
+    message = f"{spec.name}: the engine stopped answering ({exc!r})"
+    return JSONResponse(error_body(message, "server_error", "engine_failed"), status_code=503)
+
+
+async def _fan_out(
+    state: ServerState, spec: RunnerSpec, path: str, body: dict[str, Any]
+) -> Response:
+    """`n` choices as `n` requests the engine decodes together, so each choice's tokens are
+    counted in `usage` (the engine's own `n` reports only the first)."""
+    n = int(body["n"])
+    seed = body.get("seed")
+    bodies = [
+        {**body, "n": 1, **({"seed": seed + i} if isinstance(seed, int) else {})} for i in range(n)
+    ]
+    async with state.pool.use(spec) as runner:
+        try:
+            replies = await asyncio.gather(
+                *(state.client.post(runner.base_url + path, json=b) for b in bodies)
+            )
+        except httpx.HTTPError as exc:
+            return _engine_failed(spec, exc)
+    failed = next((r for r in replies if r.status_code != 200), None)
+    if failed is not None:
+        return Response(failed.content, failed.status_code, media_type="application/json")
+    answers = [r.json() for r in replies]
+    merged = answers[0]
+    merged["choices"] = [{**a["choices"][0], "index": i} for i, a in enumerate(answers)]
+    usage = merged.get("usage") or {}
+    for key in ("completion_tokens", "total_tokens"):
+        usage[key] = sum((a.get("usage") or {}).get(key, 0) for a in answers)
+    usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage["completion_tokens"]
+    return JSONResponse(merged)
+
+
+async def _generic_tools(state: ServerState, spec: RunnerSpec, body: dict[str, Any]) -> Response:
+    """Tool calling through a JSON schema, for templates without tools (see `tools`)."""
+    async with state.pool.use(spec) as runner:
+        try:
+            upstream = await state.client.post(
+                f"{runner.base_url}/v1/chat/completions", json=tools.encode_request(body)
+            )
+        except httpx.HTTPError as exc:
+            return _engine_failed(spec, exc)
+    if upstream.status_code != 200:
+        return Response(upstream.content, upstream.status_code, media_type="application/json")
+    answer = tools.decode_answer(upstream.json())
+    if body.get("stream"):
+        return StreamingResponse(tools.answer_chunks(answer), media_type="text/event-stream")
+    return JSONResponse(answer)
+
+
+async def _relay(
+    upstream: httpx.Response, stack: contextlib.AsyncExitStack, name: str
+) -> AsyncIterator[bytes]:
+    """Pass the engine's event stream through; if the engine dies mid-stream, end this
+    client's stream with an error event (other clients and the server carry on)."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        error = error_body(f"{name}: the engine failed mid-stream ({exc!r})", "server_error",
+                           "engine_failed")  # fmt: skip
+        yield f"data: {json.dumps(error)}\n\n".encode()
+    finally:
+        await stack.aclose()
