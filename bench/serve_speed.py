@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -135,6 +136,14 @@ def batched_bench(model: Path, threads: int, tokens: int, sizes: list[int]) -> d
     return rates
 
 
+def _engine_url(pid: int) -> str | None:
+    """The loopback address the engine process listens on (from its command line)."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    if b"--port" not in args:
+        return None
+    return f"http://127.0.0.1:{args[args.index(b'--port') + 1].decode()}"
+
+
 def shared_prefix_ttft(url: str, model: str) -> tuple[float, float]:
     system = " ".join(f"Rule {i}: answer politely and precisely." for i in range(120))
     times = []
@@ -156,6 +165,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--sizes", default="1,4,8")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     home = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -163,9 +173,6 @@ def main() -> None:
         version = depot.pull(args.model)
         weights = depot.blobs.path(next(f.digest for f in version.files if f.kind == "weights"))
     rows: list[tuple[str, str, str, str]] = []
-
-    raw_single = llama_bench(weights, args.threads, args.tokens)
-    raw_batched = batched_bench(weights, args.threads, args.tokens, sizes)
 
     port = free_port()
     env = {**os.environ, "DEPOT_HOME": str(home), "DEPOT_THREADS": str(args.threads),
@@ -175,8 +182,23 @@ def main() -> None:
     try:
         wait_http(f"{url}/health", depot_proc)
         asyncio.run(concurrent(url, args.model, 1, 8))  # load the model outside the timings
-        api: dict[int, list[Stream]] = {n: asyncio.run(concurrent(url, args.model, n, args.tokens))
-                                        for n in sizes}  # fmt: skip
+        engine_url = _engine_url(httpx.get(f"{url}/health").json()["loaded"][0]["pid"])
+        # Rounds interleave every contender, so the machine's noise falls on all alike.
+        directs, raws = [], []
+        decode: dict[int, list[float]] = {n: [] for n in sizes}
+        e2e: dict[int, list[float]] = {n: [] for n in sizes}
+        batched: dict[int, list[float]] = {n: [] for n in sizes}
+        for _ in range(args.rounds):
+            raws.append(llama_bench(weights, args.threads, args.tokens))
+            for n, rate in batched_bench(weights, args.threads, args.tokens, sizes).items():
+                batched[n].append(rate)
+            for n in sizes:
+                streams = asyncio.run(concurrent(url, args.model, n, args.tokens))
+                decode[n].append(decode_rate(streams))
+                e2e[n].append(end_to_end(streams))
+            if engine_url:
+                direct_streams = asyncio.run(concurrent(engine_url, args.model, 1, args.tokens))
+                directs.append(decode_rate(direct_streams))
         first, second = shared_prefix_ttft(url, args.model)
         sequential_start = time.perf_counter()
         for _ in range(4):
@@ -193,7 +215,9 @@ def main() -> None:
     port = free_port()
     peer_proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(weights),
                                   "--n_threads", str(args.threads), "--port", str(port),
-                                  "--n_ctx", str(args.tokens + 1200), "--model_alias", args.model],
+                                  "--n_ctx", str(args.tokens + 1200), "--model_alias", args.model,
+                                  # its default cuts running streams off when a new one arrives
+                                  "--interrupt_requests", "False"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", peer_proc)
@@ -207,17 +231,22 @@ def main() -> None:
         peer_proc.wait()
     shutil.rmtree(home, ignore_errors=True)
 
-    single = decode_rate(api[1])
+    raw_single = median(raws)
+    single = median(decode[1])
     raw = f"llama-bench tg{args.tokens}: {raw_single:.0f}"
     rows.append(("decode, 1 stream", f"{single:.0f}", raw, f"**{single / raw_single:.2f}x**"))
+    if directs:
+        engine = median(directs)
+        rows.append(("decode, 1 stream, client straight to the engine's own HTTP port",
+                     f"{engine:.0f}", raw, f"{engine / raw_single:.2f}x"))  # fmt: skip
     for n in sizes:
-        rate = decode_rate(api[n])
-        raw = raw_batched.get(n)
+        rate = median(decode[n])
+        ref = median(batched[n]) if batched[n] else None
         rows.append((f"aggregate decode, {n} streams", f"{rate:.0f}",
-                     f"llama-batched-bench S_TG: {raw:.0f}" if raw else "-",
-                     f"**{rate / raw:.2f}x**" if raw else "-"))  # fmt: skip
+                     f"llama-batched-bench S_TG: {ref:.0f}" if ref else "-",
+                     f"**{rate / ref:.2f}x**" if ref else "-"))  # fmt: skip
     for n in sizes:
-        mine = end_to_end(api[n])
+        mine = median(e2e[n])
         theirs = peer.get(n)
         rows.append((f"end to end, {n} streams", f"{mine:.0f}",
                      f"llama_cpp.server: {theirs:.0f}" if theirs else "not measured",
@@ -240,7 +269,8 @@ def main() -> None:
         f"## Serving speed: {args.model}",
         "",
         f"Command: `{command}` ({args.threads} threads, {args.tokens} tokens per stream, "
-        f"ignore_eos, temperature 0, {time.strftime('%Y-%m-%d')}). Rates in tokens/s.",
+        f"ignore_eos, temperature 0, median of {args.rounds} interleaved rounds, "
+        f"{time.strftime('%Y-%m-%d')}). Rates in tokens/s.",
         "",
         "| what | depot API | reference | ratio |",
         "| --- | ---: | --- | ---: |",
