@@ -40,6 +40,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "the login name of the current user",
     ),
     EnvVar(
+        "DEPOT_API_KEYS",
+        "API keys the server accepts besides those of `depot key create`: comma-separated "
+        "`SECRET` or `SECRET=PATTERN|PATTERN` (model name globs).",
+        "none: without any key the server is for local use and listens on loopback only",
+    ),
+    EnvVar(
         "DEPOT_LLAMA_SERVER",
         "Path of the llama.cpp `llama-server` program that runs GGUF models.",
         "llama-server beside the Python interpreter, else on PATH",
@@ -100,6 +106,7 @@ class Settings:
     """0 means one per core."""
     parallel: int = 4
     context: int = 4096
+    api_keys: str | None = None
 
     @property
     def memory_budget(self) -> int:
@@ -142,6 +149,7 @@ class Settings:
                 threads=int(env.get("DEPOT_THREADS") or 0),
                 parallel=int(env.get("DEPOT_PARALLEL") or 4),
                 context=int(env.get("DEPOT_CONTEXT") or 4096),
+                api_keys=env.get("DEPOT_API_KEYS") or None,
             )
         except ValueError as exc:
             raise UsageError(f"invalid setting in the environment: {exc}") from None

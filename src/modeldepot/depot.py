@@ -21,6 +21,7 @@ from modeldepot.formats import FormatRegistry, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
 from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink, ModelVersion, Registry
+from modeldepot.registry.keys import ApiKey, KeyStore
 from modeldepot.store import Blob, BlobStore, Descriptor, LayerKind, Manifest, ModelConfig, Progress
 from modeldepot.store.blobs import Readable
 from modeldepot.store.lock import StoreLock
@@ -178,6 +179,25 @@ class Depot:
 
     def remove(self, name: str) -> ModelVersion:
         return self.registry.remove(Reference.parse(name), actor=self.settings.actor)
+
+    # -- API keys --------------------------------------------------------------------------
+
+    @property
+    def keys(self) -> KeyStore:
+        return KeyStore(self.registry.engine)
+
+    def create_key(
+        self, name: str, *, models: str = "*", rpm: int | None = None, tpd: int | None = None,
+        private: bool = False,
+    ) -> tuple[ApiKey, str]:  # fmt: skip
+        created, secret = self.keys.create(name, models=models, rpm=rpm, tpd=tpd, private=private)
+        details = {"models": models, "rpm": rpm, "tpd": tpd, "private": private}
+        self.registry.add_event(self.settings.actor, "key.create", name, details)
+        return created, secret
+
+    def revoke_key(self, name: str) -> None:
+        self.keys.revoke(name)
+        self.registry.add_event(self.settings.actor, "key.revoke", name, {})
 
     # -- housekeeping ----------------------------------------------------------------------
 

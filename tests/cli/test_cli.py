@@ -111,3 +111,22 @@ def test_pull_smollm2_and_show(depot_cli) -> None:  # type: ignore[no-untyped-de
     assert weights["size"] == 98_362_432
     again = depot_cli("pull", "smollm2", "--json")
     assert json.loads(again.output)["digest"] == shown["digest"]
+
+
+def test_serve_refuses_other_hosts_without_keys(depot_cli) -> None:  # type: ignore[no-untyped-def]
+    result = depot_cli("serve", "--host", "0.0.0.0")
+    assert result.exit_code == 2
+    assert "local use only" in result.output
+
+
+def test_key_create_list_revoke(depot_cli) -> None:  # type: ignore[no-untyped-def]
+    created = depot_cli("key", "create", "ci", "--models", "smollm2*", "--rpm", "10")
+    assert created.exit_code == 0
+    secret = created.stdout.strip()
+    assert secret.startswith("md-") and len(secret) > 30
+    listed = json.loads(depot_cli("key", "list", "--json").output)
+    assert [(k["name"], k["models"], k["rpm"]) for k in listed] == [("ci", "smollm2*", 10)]
+    assert secret not in depot_cli("key", "list").output
+    assert depot_cli("key", "create", "ci").exit_code == 1  # the name is taken
+    assert depot_cli("key", "revoke", "ci").exit_code == 0
+    assert depot_cli("key", "revoke", "ci").exit_code == 1

@@ -33,10 +33,11 @@ def serve(depot: Depot, host: str, port: int) -> None:
 
     from modeldepot.server import create_app
 
-    if not _is_loopback(host):
+    has_keys = bool(depot.settings.api_keys) or depot.keys.any_active()
+    if not _is_loopback(host) and not has_keys:
         raise UsageError(
             f"refusing to listen on {host}: without API keys the server is for local use "
-            "only (loopback addresses)"
+            "only; create one with `depot key create NAME` or set DEPOT_API_KEYS"
         )
     stderr.print(f"serving on http://{host}:{port}/v1 (Ctrl-C stops)")
     uvicorn.run(create_app(depot.settings), host=host, port=port, log_level="warning")

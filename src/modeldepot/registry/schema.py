@@ -9,13 +9,24 @@ compares the two so they never drift apart.
     files     the layers of a manifest
     lineage   base model, adapter, dataset, quantised-from ... of a manifest
     events    who did what, when
+    api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["events", "files", "lineage", "manifests", "metadata", "models", "tags", "versions"]
+__all__ = [
+    "api_keys",
+    "events",
+    "files",
+    "lineage",
+    "manifests",
+    "metadata",
+    "models",
+    "tags",
+    "versions",
+]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -107,4 +118,19 @@ events = sa.Table(
     sa.Column("action", sa.String(64), nullable=False, index=True),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("models", sa.Text, nullable=False),
+    sa.Column("rpm", sa.Integer),
+    sa.Column("tpd", sa.BigInteger),
+    sa.Column("private", sa.Boolean, nullable=False),
+    sa.Column("created_at", _NOW, nullable=False),
+    sa.Column("revoked_at", _NOW),
 )

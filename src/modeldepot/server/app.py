@@ -7,16 +7,20 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modeldepot import __version__
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
+from modeldepot.registry.keys import KeyStore, keys_from_env
 from modeldepot.runtime.pool import RunnerPool
 from modeldepot.runtime.runner import Runner, RunnerSpec, find_llama_server
 from modeldepot.server import openai
+from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
+from modeldepot.server.metrics import Metrics
 from modeldepot.server.state import ServerState
 
 __all__ = ["create_app"]
@@ -30,11 +34,13 @@ def create_app(settings: Settings) -> FastAPI:
         return Runner.start(spec, find_llama_server(settings), log_dir)
 
     pool = RunnerPool(launch, budget=settings.memory_budget, keep_alive=settings.keep_alive)
+    metrics = Metrics(pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
-        app.state.depot = ServerState(settings, depot, pool, client)
+        gate = Gatekeeper(keys_from_env(settings.api_keys), KeyStore(depot.registry.engine))
+        app.state.depot = ServerState(settings, depot, pool, client, gate, metrics)
         reaper = asyncio.create_task(pool.run_reaper())
         try:
             yield
@@ -48,6 +54,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(DepotError, depot_error_handler)
     app.include_router(openai.router)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
     async def health() -> dict[str, object]:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry import ModelVersion
@@ -23,6 +24,7 @@ from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server import tools
 from modeldepot.server.errors import APIError, error_body
 from modeldepot.server.state import ServerState
+from modeldepot.server.usage import Accounting
 
 __all__ = ["router"]
 
@@ -64,7 +66,9 @@ def _spec(state: ServerState, version: ModelVersion) -> RunnerSpec:
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.depot
-    versions = await asyncio.to_thread(state.depot.versions)
+    key = await state.gate.authenticate(request)
+    versions = [v for v in await asyncio.to_thread(state.depot.versions)
+                if key.allows(str(v.reference))]  # fmt: skip
     return {
         "object": "list",
         "data": [
@@ -107,6 +111,7 @@ async def completions(request: Request) -> Response:
 
 async def _forward(request: Request, path: str) -> Response:
     state: ServerState = request.app.state.depot
+    key = await state.gate.authenticate(request)
     body = await _json_body(request)
     chat = path.endswith("/chat/completions")
     if chat:
@@ -114,12 +119,25 @@ async def _forward(request: Request, path: str) -> Response:
     else:
         _check_completion(body)
     version = await _resolve(state, body["model"])
+    state.gate.authorize(key, str(version.reference))
     spec = _spec(state, version)
+    state.gate.admit(key)
     body["model"] = spec.name
+    account = Accounting(state, key, spec.name, path)
     if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
-        return await _generic_tools(state, spec, body)
-    if int(body.get("n") or 1) > 1 and not body.get("stream"):
-        return await _fan_out(state, spec, path, body)
+        response = await _generic_tools(state, spec, body, account)
+    elif int(body.get("n") or 1) > 1 and not body.get("stream"):
+        response = await _fan_out(state, spec, path, body, account)
+    else:
+        response = await _pass_through(state, spec, path, body, account)
+    account.status = response.status_code
+    response.background = BackgroundTask(account.finish)
+    return response
+
+
+async def _pass_through(
+    state: ServerState, spec: RunnerSpec, path: str, body: dict[str, Any], account: Accounting
+) -> Response:
     stack = contextlib.AsyncExitStack()
     try:
         runner = await stack.enter_async_context(state.pool.use(spec))
@@ -131,6 +149,8 @@ async def _forward(request: Request, path: str) -> Response:
         if upstream.status_code != 200 or not body.get("stream"):
             content = await upstream.aread()
             await stack.aclose()
+            if upstream.status_code == 200:
+                account.read_body(json.loads(content))
             return Response(content, upstream.status_code, media_type="application/json")
     except httpx.HTTPError as exc:
         await stack.aclose()
@@ -139,7 +159,7 @@ async def _forward(request: Request, path: str) -> Response:
         await stack.aclose()
         raise
     return StreamingResponse(
-        _relay(upstream, stack, spec.name),
+        _relay(upstream, stack, spec.name, account),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -151,7 +171,7 @@ def _engine_failed(spec: RunnerSpec, exc: Exception) -> JSONResponse:
 
 
 async def _fan_out(
-    state: ServerState, spec: RunnerSpec, path: str, body: dict[str, Any]
+    state: ServerState, spec: RunnerSpec, path: str, body: dict[str, Any], account: Accounting
 ) -> Response:
     """`n` choices as `n` requests the engine decodes together, so each choice's tokens are
     counted in `usage` (the engine's own `n` reports only the first)."""
@@ -177,10 +197,13 @@ async def _fan_out(
     for key in ("completion_tokens", "total_tokens"):
         usage[key] = sum((a.get("usage") or {}).get(key, 0) for a in answers)
     usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage["completion_tokens"]
+    account.read_body({"usage": usage})
     return JSONResponse(merged)
 
 
-async def _generic_tools(state: ServerState, spec: RunnerSpec, body: dict[str, Any]) -> Response:
+async def _generic_tools(
+    state: ServerState, spec: RunnerSpec, body: dict[str, Any], account: Accounting
+) -> Response:
     """Tool calling through a JSON schema, for templates without tools (see `tools`)."""
     async with state.pool.use(spec) as runner:
         try:
@@ -192,22 +215,26 @@ async def _generic_tools(state: ServerState, spec: RunnerSpec, body: dict[str, A
     if upstream.status_code != 200:
         return Response(upstream.content, upstream.status_code, media_type="application/json")
     answer = tools.decode_answer(upstream.json())
+    account.read_body(answer)
     if body.get("stream"):
         return StreamingResponse(tools.answer_chunks(answer), media_type="text/event-stream")
     return JSONResponse(answer)
 
 
 async def _relay(
-    upstream: httpx.Response, stack: contextlib.AsyncExitStack, name: str
+    upstream: httpx.Response, stack: contextlib.AsyncExitStack, name: str, account: Accounting
 ) -> AsyncIterator[bytes]:
     """Pass the engine's event stream through; if the engine dies mid-stream, end this
     client's stream with an error event (other clients and the server carry on)."""
     try:
         async for chunk in upstream.aiter_raw():
+            account.chunk(chunk)
             yield chunk
+        account.end_of_stream()
     except httpx.HTTPError as exc:
         error = error_body(f"{name}: the engine failed mid-stream ({exc!r})", "server_error",
                            "engine_failed")  # fmt: skip
         yield f"data: {json.dumps(error)}\n\n".encode()
+        account.status = 503
     finally:
         await stack.aclose()

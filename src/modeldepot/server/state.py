@@ -9,6 +9,8 @@ import httpx
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.runtime.pool import RunnerPool
+from modeldepot.server.auth import Gatekeeper
+from modeldepot.server.metrics import Metrics
 
 __all__ = ["ServerState"]
 
@@ -19,3 +21,5 @@ class ServerState:
     depot: Depot
     pool: RunnerPool
     client: httpx.AsyncClient
+    gate: Gatekeeper
+    metrics: Metrics

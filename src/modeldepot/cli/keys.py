@@ -1,0 +1,63 @@
+"""`depot key create|list|revoke`: API keys of the HTTP server."""
+
+from __future__ import annotations
+
+import click
+
+from modeldepot.cli.app import app, pass_depot
+from modeldepot.cli.render import print_json, stderr, stdout
+from modeldepot.depot import Depot
+
+__all__: list[str] = []
+
+
+@app.group()
+def key() -> None:
+    """API keys: who may call `depot serve`, for which models, how much."""
+
+
+@key.command("create")
+@click.argument("name")
+@click.option(
+    "--models",
+    default="*",
+    show_default=True,
+    help="Comma-separated globs of model names the key may use, e.g. 'smollm2*'.",
+)
+@click.option("--rpm", type=int, help="Requests per minute allowed.")
+@click.option("--tpd", type=int, help="Tokens (prompt + completion) per day allowed.")
+@click.option("--private", is_flag=True, help="Requests with this key never reach remote models.")
+@pass_depot
+def create(depot: Depot, name: str, models: str, rpm: int | None, tpd: int | None,
+           private: bool) -> None:  # fmt: skip
+    """Create a key; its secret is printed once, only its hash is stored."""
+    created, secret = depot.create_key(name, models=models, rpm=rpm, tpd=tpd, private=private)
+    stderr.print(f"key {created.name!r} for models {created.models!r}; keep the secret now:")
+    stdout.out(secret)
+
+
+@key.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def list_(depot: Depot, as_json: bool) -> None:
+    """List keys (never their secrets)."""
+    keys = depot.keys.all()
+    if as_json:
+        print_json([vars(k) for k in keys])
+        return
+    for k in keys:
+        state = "revoked" if k.revoked_at else "active"
+        limits = ", ".join(
+            part for part in (f"{k.rpm} rpm" if k.rpm else "", f"{k.tpd} tokens/day" if k.tpd
+                              else "", "private" if k.private else "") if part
+        )  # fmt: skip
+        stdout.print(f"{k.name}  {k.prefix}...  {k.models}  {state}  {limits}", markup=False)
+
+
+@key.command("revoke")
+@click.argument("name")
+@pass_depot
+def revoke(depot: Depot, name: str) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    depot.revoke_key(name)
+    stdout.print(f"revoked {name}")

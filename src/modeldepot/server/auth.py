@@ -1,0 +1,105 @@
+"""Who may call the API: API keys, their model scopes, and their quotas.
+
+With no key configured (neither `DEPOT_API_KEYS` nor `depot key create`) the server is for
+local use: every request is let in and `depot serve` listens on loopback only. Once a key
+exists, every request must carry one (`Authorization: Bearer <key>`): a missing or wrong key is
+401, a model outside the key's scope 403, requests past its requests-per-minute or
+tokens-per-day quota 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from modeldepot.registry.keys import ApiKey, KeyStore, hash_secret
+from modeldepot.server.errors import APIError
+
+__all__ = ["LOCAL", "Gatekeeper"]
+
+LOCAL = ApiKey("local", "", "*")
+"""The caller when no key is configured."""
+_DAY = 86400.0
+
+
+@dataclass
+class _Usage:
+    minute: deque[float] = field(default_factory=deque)
+    day: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def tokens_today(self, now: float) -> int:
+        while self.day and now - self.day[0][0] > _DAY:
+            self.day.popleft()
+        return sum(n for _, n in self.day)
+
+
+class Gatekeeper:
+    def __init__(self, env_keys: dict[str, ApiKey], store: KeyStore, cache_seconds: float = 2.0):
+        self.env_keys = env_keys
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._enabled: tuple[float, bool] = (0.0, False)
+        self._usage: dict[str, _Usage] = defaultdict(_Usage)
+
+    async def enabled(self) -> bool:
+        if self.env_keys:
+            return True
+        checked, value = self._enabled
+        if time.monotonic() - checked > self.cache_seconds:
+            value = await asyncio.to_thread(self.store.any_active)
+            self._enabled = (time.monotonic(), value)
+        return value
+
+    async def authenticate(self, request: Request) -> ApiKey:
+        if not await self.enabled():
+            return LOCAL
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise APIError(401, "an API key is required: send `Authorization: Bearer <key>`",
+                           "invalid_request_error", "missing_api_key")  # fmt: skip
+        key = await self._lookup(secret.strip())
+        if key is None:
+            raise APIError(401, "incorrect API key provided", "invalid_request_error",
+                           "invalid_api_key")  # fmt: skip
+        return key
+
+    async def _lookup(self, secret: str) -> ApiKey | None:
+        digest = hash_secret(secret)
+        if digest in self.env_keys:
+            return self.env_keys[digest]
+        cached = self._cache.get(digest)
+        if cached and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        key = await asyncio.to_thread(self.store.lookup, secret)
+        self._cache[digest] = (time.monotonic(), key)
+        return key
+
+    def authorize(self, key: ApiKey, model: str) -> None:
+        if not key.allows(model):
+            raise APIError(403, f"the API key {key.name!r} may not use {model}",
+                           "permission_error", "model_not_allowed")  # fmt: skip
+
+    def admit(self, key: ApiKey) -> None:
+        """Count one request against the key's quotas, or refuse it (429)."""
+        usage = self._usage[key.name]
+        now = time.monotonic()
+        while usage.minute and now - usage.minute[0] > 60:
+            usage.minute.popleft()
+        if key.rpm is not None and len(usage.minute) >= key.rpm:
+            raise APIError(429, f"rate limit of {key.rpm} requests per minute reached for key "
+                           f"{key.name!r}; retry in a minute", "rate_limit_error",
+                           "rate_limit_exceeded")  # fmt: skip
+        if key.tpd is not None and usage.tokens_today(now) >= key.tpd:
+            raise APIError(429, f"quota of {key.tpd} tokens per day used up for key {key.name!r}",
+                           "insufficient_quota", "insufficient_quota")  # fmt: skip
+        usage.minute.append(now)
+
+    def spend(self, key: ApiKey, tokens: int) -> None:
+        if tokens:
+            self._usage[key.name].day.append((time.monotonic(), tokens))

@@ -1,0 +1,76 @@
+"""Per-request accounting: tokens, time to first token, decode speed; recorded in the
+metrics, against the key's quota, and as a `request` event in the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldepot.registry.keys import ApiKey
+from modeldepot.server.state import ServerState
+
+__all__ = ["Accounting"]
+
+
+@dataclass
+class Accounting:
+    state: ServerState
+    key: ApiKey
+    model: str
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    first: float | None = None
+    status: int = 200
+    prompt: int = 0
+    completion: int = 0
+    decode_rate: float | None = None
+    upstream: str = "local"
+    _tail: bytes = b""
+
+    def chunk(self, data: bytes) -> None:
+        """A piece of a stream went to the client."""
+        if self.first is None:
+            self.first = time.perf_counter()
+        self._tail = (self._tail + data)[-32768:]
+
+    def read_body(self, body: dict[str, Any]) -> None:
+        usage = body.get("usage") or {}
+        timings = body.get("timings") or {}
+        self.prompt = int(usage.get("prompt_tokens") or timings.get("prompt_n") or 0)
+        self.completion = int(usage.get("completion_tokens") or timings.get("predicted_n") or 0)
+        rate = timings.get("predicted_per_second")
+        self.decode_rate = float(rate) if rate else None
+
+    def end_of_stream(self) -> None:
+        """Find the engine's closing usage or timings in the last events of the stream."""
+        for line in reversed(self._tail.split(b"\n")):
+            if line.startswith(b"data: {") and (b'"usage"' in line or b'"timings"' in line):
+                try:
+                    self.read_body(json.loads(line[6:]))
+                except json.JSONDecodeError:
+                    continue
+                return
+
+    async def finish(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        ttft = self.first - self.started if self.first is not None else None
+        self.state.metrics.observe(self.model, self.endpoint, self.status, self.prompt,
+                                   self.completion, ttft, self.decode_rate)  # fmt: skip
+        self.state.gate.spend(self.key, self.prompt + self.completion)
+        details = {
+            "key": self.key.name,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "latency_ms": round(elapsed * 1000, 1),
+            "upstream": self.upstream,
+        }
+        if ttft is not None:
+            details["ttft_ms"] = round(ttft * 1000, 1)
+        await asyncio.to_thread(
+            self.state.depot.registry.add_event, self.key.name, "request", self.model, details
+        )

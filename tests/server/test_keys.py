@@ -1,0 +1,134 @@
+"""API keys, scopes, quotas, usage events and metrics against a real `depot serve`."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from server.conftest import DEPOT, start_server
+
+pytestmark = pytest.mark.slow
+CHAT = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    home = tmp_path_factory.mktemp("keyed") / "depot"
+    secrets = {}
+    with Depot(Settings(home=home, user="admin")) as depot:
+        depot.pull("smollm2")
+        for name, options in {
+            "team": {"models": "smollm2*"},
+            "limited": {"models": "smollm2", "rpm": 2},
+            "small": {"tpd": 5},
+            "other": {"models": "gemma*"},
+            "doomed": {},
+        }.items():
+            _, secrets[name] = depot.create_key(name, **options)  # type: ignore[arg-type]
+    proc, url = start_server(home, DEPOT_API_KEYS="env-secret-1=smollm2*", DEPOT_CONTEXT="1024")
+    yield url, home, secrets
+    proc.terminate()
+    proc.wait(30)
+
+
+def _client(url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+
+
+def _chat(url: str, key: str) -> openai.types.chat.ChatCompletion:
+    return _client(url, key).chat.completions.create(model="smollm2", messages=CHAT, max_tokens=2)
+
+
+def test_missing_or_wrong_key_is_401(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, _, _ = keyed
+    response = httpx.post(f"{url}/v1/chat/completions", json={"model": "smollm2", "messages": CHAT})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "missing_api_key"
+    with pytest.raises(openai.AuthenticationError) as caught:
+        _chat(url, "md-not-a-key")
+    assert caught.value.body["code"] == "invalid_api_key"  # type: ignore[index]
+
+
+def test_store_and_environment_keys_work(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, _, secrets = keyed
+    assert _chat(url, secrets["team"]).choices[0].message.content is not None
+    assert _chat(url, "env-secret-1").choices
+    assert {m.id for m in _client(url, secrets["team"]).models.list()} >= {"smollm2:latest"}
+
+
+def test_scope_limits_models(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, _, secrets = keyed
+    with pytest.raises(openai.PermissionDeniedError):
+        _chat(url, secrets["other"])
+    assert list(_client(url, secrets["other"]).models.list()) == []
+
+
+def test_requests_per_minute(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, _, secrets = keyed
+    _chat(url, secrets["limited"])
+    _chat(url, secrets["limited"])
+    with pytest.raises(openai.RateLimitError) as caught:
+        _chat(url, secrets["limited"])
+    assert caught.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+
+
+def test_tokens_per_day(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, _, secrets = keyed
+    _chat(url, secrets["small"])  # spends more than its 5 tokens
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            _chat(url, secrets["small"])
+        except openai.RateLimitError as exc:
+            assert exc.body["code"] == "insufficient_quota"  # type: ignore[index]
+            return
+        time.sleep(0.1)
+    pytest.fail("the tokens-per-day quota was never enforced")
+
+
+def test_revoked_key_is_refused(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, home, secrets = keyed
+    assert _chat(url, secrets["doomed"]).choices
+    subprocess.run([*DEPOT, "key", "revoke", "doomed"], check=True,
+                   env={"DEPOT_HOME": str(home), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            _chat(url, secrets["doomed"])
+        except openai.AuthenticationError:
+            return
+        time.sleep(0.2)
+    pytest.fail("a revoked key was still accepted")
+
+
+def test_usage_events_and_metrics(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    url, home, secrets = keyed
+    reply = _chat(url, secrets["team"])
+    stream = _client(url, secrets["team"]).chat.completions.create(
+        model="smollm2", messages=CHAT, max_tokens=3, stream=True
+    )
+    assert list(stream)
+    time.sleep(0.5)  # usage is recorded after the response is sent
+    with Depot(Settings(home=home)) as depot:
+        events = [e for e in depot.registry.events() if e.action == "request"]
+    mine = [e for e in events if e.details["key"] == "team"]
+    assert len(mine) >= 2
+    assert any(e.details["completion_tokens"] == reply.usage.completion_tokens for e in mine)  # type: ignore[union-attr]
+    assert all(e.details["prompt_tokens"] > 0 and e.details["latency_ms"] > 0 for e in mine)
+    assert any("ttft_ms" in e.details for e in mine)  # the streamed one
+    text = httpx.get(f"{url}/metrics").text
+    assert (
+        'depot_requests_total{endpoint="/v1/chat/completions",model="smollm2:latest",status="200"}'
+        in text
+    )
+    assert 'depot_tokens_total{kind="completion",model="smollm2:latest"}' in text
+    assert "depot_loaded_models 1.0" in text
+    assert "depot_time_to_first_token_seconds_count" in text
