@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modeldepot.errors import UsageError
 
-__all__ = ["ENVIRONMENT", "EnvVar", "Settings"]
+__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "secret_from_env"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4096",
     ),
 )
+
+
+def secret_from_env(name: str | None) -> str | None:
+    """The value of a variable the user named to hold a secret (a remote model's API key)."""
+    return os.environ.get(name) if name else None
 
 
 def _parse_size(text: str) -> int:

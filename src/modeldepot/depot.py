@@ -21,6 +21,7 @@ from modeldepot.formats import FormatRegistry, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
 from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink, ModelVersion, Registry
+from modeldepot.registry.gateway import Alias, GatewayStore, Remote
 from modeldepot.registry.keys import ApiKey, KeyStore
 from modeldepot.store import Blob, BlobStore, Descriptor, LayerKind, Manifest, ModelConfig, Progress
 from modeldepot.store.blobs import Readable
@@ -198,6 +199,31 @@ class Depot:
     def revoke_key(self, name: str) -> None:
         self.keys.revoke(name)
         self.registry.add_event(self.settings.actor, "key.revoke", name, {})
+
+    # -- gateway ---------------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> GatewayStore:
+        return GatewayStore(self.registry.engine)
+
+    def add_remote(self, remote: Remote) -> Remote:
+        added = self.gateway.add_remote(remote)
+        details = {"base_url": remote.base_url, "model": remote.upstream_model}
+        self.registry.add_event(self.settings.actor, "remote.add", remote.name, details)
+        return added
+
+    def remove_remote(self, name: str) -> None:
+        self.gateway.remove_remote(name)
+        self.registry.add_event(self.settings.actor, "remote.remove", name, {})
+
+    def set_alias(self, name: str, targets: list[str]) -> Alias:
+        made = self.gateway.set_alias(name, targets)
+        self.registry.add_event(self.settings.actor, "alias.set", name, {"targets": targets})
+        return made
+
+    def remove_alias(self, name: str) -> None:
+        self.gateway.remove_alias(name)
+        self.registry.add_event(self.settings.actor, "alias.remove", name, {})
 
     # -- housekeeping ----------------------------------------------------------------------
 

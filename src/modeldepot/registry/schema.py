@@ -10,6 +10,8 @@ compares the two so they never drift apart.
     lineage   base model, adapter, dataset, quantised-from ... of a manifest
     events    who did what, when
     api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
+    remotes   OpenAI-compatible models elsewhere (a proprietary API, another depot)
+    aliases   a name served by the first of its targets that answers
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "aliases",
     "api_keys",
     "events",
     "files",
@@ -24,6 +27,7 @@ __all__ = [
     "manifests",
     "metadata",
     "models",
+    "remotes",
     "tags",
     "versions",
 ]
@@ -133,4 +137,24 @@ api_keys = sa.Table(
     sa.Column("private", sa.Boolean, nullable=False),
     sa.Column("created_at", _NOW, nullable=False),
     sa.Column("revoked_at", _NOW),
+)
+
+remotes = sa.Table(
+    "remotes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("base_url", sa.Text, nullable=False),
+    sa.Column("api_key_env", sa.String(128)),
+    sa.Column("upstream_model", sa.String(256), nullable=False),
+    sa.Column("created_at", _NOW, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("updated_at", _NOW, nullable=False),
 )

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from modeldepot.errors import InvalidReference, ModelNotFound
+from modeldepot.config import secret_from_env
 from modeldepot.registry import ModelVersion
+from modeldepot.registry.gateway import GatewayStore, Remote
 from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
-from modeldepot.server import tools
+from modeldepot.server import routing, tools
 from modeldepot.server.errors import APIError, error_body
 from modeldepot.server.state import ServerState
 from modeldepot.server.usage import Accounting
@@ -44,13 +45,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _resolve(state: ServerState, model: str) -> ModelVersion:
-    try:
-        return await asyncio.to_thread(state.depot.show, model)
-    except (ModelNotFound, InvalidReference):
-        raise APIError.model_not_found(model) from None
-
-
 def _spec(state: ServerState, version: ModelVersion) -> RunnerSpec:
     weights = [f for f in version.files if f.kind == "weights"]
     if len(weights) != 1:
@@ -67,19 +61,23 @@ def _spec(state: ServerState, version: ModelVersion) -> RunnerSpec:
 async def list_models(request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
-    versions = [v for v in await asyncio.to_thread(state.depot.versions)
-                if key.allows(str(v.reference))]  # fmt: skip
+    gateway = GatewayStore(state.depot.registry.engine)
+    versions = await asyncio.to_thread(state.depot.versions)
+    remotes = await asyncio.to_thread(gateway.remotes)
+    aliases = await asyncio.to_thread(gateway.aliases)
+    entries = [
+        (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace)
+        for v in versions
+        if v.info.format == "gguf"
+    ]
+    entries += [(r.name, 0, "remote") for r in remotes]
+    entries += [(a.name, 0, "alias") for a in aliases]
     return {
         "object": "list",
         "data": [
-            {
-                "id": str(v.reference),
-                "object": "model",
-                "created": int(v.created_at.timestamp()),
-                "owned_by": v.reference.namespace,
-            }
-            for v in versions
-            if v.info.format == "gguf"
+            {"id": name, "object": "model", "created": created, "owned_by": owner}
+            for name, created, owner in entries
+            if key.allows(name)
         ],
     }
 
@@ -118,32 +116,98 @@ async def _forward(request: Request, path: str) -> Response:
         _check_chat(body)
     else:
         _check_completion(body)
-    version = await _resolve(state, body["model"])
-    state.gate.authorize(key, str(version.reference))
-    spec = _spec(state, version)
+    metadata = body.get("metadata")
+    private = key.private or (isinstance(metadata, dict) and metadata.get("private") is True)
+    targets = await routing.targets_for(state, body["model"], private=private)
+    state.gate.authorize(key, body["model"] if len(targets) > 1 else targets[0].name)
     state.gate.admit(key)
-    body["model"] = spec.name
-    account = Accounting(state, key, spec.name, path)
-    if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
-        response = await _generic_tools(state, spec, body, account)
-    elif int(body.get("n") or 1) > 1 and not body.get("stream"):
-        response = await _fan_out(state, spec, path, body, account)
-    else:
-        response = await _pass_through(state, spec, path, body, account)
-    account.status = response.status_code
-    response.background = BackgroundTask(account.finish)
+    response: Response | None = None
+    for i, target in enumerate(targets):
+        account = Accounting(state, key, target.name, path, upstream=target.name)
+        try:
+            if target.remote is not None:
+                response = await _remote(state, target.remote, path, body, account)
+            else:
+                assert target.version is not None
+                response = await _local(state, target.version, path, dict(body), account)
+        except ModelUnavailable as exc:
+            response = JSONResponse(error_body(str(exc), "server_error", "model_unavailable"), 503)
+        account.status = response.status_code
+        response.background = BackgroundTask(account.finish)
+        response.headers["x-depot-upstream"] = target.name
+        retryable = response.status_code == 429 or response.status_code >= 500
+        if not retryable or i == len(targets) - 1:
+            return response
+        await _discard(response)
+    assert response is not None
     return response
 
 
-async def _pass_through(
-    state: ServerState, spec: RunnerSpec, path: str, body: dict[str, Any], account: Accounting
+async def _discard(response: Response) -> None:
+    """Close a failed attempt before falling back to the next target."""
+    if isinstance(response, StreamingResponse):
+        iterator = response.body_iterator
+        if hasattr(iterator, "aclose"):
+            await iterator.aclose()
+    if response.background is not None:
+        await response.background()
+
+
+async def _local(
+    state: ServerState, version: ModelVersion, path: str, body: dict[str, Any], account: Accounting
 ) -> Response:
+    spec = _spec(state, version)
+    body["model"] = spec.name
+    body.pop("metadata", None)
+    chat = path.endswith("/chat/completions")
+    if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
+        return await _generic_tools(state, spec, body, account)
+    if int(body.get("n") or 1) > 1 and not body.get("stream"):
+        return await _fan_out(state, spec, path, body, account)
     stack = contextlib.AsyncExitStack()
     try:
         runner = await stack.enter_async_context(state.pool.use(spec))
+    except BaseException:
+        await stack.aclose()
+        raise
+    return await _send(state, runner.base_url + path, body, account, spec.name, stack)
+
+
+async def _remote(
+    state: ServerState, remote: Remote, path: str, body: dict[str, Any], account: Accounting
+) -> Response:
+    """Pass a request to a remote OpenAI-compatible model (its key from its variable)."""
+    upstream_body = {k: v for k, v in body.items() if k != "metadata"}
+    upstream_body["model"] = remote.upstream_model
+    headers = {}
+    secret = secret_from_env(remote.api_key_env)
+    if secret:
+        headers["Authorization"] = f"Bearer {secret}"
+    url = remote.base_url + path.removeprefix("/v1")
+    response = await _send(state, url, upstream_body, account, remote.name,
+                           contextlib.AsyncExitStack(), headers)  # fmt: skip
+    if response.status_code in (401, 403):  # the depot's credentials, not the client's
+        await _discard(response)
+        where = f" (check ${remote.api_key_env})" if remote.api_key_env else ""
+        message = f"the remote model {remote.name} refused the depot's credentials{where}"
+        return JSONResponse(error_body(message, "server_error", "upstream_auth"), 502)
+    return response
+
+
+async def _send(
+    state: ServerState,
+    url: str,
+    body: dict[str, Any],
+    account: Accounting,
+    name: str,
+    stack: contextlib.AsyncExitStack,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Send `body` to `url` and hand back the answer, relaying a stream as it comes; `stack`
+    holds what must stay open while it streams (the engine, the upstream response)."""
+    try:
         upstream = await state.client.send(
-            state.client.build_request("POST", runner.base_url + path, json=body),
-            stream=True,
+            state.client.build_request("POST", url, json=body, headers=headers), stream=True
         )
         stack.push_async_callback(upstream.aclose)
         if upstream.status_code != 200 or not body.get("stream"):
@@ -154,19 +218,19 @@ async def _pass_through(
             return Response(content, upstream.status_code, media_type="application/json")
     except httpx.HTTPError as exc:
         await stack.aclose()
-        return _engine_failed(spec, exc)
+        return _engine_failed(name, exc)
     except BaseException:
         await stack.aclose()
         raise
     return StreamingResponse(
-        _relay(upstream, stack, spec.name, account),
+        _relay(upstream, stack, name, account),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
 
 
-def _engine_failed(spec: RunnerSpec, exc: Exception) -> JSONResponse:
-    message = f"{spec.name}: the engine stopped answering ({exc!r})"
+def _engine_failed(name: str, exc: Exception) -> JSONResponse:
+    message = f"{name}: no answer ({exc!r})"
     return JSONResponse(error_body(message, "server_error", "engine_failed"), status_code=503)
 
 
@@ -186,7 +250,7 @@ async def _fan_out(
                 *(state.client.post(runner.base_url + path, json=b) for b in bodies)
             )
         except httpx.HTTPError as exc:
-            return _engine_failed(spec, exc)
+            return _engine_failed(spec.name, exc)
     failed = next((r for r in replies if r.status_code != 200), None)
     if failed is not None:
         return Response(failed.content, failed.status_code, media_type="application/json")
@@ -211,7 +275,7 @@ async def _generic_tools(
                 f"{runner.base_url}/v1/chat/completions", json=tools.encode_request(body)
             )
         except httpx.HTTPError as exc:
-            return _engine_failed(spec, exc)
+            return _engine_failed(spec.name, exc)
     if upstream.status_code != 200:
         return Response(upstream.content, upstream.status_code, media_type="application/json")
     answer = tools.decode_answer(upstream.json())

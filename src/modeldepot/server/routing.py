@@ -1,0 +1,58 @@
+"""Which model answers a request: a local model, a remote one, or the targets of an alias in
+order; and the rule that a private request never leaves the machine."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from modeldepot.errors import InvalidReference, ModelNotFound
+from modeldepot.registry import ModelVersion
+from modeldepot.registry.gateway import GatewayStore, Remote
+from modeldepot.server.errors import APIError
+from modeldepot.server.state import ServerState
+
+__all__ = ["Target", "targets_for"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    version: ModelVersion | None = None
+    remote: Remote | None = None
+
+
+async def targets_for(state: ServerState, model: str, *, private: bool) -> list[Target]:
+    """The models to try for `model`, in order (404 when there is none, 403 when the only
+    ones are remote and the request is private)."""
+    gateway = GatewayStore(state.depot.registry.engine)
+    alias = await asyncio.to_thread(gateway.alias, model)
+    names = list(alias.targets) if alias else [model]
+    found: list[Target] = []
+    withheld = []
+    for name in names:
+        remote = await asyncio.to_thread(gateway.remote, name)
+        if remote is not None:
+            if private:
+                withheld.append(name)
+            else:
+                found.append(Target(name, remote=remote))
+            continue
+        try:
+            version = await asyncio.to_thread(state.depot.show, name)
+        except (ModelNotFound, InvalidReference):
+            if alias is None:
+                raise APIError.model_not_found(model) from None
+            continue  # an alias target that no longer exists: try the next
+        found.append(Target(str(version.reference), version=version))
+    if not found and withheld:
+        raise APIError(
+            403,
+            f"this request is private and {', '.join(withheld)} is remote: private requests "
+            "never leave this machine",
+            "permission_error",
+            "private_request",
+        )
+    if not found:
+        raise APIError.model_not_found(model)
+    return found
