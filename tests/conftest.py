@@ -70,3 +70,12 @@ def any_depot(tmp_path: Path, database_url: str | None) -> Iterator[Depot]:
 def smollm2_path() -> Path:
     _, parts = load_catalogue()["smollm2"].model_parts()
     return parts[0]
+
+
+@pytest.fixture(scope="session")
+def served_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A depot with the packaged SmolLM2 stored, shared by the tests that run it."""
+    home = tmp_path_factory.mktemp("served") / "depot"
+    with Depot(Settings(home=home, user="tests")) as depot:
+        depot.pull("smollm2")
+    return home

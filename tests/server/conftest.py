@@ -13,9 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modeldepot.config import Settings
-from modeldepot.depot import Depot
-
 DEPOT = [sys.executable, "-c", "from modeldepot.cli import main; main()"]
 
 
@@ -44,14 +41,6 @@ def start_server(home: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
             break
     proc.kill()
     raise RuntimeError(f"depot serve did not start: {(home / 'serve.log').read_text()[-2000:]}")
-
-
-@pytest.fixture(scope="session")
-def served_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("served") / "depot"
-    with Depot(Settings(home=home, user="tests")) as depot:
-        depot.pull("smollm2")
-    return home
 
 
 @pytest.fixture(scope="session")

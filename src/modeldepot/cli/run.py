@@ -13,7 +13,7 @@ from modeldepot.cli.app import app, pass_depot
 from modeldepot.cli.render import stderr, stdout
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
-from modeldepot.runtime.runner import Runner, RunnerSpec, find_llama_server
+from modeldepot.runtime.runner import Runner, RunnerSpec, engine_client_limits, find_llama_server
 
 __all__: list[str] = []
 
@@ -72,7 +72,7 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
     runner = Runner.start(spec, find_llama_server(settings), settings.home / "logs")
     messages = [{"role": "system", "content": system}] if system else []
     try:
-        with httpx.Client(timeout=None) as client:
+        with httpx.Client(timeout=None, limits=engine_client_limits()) as client:
             if prompt is not None:
                 messages.append({"role": "user", "content": prompt})
                 _answer(client, runner, messages, max_tokens, temperature)

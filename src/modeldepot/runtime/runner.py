@@ -24,7 +24,14 @@ from modeldepot.config import Settings
 from modeldepot.errors import DepotError
 from modeldepot.registry import ModelVersion
 
-__all__ = ["ModelUnavailable", "Runner", "RunnerSpec", "find_llama_server", "memory_estimate"]
+__all__ = [
+    "ModelUnavailable",
+    "Runner",
+    "RunnerSpec",
+    "engine_client_limits",
+    "find_llama_server",
+    "memory_estimate",
+]
 
 # Chat templates llama.cpp has built in, for models whose file carries none: the template the
 # architecture is trained with, never llama.cpp's silent default.
@@ -78,6 +85,13 @@ def memory_estimate(version: ModelVersion, context_tokens: int) -> int:
     else:
         kv_cache = weights // 4
     return weights + kv_cache + 64 * 1024 * 1024
+
+
+def engine_client_limits() -> httpx.Limits:
+    """Connections to an engine are not kept alive: llama.cpp's HTTP server may close an idle
+    one just as a client reuses it, which fails that request; a new loopback connection per
+    request costs far less than a token."""
+    return httpx.Limits(max_keepalive_connections=0)
 
 
 def _free_port() -> int:

@@ -16,7 +16,12 @@ from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
 from modeldepot.registry.keys import KeyStore, keys_from_env
 from modeldepot.runtime.pool import RunnerPool
-from modeldepot.runtime.runner import Runner, RunnerSpec, find_llama_server
+from modeldepot.runtime.runner import (
+    Runner,
+    RunnerSpec,
+    engine_client_limits,
+    find_llama_server,
+)
 from modeldepot.server import openai
 from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
@@ -38,9 +43,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(None, connect=10), limits=engine_client_limits()
+        )
+        remote_client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
         gate = Gatekeeper(keys_from_env(settings.api_keys), KeyStore(depot.registry.engine))
-        app.state.depot = ServerState(settings, depot, pool, client, gate, metrics)
+        app.state.depot = ServerState(settings, depot, pool, client, remote_client, gate, metrics)
         reaper = asyncio.create_task(pool.run_reaper())
         try:
             yield
@@ -48,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
             reaper.cancel()
             await pool.close()
             await client.aclose()
+            await remote_client.aclose()
             depot.close()
 
     app = FastAPI(title="modeldepot", version=__version__, lifespan=lifespan)

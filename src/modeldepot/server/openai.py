@@ -170,7 +170,7 @@ async def _local(
     except BaseException:
         await stack.aclose()
         raise
-    return await _send(state, runner.base_url + path, body, account, spec.name, stack)
+    return await _send(state.client, runner.base_url + path, body, account, spec.name, stack)
 
 
 async def _remote(
@@ -184,7 +184,7 @@ async def _remote(
     if secret:
         headers["Authorization"] = f"Bearer {secret}"
     url = remote.base_url + path.removeprefix("/v1")
-    response = await _send(state, url, upstream_body, account, remote.name,
+    response = await _send(state.remote_client, url, upstream_body, account, remote.name,
                            contextlib.AsyncExitStack(), headers)  # fmt: skip
     if response.status_code in (401, 403):  # the depot's credentials, not the client's
         await _discard(response)
@@ -195,7 +195,7 @@ async def _remote(
 
 
 async def _send(
-    state: ServerState,
+    client: httpx.AsyncClient,
     url: str,
     body: dict[str, Any],
     account: Accounting,
@@ -206,8 +206,8 @@ async def _send(
     """Send `body` to `url` and hand back the answer, relaying a stream as it comes; `stack`
     holds what must stay open while it streams (the engine, the upstream response)."""
     try:
-        upstream = await state.client.send(
-            state.client.build_request("POST", url, json=body, headers=headers), stream=True
+        upstream = await client.send(
+            client.build_request("POST", url, json=body, headers=headers), stream=True
         )
         stack.push_async_callback(upstream.aclose)
         if upstream.status_code != 200 or not body.get("stream"):

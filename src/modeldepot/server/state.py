@@ -21,5 +21,8 @@ class ServerState:
     depot: Depot
     pool: RunnerPool
     client: httpx.AsyncClient
+    """To the engines on loopback (no keep-alive)."""
+    remote_client: httpx.AsyncClient
+    """To remote models (keep-alive: TLS handshakes are worth saving)."""
     gate: Gatekeeper
     metrics: Metrics

@@ -1,0 +1,42 @@
+"""`depot run` with the real SmolLM2: one prompt, and an interactive chat fed on stdin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+DEPOT = [sys.executable, "-c", "from modeldepot.cli import main; main()"]
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "DEPOT_HOME": str(home), "DEPOT_CONTEXT": "1024"}
+
+
+def test_run_answers_a_prompt_and_chats(served_home: Path) -> None:
+    once = subprocess.run(
+        [*DEPOT, "run", "smollm2", "What is 2 + 2?", "--max-tokens", "12", "--temperature", "0"],
+        env=_env(served_home), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert once.returncode == 0, once.stderr
+    assert once.stdout.strip()
+    chat = subprocess.run(
+        [*DEPOT, "run", "smollm2", "--max-tokens", "8"],
+        input="Hello!\nAnd again?\n\n", env=_env(served_home), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.count(">>> ") == 3  # two questions, then the empty line that ends it
+    answers = [part.strip() for part in chat.stdout.split(">>> ")[1:3]]
+    assert all(answers)
+
+
+def test_run_unknown_model_is_a_clear_error(served_home: Path) -> None:
+    result = subprocess.run([*DEPOT, "run", "nope", "hi"], env=_env(served_home),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert "no model named nope" in result.stderr and "Traceback" not in result.stderr
