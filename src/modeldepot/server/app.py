@@ -22,7 +22,7 @@ from modeldepot.runtime.runner import (
     engine_client_limits,
     find_llama_server,
 )
-from modeldepot.server import openai
+from modeldepot.server import native, openai
 from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
 from modeldepot.server.metrics import Metrics
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(DepotError, depot_error_handler)
     app.include_router(openai.router)
+    app.include_router(native.router)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

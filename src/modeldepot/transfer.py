@@ -1,0 +1,127 @@
+"""Pulling a model from another depot over its `/api`, checking every digest.
+
+The manifest's bytes must hash to the digest the server names, and every blob must hash to the
+digest the manifest names; blobs already stored are not fetched again. The version is recorded
+only after all of it is stored, so an interrupted or refused pull leaves nothing visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from modeldepot.errors import DepotError, IntegrityError, ModelNotFound, UsageError
+from modeldepot.formats.base import ModelInfo
+from modeldepot.refs import Reference
+from modeldepot.registry import FileRecord, LineageLink
+from modeldepot.store import BlobStore, Manifest, ModelConfig, Progress
+
+__all__ = ["RemoteModel", "fetch", "split_url"]
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """What a pull brings: the manifest (stored), its metadata and lineage."""
+
+    digest: str
+    config_digest: str
+    info: ModelInfo
+    files: tuple[FileRecord, ...]
+    lineage: tuple[LineageLink, ...]
+    source: str
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """`http://host:port/acme/model:tag` -> (`http://host:port`, `acme/model:tag`)."""
+    parsed = httpx.URL(url)
+    name = parsed.path.strip("/")
+    if parsed.scheme not in ("http", "https") or not parsed.host or not name:
+        raise UsageError(f"{url!r}: expected http(s)://HOST[:PORT]/NAME[:TAG]")
+    Reference.parse(name)
+    return str(parsed.copy_with(path="/", query=None, fragment=None)).rstrip("/"), name
+
+
+class _Chunks:
+    """A streamed HTTP body read like a file (`readinto`), for the blob store."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._parts = response.iter_bytes(1024 * 1024)
+        self._pending = b""
+
+    def readinto(self, buffer: bytearray, /) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._parts)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _check(response: httpx.Response, what: str) -> None:
+    if response.status_code == 404:
+        raise ModelNotFound(f"{what}: not found on the other depot")
+    if response.status_code in (401, 403):
+        raise DepotError(f"{what}: the other depot refused access ({response.status_code})")
+    if response.status_code != 200:
+        raise DepotError(f"{what}: the other depot answered {response.status_code}")
+
+
+def fetch(
+    url: str,
+    blobs: BlobStore,
+    *,
+    api_key: str | None = None,
+    progress: Progress | None = None,
+    client: httpx.Client | None = None,
+) -> RemoteModel:
+    base, name = split_url(url)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    http = client or httpx.Client(timeout=httpx.Timeout(60, read=300), headers=headers)
+    try:
+        shown = http.get(f"{base}/api/models/{quote(name, safe='/:@')}")
+        _check(shown, url)
+        about: dict[str, Any] = shown.json()
+        raw = http.get(f"{base}/api/manifests/{quote(name, safe='/:@')}")
+        _check(raw, url)
+        stored = blobs.put_bytes(raw.content)
+        claimed = raw.headers.get("x-depot-digest")
+        if stored.digest != claimed or stored.digest != about.get("digest"):
+            raise IntegrityError(
+                f"{url}: the manifest hashes to {stored.digest}, the other depot says {claimed}"
+            )
+        manifest = Manifest.from_bytes(raw.content)
+        for descriptor in (manifest.config, *manifest.layers):
+            if blobs.has(descriptor.digest):
+                if progress:
+                    progress(descriptor.size)
+                continue
+            with http.stream("GET", f"{base}/api/blobs/{descriptor.digest}") as response:
+                _check(response, f"{url}: blob {descriptor.digest}")
+                blobs.put_stream([_Chunks(response)], expected=descriptor.digest,
+                                 progress=progress)  # fmt: skip
+        config = ModelConfig.model_validate_json(blobs.read_bytes(manifest.config.digest))
+    except httpx.HTTPError as exc:
+        raise DepotError(f"{url}: cannot reach the other depot ({exc})") from None
+    finally:
+        if client is None:
+            http.close()
+    return RemoteModel(
+        digest=stored.digest,
+        config_digest=manifest.config.digest,
+        info=ModelInfo.from_dict(config.metadata),
+        files=tuple(
+            FileRecord(d.filepath or "", d.digest, d.size, d.kind.value, d.media_type)
+            for d in manifest.layers
+        ),
+        lineage=tuple(
+            LineageLink(link["relation"], link["target"], link.get("target_digest"))
+            for link in about.get("lineage", [])
+        ),
+        source=url,
+    )
