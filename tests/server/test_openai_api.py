@@ -190,7 +190,9 @@ def test_killed_engine_fails_one_stream_and_recovers(client: openai.OpenAI, serv
     first = next(iter(stream))
     assert first.choices
     loaded = httpx.get(f"{server}/health").json()["loaded"]
-    pid = next(m["pid"] for m in loaded if m["name"] == "smollm2:latest")
+    pid = next(
+        m["pid"] for m in loaded if m["name"] == "smollm2:latest" and m["kind"] == "generate"
+    )
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(openai.APIError):
         for _ in stream:

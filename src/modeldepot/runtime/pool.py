@@ -22,6 +22,7 @@ Launcher = Callable[[RunnerSpec], Runner]
 class PoolStatus:
     name: str
     digest: str
+    kind: str
     pid: int
     memory_estimate: int
     resident_memory: int
@@ -30,7 +31,7 @@ class PoolStatus:
 
 
 class RunnerPool:
-    """Loaded runners by manifest digest, most recently used last."""
+    """Loaded runners by spec key (digest and kind), most recently used last."""
 
     def __init__(self, launcher: Launcher, *, budget: int, keep_alive: float) -> None:
         self._launch = launcher
@@ -52,19 +53,19 @@ class RunnerPool:
             runner.last_used = time.monotonic()
 
     async def _get(self, spec: RunnerSpec) -> Runner:
-        lock = self._loading.setdefault(spec.digest, asyncio.Lock())
+        lock = self._loading.setdefault(spec.key, asyncio.Lock())
         async with lock:
-            runner = self._runners.get(spec.digest)
+            runner = self._runners.get(spec.key)
             if runner is not None and runner.alive:
-                self._runners.move_to_end(spec.digest)
+                self._runners.move_to_end(spec.key)
                 runner.last_used = time.monotonic()
                 return runner
             if runner is not None:  # its engine died: forget it and start a new one
-                self._runners.pop(spec.digest)
+                self._runners.pop(spec.key)
             async with self._admit:
                 await self._make_room(spec)
                 runner = await asyncio.to_thread(self._launch, spec)
-                self._runners[spec.digest] = runner
+                self._runners[spec.key] = runner
             return runner
 
     async def _make_room(self, spec: RunnerSpec) -> None:
@@ -113,14 +114,15 @@ class RunnerPool:
         return [
             PoolStatus(
                 r.spec.name,
-                digest,
+                r.spec.digest,
+                r.spec.kind,
                 r.process.pid,
                 r.spec.memory,
                 r.resident_memory,
                 r.active,
                 now - r.last_used,
             )
-            for digest, r in self._runners.items()
+            for r in self._runners.values()
         ]
 
     def get(self, digest: str) -> Runner | None:

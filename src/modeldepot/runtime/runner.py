@@ -51,6 +51,11 @@ ARCHITECTURE_TEMPLATES = {
 }
 
 
+SCORING_CONTEXT = 2048
+"""Longest prompt the scoring engine takes: it keeps logits for every position
+(context x vocabulary x 4 bytes), so this bounds its memory."""
+
+
 class ModelUnavailable(DepotError):
     """The model's engine could not be started or stopped answering (HTTP 503)."""
 
@@ -113,9 +118,17 @@ class RunnerSpec:
     chat_template: str | None = None
     """A llama.cpp built-in template name, for models whose file has none."""
     memory: int = 0
+    kind: str = "generate"
+    """`generate` (llama-server) or `score` (prompt log-probabilities, see `scoring`)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.digest}:{self.kind}"
 
     @classmethod
-    def for_version(cls, version: ModelVersion, weights: Path, settings: Settings) -> RunnerSpec:
+    def for_version(
+        cls, version: ModelVersion, weights: Path, settings: Settings, kind: str = "generate"
+    ) -> RunnerSpec:
         info = version.info
         if info.format != "gguf":
             raise ModelUnavailable(
@@ -127,6 +140,19 @@ class RunnerSpec:
         if not info.chat_template:
             template = ARCHITECTURE_TEMPLATES.get(info.architecture or "", "chatml")
         context = per_sequence * settings.parallel
+        if kind == "score":
+            context = min(per_sequence, SCORING_CONTEXT)
+            scores = context * (info.vocab_size or 32000) * 4
+            return cls(
+                name=str(version.reference),
+                digest=version.digest,
+                weights=weights,
+                context=context,
+                parallel=1,
+                threads=settings.engine_threads,
+                memory=memory_estimate(version, context) + scores,
+                kind="score",
+            )
         return cls(
             name=str(version.reference),
             digest=version.digest,
@@ -152,6 +178,32 @@ class Runner:
     @classmethod
     def start(cls, spec: RunnerSpec, binary: Path, log_dir: Path, timeout: float = 120) -> Runner:
         port = _free_port()
+        if spec.kind == "score":
+            command = [
+                sys.executable, "-m", "modeldepot.runtime.scoring",
+                "--model", str(spec.weights),
+                "--port", str(port),
+                "--threads", str(spec.threads),
+                "--ctx", str(spec.context),
+            ]  # fmt: skip
+        else:
+            command = cls._server_command(spec, binary, port)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}-{spec.kind}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        runner = cls(spec, process, f"http://127.0.0.1:{port}", log_path)
+        runner._wait_ready(timeout)
+        return runner
+
+    @staticmethod
+    def _server_command(spec: RunnerSpec, binary: Path, port: int) -> list[str]:
         command = [
             str(binary),
             "--model", str(spec.weights),
@@ -168,19 +220,7 @@ class Runner:
         ]  # fmt: skip
         if spec.chat_template:
             command += ["--chat-template", spec.chat_template]
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        runner = cls(spec, process, f"http://127.0.0.1:{port}", log_path)
-        runner._wait_ready(timeout)
-        return runner
+        return command
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

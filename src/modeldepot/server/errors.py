@@ -8,7 +8,13 @@ from fastapi.responses import JSONResponse
 from modeldepot.errors import DepotError, ModelNotFound, NotFound, UsageError
 from modeldepot.runtime.runner import ModelUnavailable
 
-__all__ = ["APIError", "api_error_handler", "depot_error_handler", "error_body"]
+__all__ = [
+    "APIError",
+    "api_error_handler",
+    "depot_error_handler",
+    "engine_failed",
+    "error_body",
+]
 
 
 def error_body(message: str, kind: str, code: str | None) -> dict[str, object]:
@@ -52,3 +58,8 @@ async def depot_error_handler(_request: Request, exc: Exception) -> JSONResponse
         assert isinstance(exc, DepotError)
         status, kind, code = 400, "invalid_request_error", None
     return JSONResponse(error_body(str(exc), kind, code), status_code=status)
+
+
+def engine_failed(name: str, exc: Exception) -> JSONResponse:
+    message = f"{name}: no answer ({exc!r})"
+    return JSONResponse(error_body(message, "server_error", "engine_failed"), status_code=503)

@@ -22,8 +22,8 @@ from modeldepot.config import secret_from_env
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.gateway import GatewayStore, Remote
 from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
-from modeldepot.server import routing, tools
-from modeldepot.server.errors import APIError, error_body
+from modeldepot.server import routing, scoring, tools
+from modeldepot.server.errors import APIError, engine_failed, error_body
 from modeldepot.server.state import ServerState
 from modeldepot.server.usage import Accounting
 
@@ -160,6 +160,8 @@ async def _local(
     body["model"] = spec.name
     body.pop("metadata", None)
     chat = path.endswith("/chat/completions")
+    if not chat and body.get("echo"):
+        return await scoring.score(state, version, body, account)
     if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
         return await _generic_tools(state, spec, body, account)
     if int(body.get("n") or 1) > 1 and not body.get("stream"):
@@ -218,7 +220,7 @@ async def _send(
             return Response(content, upstream.status_code, media_type="application/json")
     except httpx.HTTPError as exc:
         await stack.aclose()
-        return _engine_failed(name, exc)
+        return engine_failed(name, exc)
     except BaseException:
         await stack.aclose()
         raise
@@ -227,11 +229,6 @@ async def _send(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
-
-
-def _engine_failed(name: str, exc: Exception) -> JSONResponse:
-    message = f"{name}: no answer ({exc!r})"
-    return JSONResponse(error_body(message, "server_error", "engine_failed"), status_code=503)
 
 
 async def _fan_out(
@@ -250,7 +247,7 @@ async def _fan_out(
                 *(state.client.post(runner.base_url + path, json=b) for b in bodies)
             )
         except httpx.HTTPError as exc:
-            return _engine_failed(spec.name, exc)
+            return engine_failed(spec.name, exc)
     failed = next((r for r in replies if r.status_code != 200), None)
     if failed is not None:
         return Response(failed.content, failed.status_code, media_type="application/json")
@@ -275,7 +272,7 @@ async def _generic_tools(
                 f"{runner.base_url}/v1/chat/completions", json=tools.encode_request(body)
             )
         except httpx.HTTPError as exc:
-            return _engine_failed(spec.name, exc)
+            return engine_failed(spec.name, exc)
     if upstream.status_code != 200:
         return Response(upstream.content, upstream.status_code, media_type="application/json")
     answer = tools.decode_answer(upstream.json())

@@ -1,0 +1,89 @@
+"""Prompt scoring over the API: `/v1/completions` with `echo` (and `logprobs`), answered by
+the scoring engine (`runtime.scoring`) in OpenAI's legacy completions format."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import httpx
+from fastapi.responses import JSONResponse, Response
+
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime.runner import RunnerSpec
+from modeldepot.server.errors import APIError, engine_failed, error_body
+from modeldepot.server.state import ServerState
+from modeldepot.server.usage import Accounting
+
+__all__ = ["MAX_ECHO_TOKENS", "score"]
+
+
+MAX_ECHO_TOKENS = 64
+
+
+async def score(
+    state: ServerState, version: ModelVersion, body: dict[str, Any], account: Accounting
+) -> Response:
+    """`echo` with `logprobs`: the prompt's own tokens scored (and up to MAX_ECHO_TOKENS greedy
+    tokens after it), as lm-evaluation-harness's `local-completions` asks for."""
+    prompt = body["prompt"]
+    if isinstance(prompt, str) or (
+        isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)
+    ):
+        prompts = [prompt]
+    else:
+        prompts = list(prompt)
+    generate = int(body.get("max_tokens", 16) or 0)
+    if generate > MAX_ECHO_TOKENS:
+        raise APIError.bad_request(f"with `echo`, `max_tokens` is at most {MAX_ECHO_TOKENS}")
+    top = int(body.get("logprobs") or 0)
+    weights = next(f for f in version.files if f.kind == "weights")
+    spec = RunnerSpec.for_version(
+        version, state.depot.blobs.path(weights.digest), state.settings, kind="score"
+    )
+    async with state.pool.use(spec) as runner:
+        try:
+            reply = await state.client.post(
+                f"{runner.base_url}/score",
+                json={"prompts": prompts, "top": top, "generate": generate},
+            )
+        except httpx.HTTPError as exc:
+            return engine_failed(spec.name, exc)
+    if reply.status_code != 200:
+        message = reply.json().get("error", reply.text)
+        return JSONResponse(error_body(message, "invalid_request_error", None), reply.status_code)
+    choices = []
+    for index, (original, result) in enumerate(zip(prompts, reply.json()["results"], strict=True)):
+        pieces = result["pieces"]
+        offsets, position = [], 0
+        for piece in pieces:
+            offsets.append(position)
+            position += len(piece)
+        generated = "".join(pieces[result["prompt_tokens"] :])
+        text = original if isinstance(original, str) else "".join(pieces[: result["prompt_tokens"]])
+        logprobs = None
+        if body.get("logprobs") is not None:
+            logprobs = {
+                "tokens": pieces,
+                "token_logprobs": result["logprobs"],
+                "top_logprobs": [
+                    None if alt is None else {piece: lp for _, piece, lp in alt}
+                    for alt in result["top"]
+                ],
+                "text_offset": offsets,
+            }
+        choices.append({"index": index, "text": text + generated, "logprobs": logprobs,
+                        "finish_reason": "length"})  # fmt: skip
+    prompt_tokens = sum(r["prompt_tokens"] for r in reply.json()["results"])
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": generate * len(prompts),
+             "total_tokens": prompt_tokens + generate * len(prompts)}  # fmt: skip
+    account.read_body({"usage": usage})
+    return JSONResponse({
+        "id": f"cmpl-{secrets.token_hex(12)}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": spec.name,
+        "choices": choices,
+        "usage": usage,
+    })  # fmt: skip
