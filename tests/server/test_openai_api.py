@@ -200,3 +200,20 @@ def test_killed_engine_fails_one_stream_and_recovers(client: openai.OpenAI, serv
     reply = client.chat.completions.create(model="smollm2", messages=CHAT, max_tokens=8)
     assert reply.choices[0].message.content
     assert Path(f"/proc/{pid}").exists() is False
+
+
+def test_embeddings_from_the_gguf_model(client: openai.OpenAI) -> None:
+    texts = ["The cat sat on the mat.", "The cat sat on the mat.", "Quarterly tax filing rules."]
+    reply = client.embeddings.create(model="smollm2", input=texts)
+    vectors = [d.embedding for d in sorted(reply.data, key=lambda d: d.index)]
+    assert len(vectors) == 3 and {len(v) for v in vectors} == {576}
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / (sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5)
+
+    assert cosine(vectors[0], vectors[1]) > 0.999
+    assert cosine(vectors[0], vectors[2]) < cosine(vectors[0], vectors[1])
+    assert reply.usage.prompt_tokens > 0
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="smollm2", input=[])

@@ -119,7 +119,8 @@ class RunnerSpec:
     """A llama.cpp built-in template name, for models whose file has none."""
     memory: int = 0
     kind: str = "generate"
-    """`generate` (llama-server) or `score` (prompt log-probabilities, see `scoring`)."""
+    """`generate` and `embed` (llama-server), or `score` (prompt log-probabilities, see
+    `scoring`)."""
 
     @property
     def key(self) -> str:
@@ -162,6 +163,7 @@ class RunnerSpec:
             threads=settings.engine_threads,
             chat_template=template,
             memory=memory_estimate(version, context),
+            kind=kind,
         )
 
 
@@ -220,6 +222,8 @@ class Runner:
         ]  # fmt: skip
         if spec.chat_template:
             command += ["--chat-template", spec.chat_template]
+        if spec.kind == "embed":
+            command += ["--embeddings", "--pooling", "mean"]
         return command
 
     def _wait_ready(self, timeout: float) -> None:

@@ -45,18 +45,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _spec(state: ServerState, version: ModelVersion) -> RunnerSpec:
-    weights = [f for f in version.files if f.kind == "weights"]
-    if len(weights) != 1:
-        raise APIError.bad_request(f"{version.reference} has no single weights file to serve")
-    try:
-        return RunnerSpec.for_version(
-            version, state.depot.blobs.path(weights[0].digest), state.settings
-        )
-    except ModelUnavailable as exc:
-        raise APIError.bad_request(str(exc), "model_not_servable") from None
-
-
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.depot
@@ -107,6 +95,11 @@ async def completions(request: Request) -> Response:
     return await _forward(request, "/v1/completions")
 
 
+@router.post("/embeddings")
+async def embeddings(request: Request) -> Response:
+    return await _forward(request, "/v1/embeddings")
+
+
 async def _forward(request: Request, path: str) -> Response:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
@@ -114,6 +107,9 @@ async def _forward(request: Request, path: str) -> Response:
     chat = path.endswith("/chat/completions")
     if chat:
         _check_chat(body)
+    elif path.endswith("/embeddings"):
+        if not isinstance(body.get("input"), str | list) or not body["input"]:
+            raise APIError.bad_request("`input` is required: a string or a list of them", "input")
     else:
         _check_completion(body)
     metadata = body.get("metadata")
@@ -156,7 +152,8 @@ async def _discard(response: Response) -> None:
 async def _local(
     state: ServerState, version: ModelVersion, path: str, body: dict[str, Any], account: Accounting
 ) -> Response:
-    spec = _spec(state, version)
+    kind = "embed" if path.endswith("/embeddings") else "generate"
+    spec = routing.engine_spec(state, version, kind)
     body["model"] = spec.name
     body.pop("metadata", None)
     chat = path.endswith("/chat/completions")

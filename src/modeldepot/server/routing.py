@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.gateway import GatewayStore, Remote
+from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
 
-__all__ = ["Target", "targets_for"]
+__all__ = ["Target", "engine_spec", "targets_for"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,16 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
     if not found:
         raise APIError.model_not_found(model)
     return found
+
+
+def engine_spec(state: ServerState, version: ModelVersion, kind: str) -> RunnerSpec:
+    """What to start to serve `version` for `kind` (generate, embed, score); 400 when the
+    local engine cannot serve it."""
+    weights = [f for f in version.files if f.kind == "weights"]
+    if len(weights) != 1:
+        raise APIError.bad_request(f"{version.reference} has no single weights file to serve")
+    path = state.depot.blobs.path(weights[0].digest)
+    try:
+        return RunnerSpec.for_version(version, path, state.settings, kind)
+    except ModelUnavailable as exc:
+        raise APIError.bad_request(str(exc), "model_not_servable") from None

@@ -11,8 +11,8 @@ import httpx
 from fastapi.responses import JSONResponse, Response
 
 from modeldepot.registry import ModelVersion
-from modeldepot.runtime.runner import RunnerSpec
 from modeldepot.server.errors import APIError, engine_failed, error_body
+from modeldepot.server.routing import engine_spec
 from modeldepot.server.state import ServerState
 from modeldepot.server.usage import Accounting
 
@@ -38,10 +38,7 @@ async def score(
     if generate > MAX_ECHO_TOKENS:
         raise APIError.bad_request(f"with `echo`, `max_tokens` is at most {MAX_ECHO_TOKENS}")
     top = int(body.get("logprobs") or 0)
-    weights = next(f for f in version.files if f.kind == "weights")
-    spec = RunnerSpec.for_version(
-        version, state.depot.blobs.path(weights.digest), state.settings, kind="score"
-    )
+    spec = engine_spec(state, version, "score")
     async with state.pool.use(spec) as runner:
         try:
             reply = await state.client.post(
