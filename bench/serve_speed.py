@@ -77,6 +77,8 @@ async def one_stream(client: httpx.AsyncClient, url: str, model: str, tokens: in
             "temperature": 0, "ignore_eos": True}  # fmt: skip
     stream = Stream(start=time.perf_counter(), times=[])
     async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {(await response.aread())[:300]!r}")
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line.endswith("[DONE]"):
                 continue
@@ -176,7 +178,7 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "DEPOT_HOME": str(home), "DEPOT_THREADS": str(args.threads),
-           "DEPOT_PARALLEL": str(max(sizes)), "DEPOT_CONTEXT": str(args.tokens + 1200)}  # fmt: skip
+           "DEPOT_PARALLEL": str(max(sizes)), "DEPOT_CONTEXT": str(args.tokens + 2048)}  # fmt: skip
     depot_proc = subprocess.Popen([str(BIN / "depot"), "serve", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -212,10 +214,15 @@ def main() -> None:
         depot_proc.wait()
 
     peer: dict[int, float] = {}
+    # A GGUF without a chat template: give the peer the architecture's format, as the depot does.
+    arch = version.info.architecture or ""
+    fallback = "gemma" if arch.startswith("gemma") else "chatml"
+    peer_format = [] if version.info.chat_template else ["--chat_format", fallback]
     port = free_port()
     peer_proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(weights),
                                   "--n_threads", str(args.threads), "--port", str(port),
-                                  "--n_ctx", str(args.tokens + 1200), "--model_alias", args.model,
+                                  "--n_ctx", str(args.tokens + 2048), "--model_alias", args.model,
+                                  *peer_format,
                                   # its default cuts running streams off when a new one arrives
                                   "--interrupt_requests", "False"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
