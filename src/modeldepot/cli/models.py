@@ -61,8 +61,9 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
     """
     total = None
     if not name.startswith(("http://", "https://")):
-        _, parts = catalogue.find(Reference.parse(name).name, depot.packaged).model_parts()
-        total = sum(p.stat().st_size for p in parts)
+        entry = catalogue.find(Reference.parse(name).name, depot.packaged)
+        if entry.folder is None:
+            total = sum(p.stat().st_size for p in entry.model_parts()[1])
     with bytes_progress(f"pulling {name}", total) as advance:
         version = depot.pull(name, progress=advance, as_name=as_name,
                              api_key=secret_from_env(api_key_env))  # fmt: skip

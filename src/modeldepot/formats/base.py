@@ -55,6 +55,8 @@ class SourceFile:
     """Several files whose concatenation is this file (a model shipped in chunks)."""
     digest: str | None = None
     """Set when the bytes are already in the store under this digest."""
+    expected: str | None = None
+    """A digest the bytes must have (a packaged model's pinned file)."""
 
     @property
     def size(self) -> int:

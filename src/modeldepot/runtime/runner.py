@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from modeldepot.config import Settings
+from modeldepot.config import Settings, child_environment
 from modeldepot.errors import DepotError
 from modeldepot.registry import ModelVersion
 
@@ -118,13 +118,30 @@ class RunnerSpec:
     chat_template: str | None = None
     """A llama.cpp built-in template name, for models whose file has none."""
     memory: int = 0
+    full_swa_cache: bool = False
+    """Keep the whole context in sliding-window layers' cache too, so a repeated prefix can
+    be reused (llama.cpp cannot cut a sliding-window cache back to an arbitrary prefix)."""
     kind: str = "generate"
-    """`generate` and `embed` (llama-server), or `score` (prompt log-probabilities, see
-    `scoring`)."""
+    """`generate` and `embed` (llama-server), `score` (prompt log-probabilities, see
+    `scoring`), or `sentence` (a sentence-transformers model, see `sentence`)."""
 
     @property
     def key(self) -> str:
         return f"{self.digest}:{self.kind}"
+
+    @classmethod
+    def sentence(cls, version: ModelVersion, folder: Path, settings: Settings) -> RunnerSpec:
+        weights = sum(f.size for f in version.files if f.kind == "weights")
+        return cls(
+            name=str(version.reference),
+            digest=version.digest,
+            weights=folder,
+            context=version.info.context_length or 512,
+            parallel=1,
+            threads=settings.engine_threads,
+            memory=2 * weights + 400 * 1024 * 1024,  # the weights, torch's own overhead
+            kind="sentence",
+        )
 
     @classmethod
     def for_version(
@@ -163,6 +180,7 @@ class RunnerSpec:
             threads=settings.engine_threads,
             chat_template=template,
             memory=memory_estimate(version, context),
+            full_swa_cache=f"{info.architecture}.attention.sliding_window" in info.details,
             kind=kind,
         )
 
@@ -180,7 +198,17 @@ class Runner:
     @classmethod
     def start(cls, spec: RunnerSpec, binary: Path, log_dir: Path, timeout: float = 120) -> Runner:
         port = _free_port()
-        if spec.kind == "score":
+        environment = None
+        if spec.kind == "sentence":
+            command = [
+                sys.executable, "-m", "modeldepot.runtime.sentence",
+                "--model", str(spec.weights),
+                "--name", spec.name,
+                "--port", str(port),
+                "--threads", str(spec.threads),
+            ]  # fmt: skip
+            environment = child_environment(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        elif spec.kind == "score":
             command = [
                 sys.executable, "-m", "modeldepot.runtime.scoring",
                 "--model", str(spec.weights),
@@ -199,6 +227,7 @@ class Runner:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=environment,
             )
         runner = cls(spec, process, f"http://127.0.0.1:{port}", log_path)
         runner._wait_ready(timeout)
@@ -216,12 +245,18 @@ class Runner:
             "--parallel", str(spec.parallel),
             "--threads", str(spec.threads),
             "--threads-batch", str(spec.threads),
-            "--jinja",
             "--no-webui",
             "--metrics",
         ]  # fmt: skip
         if spec.chat_template:
-            command += ["--chat-template", spec.chat_template]
+            # A built-in template by name, rendered by llama.cpp itself: with jinja (on by
+            # default) the name would be taken for the template's text. Tools for such models
+            # go through the depot.
+            command += ["--no-jinja", "--chat-template", spec.chat_template]
+        else:
+            command += ["--jinja"]  # the model's own template, tool-call formats included
+        if spec.full_swa_cache:
+            command += ["--swa-full"]
         if spec.kind == "embed":
             command += ["--embeddings", "--pooling", "mean"]
         return command

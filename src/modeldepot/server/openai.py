@@ -56,7 +56,7 @@ async def list_models(request: Request) -> dict[str, Any]:
     entries = [
         (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace)
         for v in versions
-        if v.info.format == "gguf"
+        if v.info.format == "gguf" or routing.is_sentence_model(v)
     ]
     entries += [(r.name, 0, "remote") for r in remotes]
     entries += [(a.name, 0, "alias") for a in aliases]

@@ -13,7 +13,14 @@ from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
 
-__all__ = ["Target", "engine_spec", "targets_for"]
+__all__ = ["Target", "engine_spec", "is_sentence_model", "targets_for"]
+
+
+def is_sentence_model(version: ModelVersion) -> bool:
+    """A sentence-transformers folder: served for embeddings by the sentence engine."""
+    return any(
+        f.path in ("modules.json", "config_sentence_transformers.json") for f in version.files
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
 def engine_spec(state: ServerState, version: ModelVersion, kind: str) -> RunnerSpec:
     """What to start to serve `version` for `kind` (generate, embed, score); 400 when the
     local engine cannot serve it."""
+    if version.info.format != "gguf" and kind == "embed" and is_sentence_model(version):
+        folder = state.depot.materialize(version)
+        return RunnerSpec.sentence(version, folder, state.settings)
     weights = [f for f in version.files if f.kind == "weights"]
     if len(weights) != 1:
         raise APIError.bad_request(f"{version.reference} has no single weights file to serve")
