@@ -14,12 +14,12 @@ prefix's evaluation instead of computing it again.
 from __future__ import annotations
 
 import argparse
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
+
+from modeldepot.runtime.engine_http import JSONHandler, serve
 
 __all__ = ["Scorer", "main"]
 
@@ -92,33 +92,19 @@ class Scorer:
         }
 
 
-def _handler(scorer: Scorer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._reply(200 if self.path == "/health" else 404, {"status": "ok"})
-
+def _handler(scorer: Scorer) -> type[JSONHandler]:
+    class Handler(JSONHandler):
         def do_POST(self) -> None:
             try:
-                request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                request = self.read_json()
                 results = [
                     scorer.score(p, int(request.get("top", 1)), int(request.get("generate", 0)))
                     for p in request["prompts"]
                 ]
             except (ValueError, KeyError, TypeError) as exc:
-                self._reply(400, {"error": str(exc)})
+                self.reply(400, {"error": str(exc)})
                 return
-            self._reply(200, {"results": results})
-
-        def log_message(self, *args: object) -> None:
-            pass
+            self.reply(200, {"results": results})
 
     return Handler
 
@@ -131,8 +117,7 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=1024)
     args = parser.parse_args()
     scorer = Scorer(args.model, threads=args.threads, context=args.ctx)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(scorer))
-    server.serve_forever()
+    serve(_handler(scorer), args.port)
 
 
 if __name__ == "__main__":

@@ -11,53 +11,38 @@ this process with the Hugging Face libraries set offline.
 from __future__ import annotations
 
 import argparse
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from modeldepot.runtime.engine_http import JSONHandler, serve
 
 __all__ = ["main"]
 
 
-def _handler(model: Any, name: str) -> type[BaseHTTPRequestHandler]:
+def _handler(model: Any, name: str) -> type[JSONHandler]:
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._reply(200 if self.path == "/health" else 404, {"status": "ok"})
-
+    class Handler(JSONHandler):
         def do_POST(self) -> None:
             try:
-                request = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                texts = request["input"]
+                texts = self.read_json()["input"]
                 texts = [texts] if isinstance(texts, str) else list(texts)
                 if not texts or not all(isinstance(t, str) for t in texts):
                     raise ValueError("`input` must be a string or a list of strings")
             except (ValueError, KeyError, TypeError) as exc:
-                self._reply(400, {"error": {"message": str(exc), "type": "invalid_request_error",
-                                            "code": None}})  # fmt: skip
+                error = {"message": str(exc), "type": "invalid_request_error", "code": None}
+                self.reply(400, {"error": error})
                 return
             with lock:
                 vectors = model.encode(texts, convert_to_numpy=True)
                 tokens = sum(len(ids) for ids in model.tokenizer(texts)["input_ids"])
-            self._reply(200, {
+            self.reply(200, {
                 "object": "list",
                 "model": name,
                 "data": [{"object": "embedding", "index": i, "embedding": v.tolist()}
                          for i, v in enumerate(vectors)],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             })  # fmt: skip
-
-        def log_message(self, *args: object) -> None:
-            pass
 
     return Handler
 
@@ -74,8 +59,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     model = SentenceTransformer(args.model, device="cpu", local_files_only=True)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(model, args.name))
-    server.serve_forever()
+    serve(_handler(model, args.name), args.port)
 
 
 if __name__ == "__main__":
