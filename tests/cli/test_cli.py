@@ -130,3 +130,23 @@ def test_key_create_list_revoke(depot_cli) -> None:  # type: ignore[no-untyped-d
     assert depot_cli("key", "create", "ci").exit_code == 1  # the name is taken
     assert depot_cli("key", "revoke", "ci").exit_code == 0
     assert depot_cli("key", "revoke", "ci").exit_code == 1
+
+
+def test_remote_and_alias_commands(depot_cli) -> None:  # type: ignore[no-untyped-def]
+    added = depot_cli("remote", "add", "cloud", "--base-url", "https://api.example.com/v1",
+                      "--model", "big-model", "--api-key-env", "CLOUD_KEY")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    remotes = json.loads(depot_cli("remote", "list", "--json").output)
+    assert remotes == [{"name": "cloud", "base_url": "https://api.example.com/v1",
+                        "upstream_model": "big-model", "api_key_env": "CLOUD_KEY"}]  # fmt: skip
+    assert depot_cli("alias", "set", "chat", "cloud", "--fallback", "smollm2").exit_code == 0
+    aliases = json.loads(depot_cli("alias", "list", "--json").output)
+    assert aliases == [{"name": "chat", "targets": ["cloud", "smollm2"]}]
+    assert depot_cli("alias", "set", "cloud", "smollm2").exit_code == 1  # a remote's name
+    assert (
+        depot_cli("remote", "add", "x", "--base-url", "ftp://nope", "--model", "m").exit_code == 2
+    )
+    assert depot_cli("alias", "rm", "chat").exit_code == 0
+    assert depot_cli("remote", "rm", "cloud").exit_code == 0
+    assert depot_cli("remote", "rm", "cloud").exit_code == 1
+    assert "no remote named 'cloud'" in depot_cli("remote", "rm", "cloud").output
