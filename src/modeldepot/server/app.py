@@ -24,6 +24,7 @@ from modeldepot.runtime.runner import (
 )
 from modeldepot.server import native, openai
 from modeldepot.server.auth import Gatekeeper
+from modeldepot.server.directory import Directory
 from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
 from modeldepot.server.metrics import Metrics
 from modeldepot.server.state import ServerState
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
         )
         remote_client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
         gate = Gatekeeper(keys_from_env(settings.api_keys), KeyStore(depot.registry.engine))
-        app.state.depot = ServerState(settings, depot, pool, client, remote_client, gate, metrics)
+        app.state.depot = ServerState(
+            settings, depot, pool, client, remote_client, gate, metrics, Directory(depot)
+        )
         reaper = asyncio.create_task(pool.run_reaper())
         try:
             yield

@@ -288,11 +288,13 @@ async def _relay(
         async for chunk in upstream.aiter_raw():
             account.chunk(chunk)
             yield chunk
-        account.end_of_stream()
     except httpx.HTTPError as exc:
         error = error_body(f"{name}: the engine failed mid-stream ({exc!r})", "server_error",
                            "engine_failed")  # fmt: skip
         yield f"data: {json.dumps(error)}\n\n".encode()
         account.status = 503
     finally:
+        # Here, not after the loop: a client that hangs up after the last event cancels the
+        # relay, and its usage must still be counted.
+        account.end_of_stream()
         await stack.aclose()

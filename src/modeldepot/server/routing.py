@@ -3,12 +3,11 @@ order; and the rule that a private request never leaves the machine."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry import ModelVersion
-from modeldepot.registry.gateway import GatewayStore, Remote
+from modeldepot.registry.gateway import Remote
 from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
@@ -33,13 +32,13 @@ class Target:
 async def targets_for(state: ServerState, model: str, *, private: bool) -> list[Target]:
     """The models to try for `model`, in order (404 when there is none, 403 when the only
     ones are remote and the request is private)."""
-    gateway = GatewayStore(state.depot.registry.engine)
-    alias = await asyncio.to_thread(gateway.alias, model)
+    aliases, remotes = await state.directory.gateway()
+    alias = aliases.get(model)
     names = list(alias.targets) if alias else [model]
     found: list[Target] = []
     withheld = []
     for name in names:
-        remote = await asyncio.to_thread(gateway.remote, name)
+        remote = remotes.get(name)
         if remote is not None:
             if private:
                 withheld.append(name)
@@ -47,7 +46,7 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
                 found.append(Target(name, remote=remote))
             continue
         try:
-            version = await asyncio.to_thread(state.depot.show, name)
+            version = await state.directory.version(name)
         except (ModelNotFound, InvalidReference):
             if alias is None:
                 raise APIError.model_not_found(model) from None

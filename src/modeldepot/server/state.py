@@ -10,6 +10,7 @@ from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.runtime.pool import RunnerPool
 from modeldepot.server.auth import Gatekeeper
+from modeldepot.server.directory import Directory
 from modeldepot.server.metrics import Metrics
 
 __all__ = ["ServerState"]
@@ -26,3 +27,4 @@ class ServerState:
     """To remote models (keep-alive: TLS handshakes are worth saving)."""
     gate: Gatekeeper
     metrics: Metrics
+    directory: Directory
