@@ -72,6 +72,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4",
     ),
     EnvVar(
+        "DEPOT_MAX_QUEUE",
+        "Requests one model may hold in flight (decoding or waiting for a slot); more are "
+        "refused with 429.",
+        "16 x DEPOT_PARALLEL",
+    ),
+    EnvVar(
         "DEPOT_CONTEXT",
         "Context length (tokens) of each sequence; capped at the model's own.",
         "4096",
@@ -117,6 +123,12 @@ class Settings:
     parallel: int = 4
     context: int = 4096
     api_keys: str | None = None
+    max_queue: int = 0
+    """0 means 16 requests per parallel slot."""
+
+    @property
+    def queue_limit(self) -> int:
+        return self.max_queue or 16 * self.parallel
 
     @property
     def memory_budget(self) -> int:
@@ -160,6 +172,7 @@ class Settings:
                 parallel=int(env.get("DEPOT_PARALLEL") or 4),
                 context=int(env.get("DEPOT_CONTEXT") or 4096),
                 api_keys=env.get("DEPOT_API_KEYS") or None,
+                max_queue=int(env.get("DEPOT_MAX_QUEUE") or 0),
             )
         except ValueError as exc:
             raise UsageError(f"invalid setting in the environment: {exc}") from None

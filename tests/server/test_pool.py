@@ -61,3 +61,24 @@ def test_model_larger_than_the_budget_is_503(served_home: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_full_queue_is_429(served_home: Path) -> None:
+    proc, url = start_server(served_home, DEPOT_PARALLEL="1", DEPOT_MAX_QUEUE="1",
+                             DEPOT_CONTEXT="1024")  # fmt: skip
+    try:
+        long = {"model": "smollm2", "messages": [{"role": "user", "content": "Tell a story."}],
+                "max_tokens": 400, "ignore_eos": True, "stream": True}  # fmt: skip
+        short = {"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}],
+                 "max_tokens": 2}  # fmt: skip
+        assert httpx.post(f"{url}/v1/chat/completions", json=short, timeout=60).status_code == 200
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=long, timeout=60) as busy:
+            lines = busy.iter_lines()  # kept: a dropped iterator closes the connection
+            next(lines)  # the first request is decoding
+            refused = httpx.post(f"{url}/v1/chat/completions", json=short, timeout=60)
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "queue_full"
+        assert httpx.post(f"{url}/v1/chat/completions", json=short, timeout=60).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)

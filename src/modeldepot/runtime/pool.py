@@ -11,11 +11,16 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from modeldepot.errors import DepotError
 from modeldepot.runtime.runner import ModelUnavailable, Runner, RunnerSpec
 
-__all__ = ["PoolStatus", "RunnerPool"]
+__all__ = ["PoolStatus", "QueueFull", "RunnerPool"]
 
 Launcher = Callable[[RunnerSpec], Runner]
+
+
+class QueueFull(DepotError):
+    """A model has as many requests in flight as it may hold (HTTP 429)."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,13 @@ class PoolStatus:
 class RunnerPool:
     """Loaded runners by spec key (digest and kind), most recently used last."""
 
-    def __init__(self, launcher: Launcher, *, budget: int, keep_alive: float) -> None:
+    def __init__(
+        self, launcher: Launcher, *, budget: int, keep_alive: float, queue_limit: int = 1 << 30
+    ) -> None:
         self._launch = launcher
         self.budget = budget
         self.keep_alive = keep_alive
+        self.queue_limit = queue_limit
         self._runners: OrderedDict[str, Runner] = OrderedDict()
         self._loading: dict[str, asyncio.Lock] = {}
         self._admit = asyncio.Lock()
@@ -45,6 +53,11 @@ class RunnerPool:
     async def use(self, spec: RunnerSpec) -> AsyncIterator[Runner]:
         """The running engine for `spec`, started if needed, counted busy while in use."""
         runner = await self._get(spec)
+        if runner.active >= self.queue_limit:
+            raise QueueFull(
+                f"{spec.name} has {runner.active} requests in flight, its limit "
+                "(DEPOT_MAX_QUEUE); retry shortly"
+            )
         runner.active += 1
         try:
             yield runner

@@ -39,7 +39,12 @@ def create_app(settings: Settings) -> FastAPI:
     def launch(spec: RunnerSpec) -> Runner:
         return Runner.start(spec, find_llama_server(settings), log_dir)
 
-    pool = RunnerPool(launch, budget=settings.memory_budget, keep_alive=settings.keep_alive)
+    pool = RunnerPool(
+        launch,
+        budget=settings.memory_budget,
+        keep_alive=settings.keep_alive,
+        queue_limit=settings.queue_limit,
+    )
     metrics = Metrics(pool)
 
     @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from modeldepot.errors import DepotError, ModelNotFound, NotFound, UsageError
+from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.runner import ModelUnavailable
 
 __all__ = [
@@ -50,6 +51,8 @@ async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 async def depot_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ModelUnavailable):
         status, kind, code = 503, "server_error", "model_unavailable"
+    elif isinstance(exc, QueueFull):
+        status, kind, code = 429, "rate_limit_error", "queue_full"
     elif isinstance(exc, ModelNotFound | NotFound):
         status, kind, code = 404, "invalid_request_error", "not_found"
     elif isinstance(exc, UsageError):

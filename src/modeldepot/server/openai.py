@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from modeldepot.config import secret_from_env
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.gateway import GatewayStore, Remote
+from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server import routing, scoring, tools
 from modeldepot.server.errors import APIError, engine_failed, error_body
@@ -128,6 +129,8 @@ async def _forward(request: Request, path: str) -> Response:
                 response = await _local(state, target.version, path, dict(body), account)
         except ModelUnavailable as exc:
             response = JSONResponse(error_body(str(exc), "server_error", "model_unavailable"), 503)
+        except QueueFull as exc:
+            response = JSONResponse(error_body(str(exc), "rate_limit_error", "queue_full"), 429)
         account.status = response.status_code
         response.background = BackgroundTask(account.finish)
         response.headers["x-depot-upstream"] = target.name
