@@ -132,3 +132,17 @@ def test_usage_events_and_metrics(keyed: tuple[str, Path, dict[str, str]]) -> No
     assert 'depot_tokens_total{kind="completion",model="smollm2:latest"}' in text
     assert "depot_loaded_models 1.0" in text
     assert "depot_time_to_first_token_seconds_count" in text
+
+
+def test_daily_quota_survives_a_restart(keyed: tuple[str, Path, dict[str, str]]) -> None:
+    _, home, secrets = keyed
+    # test_tokens_per_day spent the key's 5 tokens on the first server; a new one must know.
+    proc, second = start_server(home, DEPOT_CONTEXT="1024")
+    try:
+        with pytest.raises(openai.RateLimitError) as caught:
+            _chat(second, secrets["small"])
+        assert caught.value.body["code"] == "insufficient_quota"  # type: ignore[index]
+        assert _chat(second, secrets["team"]).choices  # other keys are unaffected
+    finally:
+        proc.terminate()
+        proc.wait(30)

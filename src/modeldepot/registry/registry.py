@@ -268,10 +268,18 @@ class Registry:
             found |= set(conn.scalars(sa.select(t.files.c.digest)))
         return found
 
-    def events(self, *, since: datetime | None = None, limit: int | None = None) -> list[Event]:
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int | None = None,
+        action: str | None = None,
+    ) -> list[Event]:
         query = sa.select(t.events).order_by(t.events.c.id)
         if since is not None:
             query = query.where(t.events.c.at >= since)
+        if action is not None:
+            query = query.where(t.events.c.action == action)
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI, Response
@@ -39,6 +40,17 @@ def create_app(settings: Settings) -> FastAPI:
     def launch(spec: RunnerSpec) -> Runner:
         return Runner.start(spec, find_llama_server(settings), log_dir)
 
+    def spent_today(key: str) -> list[tuple[float, int]]:
+        since = datetime.now(UTC) - timedelta(days=1)
+        return [
+            (
+                e.at.timestamp(),
+                e.details.get("prompt_tokens", 0) + e.details.get("completion_tokens", 0),
+            )
+            for e in depot.registry.events(since=since, action="request")
+            if e.details.get("key") == key
+        ]
+
     pool = RunnerPool(
         launch,
         budget=settings.memory_budget,
@@ -53,7 +65,9 @@ def create_app(settings: Settings) -> FastAPI:
             timeout=httpx.Timeout(None, connect=10), limits=engine_client_limits()
         )
         remote_client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
-        gate = Gatekeeper(keys_from_env(settings.api_keys), KeyStore(depot.registry.engine))
+        gate = Gatekeeper(
+            keys_from_env(settings.api_keys), KeyStore(depot.registry.engine), spent_today
+        )
         app.state.depot = ServerState(
             settings, depot, pool, client, remote_client, gate, metrics, Directory(depot)
         )

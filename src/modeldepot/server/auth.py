@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -37,10 +38,21 @@ class _Usage:
         return sum(n for _, n in self.day)
 
 
+History = Callable[[str], list[tuple[float, int]]]
+"""A key's spending over the last day: (unix time, tokens) per request, from the registry."""
+
+
 class Gatekeeper:
-    def __init__(self, env_keys: dict[str, ApiKey], store: KeyStore, cache_seconds: float = 2.0):
+    def __init__(
+        self,
+        env_keys: dict[str, ApiKey],
+        store: KeyStore,
+        history: History | None = None,
+        cache_seconds: float = 2.0,
+    ) -> None:
         self.env_keys = env_keys
         self.store = store
+        self.history = history
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._enabled: tuple[float, bool] = (0.0, False)
@@ -85,8 +97,13 @@ class Gatekeeper:
             raise APIError(403, f"the API key {key.name!r} may not use {model}",
                            "permission_error", "model_not_allowed")  # fmt: skip
 
-    def admit(self, key: ApiKey) -> None:
-        """Count one request against the key's quotas, or refuse it (429)."""
+    async def admit(self, key: ApiKey) -> None:
+        """Count one request against the key's quotas, or refuse it (429). A key's tokens of
+        the last day are read from the registry once, so a restart does not reset them."""
+        if key.tpd is not None and key.name not in self._usage and self.history is not None:
+            spent = await asyncio.to_thread(self.history, key.name)
+            offset = time.monotonic() - time.time()
+            self._usage[key.name].day.extend((at + offset, n) for at, n in spent)
         usage = self._usage[key.name]
         now = time.monotonic()
         while usage.minute and now - usage.minute[0] > 60:

@@ -117,7 +117,7 @@ async def _forward(request: Request, path: str) -> Response:
     private = key.private or (isinstance(metadata, dict) and metadata.get("private") is True)
     targets = await routing.targets_for(state, body["model"], private=private)
     state.gate.authorize(key, body["model"] if len(targets) > 1 else targets[0].name)
-    state.gate.admit(key)
+    await state.gate.admit(key)
     response: Response | None = None
     for i, target in enumerate(targets):
         account = Accounting(state, key, target.name, path, upstream=target.name)
