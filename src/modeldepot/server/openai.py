@@ -25,6 +25,7 @@ from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server import routing, scoring, tools
 from modeldepot.server.errors import APIError, engine_failed, error_body
+from modeldepot.server.relay import EngineStream, RelayError
 from modeldepot.server.state import ServerState
 from modeldepot.server.usage import Accounting
 
@@ -172,7 +173,33 @@ async def _local(
     except BaseException:
         await stack.aclose()
         raise
+    if body.get("stream"):
+        return await _relay_engine(runner.base_url + path, body, account, spec.name, stack)
     return await _send(state.client, runner.base_url + path, body, account, spec.name, stack)
+
+
+async def _relay_engine(
+    url: str, body: dict[str, Any], account: Accounting, name: str, stack: contextlib.AsyncExitStack
+) -> Response:
+    """A streamed request to a local engine, relayed straight off the socket (see `relay`)."""
+    try:
+        upstream = await EngineStream.open(url, body)
+        stack.push_async_callback(upstream.aclose)
+        if upstream.status_code != 200:
+            content = await upstream.read()
+            await stack.aclose()
+            return Response(content, upstream.status_code, media_type="application/json")
+    except RelayError as exc:
+        await stack.aclose()
+        return engine_failed(name, exc)
+    except BaseException:
+        await stack.aclose()
+        raise
+    return StreamingResponse(
+        _relay(upstream.chunks(), stack, name, account),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 async def _remote(
@@ -225,7 +252,7 @@ async def _send(
         await stack.aclose()
         raise
     return StreamingResponse(
-        _relay(upstream, stack, name, account),
+        _relay(upstream.aiter_raw(), stack, name, account),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -283,15 +310,15 @@ async def _generic_tools(
 
 
 async def _relay(
-    upstream: httpx.Response, stack: contextlib.AsyncExitStack, name: str, account: Accounting
+    chunks: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, name: str, account: Accounting
 ) -> AsyncIterator[bytes]:
-    """Pass the engine's event stream through; if the engine dies mid-stream, end this
-    client's stream with an error event (other clients and the server carry on)."""
+    """Pass an event stream through; if the engine dies mid-stream, end this client's stream
+    with an error event (other clients and the server carry on)."""
     try:
-        async for chunk in upstream.aiter_raw():
+        async for chunk in chunks:
             account.chunk(chunk)
             yield chunk
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, RelayError) as exc:
         error = error_body(f"{name}: the engine failed mid-stream ({exc!r})", "server_error",
                            "engine_failed")  # fmt: skip
         yield f"data: {json.dumps(error)}\n\n".encode()
