@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -173,32 +173,9 @@ async def _local(
     except BaseException:
         await stack.aclose()
         raise
-    if body.get("stream"):
-        return await _relay_engine(runner.base_url + path, body, account, spec.name, stack)
-    return await _send(state.client, runner.base_url + path, body, account, spec.name, stack)
-
-
-async def _relay_engine(
-    url: str, body: dict[str, Any], account: Accounting, name: str, stack: contextlib.AsyncExitStack
-) -> Response:
-    """A streamed request to a local engine, relayed straight off the socket (see `relay`)."""
-    try:
-        upstream = await EngineStream.open(url, body)
-        stack.push_async_callback(upstream.aclose)
-        if upstream.status_code != 200:
-            content = await upstream.read()
-            await stack.aclose()
-            return Response(content, upstream.status_code, media_type="application/json")
-    except RelayError as exc:
-        await stack.aclose()
-        return engine_failed(name, exc)
-    except BaseException:
-        await stack.aclose()
-        raise
-    return StreamingResponse(
-        _relay(upstream.chunks(), stack, name, account),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache"},
+    url = runner.base_url + path
+    return await _send(
+        lambda: EngineStream.open(url, body), bool(body.get("stream")), account, spec.name, stack
     )
 
 
@@ -213,8 +190,14 @@ async def _remote(
     if secret:
         headers["Authorization"] = f"Bearer {secret}"
     url = remote.base_url + path.removeprefix("/v1")
-    response = await _send(state.remote_client, url, upstream_body, account, remote.name,
-                           contextlib.AsyncExitStack(), headers)  # fmt: skip
+    client = state.remote_client
+
+    async def open_upstream() -> _HTTPXStream:
+        request = client.build_request("POST", url, json=upstream_body, headers=headers)
+        return _HTTPXStream(await client.send(request, stream=True))
+
+    response = await _send(open_upstream, bool(body.get("stream")), account, remote.name,
+                           contextlib.AsyncExitStack())  # fmt: skip
     if response.status_code in (401, 403):  # the depot's credentials, not the client's
         await _discard(response)
         where = f" (check ${remote.api_key_env})" if remote.api_key_env else ""
@@ -223,36 +206,49 @@ async def _remote(
     return response
 
 
+class _HTTPXStream:
+    """An httpx streamed response with the small interface `EngineStream` has."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.status_code = response.status_code
+
+    async def read(self) -> bytes:
+        return await self.response.aread()
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self.response.aiter_raw()
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
 async def _send(
-    client: httpx.AsyncClient,
-    url: str,
-    body: dict[str, Any],
+    open_upstream: Callable[[], Awaitable[EngineStream | _HTTPXStream]],
+    stream: bool,
     account: Accounting,
     name: str,
     stack: contextlib.AsyncExitStack,
-    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Send `body` to `url` and hand back the answer, relaying a stream as it comes; `stack`
-    holds what must stay open while it streams (the engine, the upstream response)."""
+    """Open the upstream answer and hand it back, relaying a stream as it comes; `stack`
+    holds what must stay open while it streams (the engine, the upstream connection)."""
     try:
-        upstream = await client.send(
-            client.build_request("POST", url, json=body, headers=headers), stream=True
-        )
+        upstream = await open_upstream()
         stack.push_async_callback(upstream.aclose)
-        if upstream.status_code != 200 or not body.get("stream"):
-            content = await upstream.aread()
+        if upstream.status_code != 200 or not stream:
+            content = await upstream.read()
             await stack.aclose()
             if upstream.status_code == 200:
                 account.read_body(json.loads(content))
             return Response(content, upstream.status_code, media_type="application/json")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, RelayError) as exc:
         await stack.aclose()
         return engine_failed(name, exc)
     except BaseException:
         await stack.aclose()
         raise
     return StreamingResponse(
-        _relay(upstream.aiter_raw(), stack, name, account),
+        _relay(upstream.chunks(), stack, name, account),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
