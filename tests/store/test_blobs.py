@@ -30,7 +30,6 @@ def test_put_file_names_the_blob_by_its_sha256(store: BlobStore, tmp_path: Path)
     assert store.path(blob.digest).read_bytes() == data
     assert store.path(blob.digest).name == "sha256-" + hashlib.sha256(data).hexdigest()
     assert sum(seen) == len(data)
-    assert not os.access(store.path(blob.digest), os.W_OK) or os.geteuid() == 0
     assert store.path(blob.digest).stat().st_mode & 0o222 == 0
     assert list(store.tmp.iterdir()) == []
 

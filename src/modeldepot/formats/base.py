@@ -51,31 +51,16 @@ class SourceFile:
     kind: LayerKind
     path: Path | None = None
     data: bytes | None = None
-    parts: tuple[Path, ...] = ()
-    """Several files whose concatenation is this file (a model shipped in chunks)."""
     digest: str | None = None
     """Set when the bytes are already in the store under this digest."""
     expected: str | None = None
     """A digest the bytes must have (a packaged model's pinned file)."""
-
-    @property
-    def size(self) -> int:
-        if self.data is not None:
-            return len(self.data)
-        if self.parts:
-            return sum(p.stat().st_size for p in self.parts)
-        assert self.path is not None
-        return self.path.stat().st_size
 
 
 @dataclass(frozen=True)
 class ModelSource:
     info: ModelInfo
     files: tuple[SourceFile, ...]
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
 
 
 class ModelFormat(Protocol):

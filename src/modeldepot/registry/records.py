@@ -8,6 +8,7 @@ from typing import Any
 
 from modeldepot.formats.base import ModelInfo
 from modeldepot.refs import Reference
+from modeldepot.store.manifests import Descriptor
 
 __all__ = ["RELATIONS", "Event", "FileRecord", "LineageLink", "ModelVersion"]
 
@@ -19,6 +20,11 @@ class FileRecord:
     size: int
     kind: str
     media_type: str
+
+    @classmethod
+    def of(cls, layer: Descriptor) -> FileRecord:
+        return cls(layer.filepath or "", layer.digest, layer.size, layer.kind.value,
+                   layer.media_type)  # fmt: skip
 
 
 @dataclass(frozen=True)

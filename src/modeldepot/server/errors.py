@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from modeldepot.errors import DepotError, ModelNotFound, NotFound, UsageError
+from modeldepot.errors import DepotError, NotFound
 from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.runner import ModelUnavailable
 
@@ -13,6 +13,7 @@ __all__ = [
     "APIError",
     "api_error_handler",
     "depot_error_handler",
+    "depot_error_response",
     "engine_failed",
     "error_body",
 ]
@@ -48,19 +49,22 @@ async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(str(exc), exc.kind, exc.code), status_code=exc.status)
 
 
-async def depot_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+def depot_error_response(exc: DepotError) -> JSONResponse:
+    """A DepotError as the HTTP answer a client of the OpenAI API expects."""
     if isinstance(exc, ModelUnavailable):
         status, kind, code = 503, "server_error", "model_unavailable"
     elif isinstance(exc, QueueFull):
         status, kind, code = 429, "rate_limit_error", "queue_full"
-    elif isinstance(exc, ModelNotFound | NotFound):
+    elif isinstance(exc, NotFound):
         status, kind, code = 404, "invalid_request_error", "not_found"
-    elif isinstance(exc, UsageError):
-        status, kind, code = 400, "invalid_request_error", None
     else:
-        assert isinstance(exc, DepotError)
         status, kind, code = 400, "invalid_request_error", None
     return JSONResponse(error_body(str(exc), kind, code), status_code=status)
+
+
+async def depot_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DepotError)
+    return depot_error_response(exc)
 
 
 def engine_failed(name: str, exc: Exception) -> JSONResponse:

@@ -20,11 +20,11 @@ from starlette.background import BackgroundTask
 
 from modeldepot.config import secret_from_env
 from modeldepot.registry import ModelVersion
-from modeldepot.registry.gateway import GatewayStore, Remote
+from modeldepot.registry.gateway import Remote
 from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
 from modeldepot.server import routing, scoring, tools
-from modeldepot.server.errors import APIError, engine_failed, error_body
+from modeldepot.server.errors import APIError, depot_error_response, engine_failed, error_body
 from modeldepot.server.relay import EngineStream, RelayError
 from modeldepot.server.state import ServerState
 from modeldepot.server.usage import Accounting
@@ -51,17 +51,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def list_models(request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
-    gateway = GatewayStore(state.depot.registry.engine)
     versions = await asyncio.to_thread(state.depot.versions)
-    remotes = await asyncio.to_thread(gateway.remotes)
-    aliases = await asyncio.to_thread(gateway.aliases)
+    aliases, remotes = await state.directory.gateway()
     entries = [
         (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace)
         for v in versions
         if v.info.format == "gguf" or routing.is_sentence_model(v)
     ]
-    entries += [(r.name, 0, "remote") for r in remotes]
-    entries += [(a.name, 0, "alias") for a in aliases]
+    entries += [(name, 0, "remote") for name in remotes]
+    entries += [(name, 0, "alias") for name in aliases]
     return {
         "object": "list",
         "data": [
@@ -86,10 +84,10 @@ def _check_chat(body: dict[str, Any]) -> None:
             raise APIError.bad_request(f"`messages[{i}]` must be an object with a `role`")
 
 
-def _check_completion(body: dict[str, Any]) -> None:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str | list) or not prompt:
-        raise APIError.bad_request("`prompt` is required: a string or a list of them", "prompt")
+def _check_text(body: dict[str, Any], field: str) -> None:
+    value = body.get(field)
+    if not isinstance(value, str | list) or not value:
+        raise APIError.bad_request(f"`{field}` is required: a string or a list of them", field)
 
 
 @router.post("/completions")
@@ -109,11 +107,8 @@ async def _forward(request: Request, path: str) -> Response:
     chat = path.endswith("/chat/completions")
     if chat:
         _check_chat(body)
-    elif path.endswith("/embeddings"):
-        if not isinstance(body.get("input"), str | list) or not body["input"]:
-            raise APIError.bad_request("`input` is required: a string or a list of them", "input")
     else:
-        _check_completion(body)
+        _check_text(body, "input" if path.endswith("/embeddings") else "prompt")
     metadata = body.get("metadata")
     private = key.private or (isinstance(metadata, dict) and metadata.get("private") is True)
     targets = await routing.targets_for(state, body["model"], private=private)
@@ -121,17 +116,15 @@ async def _forward(request: Request, path: str) -> Response:
     await state.gate.admit(key)
     response: Response | None = None
     for i, target in enumerate(targets):
-        account = Accounting(state, key, target.name, path, upstream=target.name)
+        account = Accounting(state, key, target.name, path)
         try:
             if target.remote is not None:
                 response = await _remote(state, target.remote, path, body, account)
             else:
                 assert target.version is not None
                 response = await _local(state, target.version, path, dict(body), account)
-        except ModelUnavailable as exc:
-            response = JSONResponse(error_body(str(exc), "server_error", "model_unavailable"), 503)
-        except QueueFull as exc:
-            response = JSONResponse(error_body(str(exc), "rate_limit_error", "queue_full"), 429)
+        except (ModelUnavailable, QueueFull) as exc:  # may be answered by the next target
+            response = depot_error_response(exc)
         account.status = response.status_code
         response.background = BackgroundTask(account.finish)
         response.headers["x-depot-upstream"] = target.name
@@ -156,13 +149,13 @@ async def _discard(response: Response) -> None:
 async def _local(
     state: ServerState, version: ModelVersion, path: str, body: dict[str, Any], account: Accounting
 ) -> Response:
+    chat = path.endswith("/chat/completions")
+    if not chat and body.get("echo"):  # prompt scoring: an engine of its own
+        return await scoring.score(state, version, body, account)
     kind = "embed" if path.endswith("/embeddings") else "generate"
     spec = routing.engine_spec(state, version, kind)
     body["model"] = spec.name
     body.pop("metadata", None)
-    chat = path.endswith("/chat/completions")
-    if not chat and body.get("echo"):
-        return await scoring.score(state, version, body, account)
     if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
         return await _generic_tools(state, spec, body, account)
     if int(body.get("n") or 1) > 1 and not body.get("stream"):

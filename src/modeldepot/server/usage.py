@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +28,13 @@ class Accounting:
     prompt: int = 0
     completion: int = 0
     decode_rate: float | None = None
-    upstream: str = "local"
-    _tail: bytes = b""
+    _tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=4))
 
     def chunk(self, data: bytes) -> None:
-        """A piece of a stream went to the client."""
+        """A piece of a stream went to the client (the last few are kept for its usage)."""
         if self.first is None:
             self.first = time.perf_counter()
-        self._tail = (self._tail + data)[-32768:]
+        self._tail.append(data)
 
     def read_body(self, body: dict[str, Any]) -> None:
         usage = body.get("usage") or {}
@@ -46,7 +46,7 @@ class Accounting:
 
     def end_of_stream(self) -> None:
         """Find the engine's closing usage or timings in the last events of the stream."""
-        for line in reversed(self._tail.split(b"\n")):
+        for line in reversed(b"".join(self._tail).split(b"\n")):
             if line.startswith(b"data: {") and (b'"usage"' in line or b'"timings"' in line):
                 try:
                     self.read_body(json.loads(line[6:]))
@@ -67,7 +67,6 @@ class Accounting:
             "prompt_tokens": self.prompt,
             "completion_tokens": self.completion,
             "latency_ms": round(elapsed * 1000, 1),
-            "upstream": self.upstream,
         }
         if ttft is not None:
             details["ttft_ms"] = round(ttft * 1000, 1)
