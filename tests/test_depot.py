@@ -178,7 +178,7 @@ def test_events_record_who_did_what(depot: Depot, tmp_path: Path) -> None:
     depot.remove("m:v1")
     depot.gc()
     events = depot.registry.events()
-    assert [e.action for e in events] == ["import", "tag", "remove", "gc"]
+    assert [e.action for e in events] == ["import", "scan", "tag", "remove", "gc"]
     assert {e.actor for e in events} == {"tester"}
     assert events[0].subject.startswith("m:latest@sha256:")
 

@@ -82,6 +82,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Context length (tokens) of each sequence; capped at the model's own.",
         "4096",
     ),
+    EnvVar(
+        "EDITOR",
+        "Editor `depot card NAME --edit` opens the model card in.",
+        "vi",
+    ),
 )
 
 
@@ -125,6 +130,7 @@ class Settings:
     api_keys: str | None = None
     max_queue: int = 0
     """0 means 16 requests per parallel slot."""
+    editor: str = "vi"
 
     @property
     def queue_limit(self) -> int:
@@ -173,6 +179,7 @@ class Settings:
                 context=int(env.get("DEPOT_CONTEXT") or 4096),
                 api_keys=env.get("DEPOT_API_KEYS") or None,
                 max_queue=int(env.get("DEPOT_MAX_QUEUE") or 0),
+                editor=env.get("EDITOR") or "vi",
             )
         except ValueError as exc:
             raise UsageError(f"invalid setting in the environment: {exc}") from None

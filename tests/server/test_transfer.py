@@ -30,7 +30,7 @@ def test_pull_from_another_depot(server: str, served_home: Path, tmp_path: Path)
         assert list(here.check()) == []
         again = here.pull(f"{server}/smollm2")  # everything is there: nothing fetched
         assert again.digest == original.digest and str(again.reference) == "smollm2:latest"
-        assert [e.action for e in here.registry.events()] == ["pull", "pull"]
+        assert [e.action for e in here.registry.events()] == ["pull", "scan", "pull", "scan"]
         with pytest.raises(ModelNotFound):
             here.pull(f"{server}/nothing-here")
         with pytest.raises(UsageError):

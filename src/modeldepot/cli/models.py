@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from modeldepot import catalogue
-from modeldepot.cli.app import app, pass_depot
+from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.render import (
     bytes_progress,
     human_size,
@@ -35,14 +35,23 @@ def _path_size(path: Path) -> int | None:
     return None
 
 
-def _done(version: ModelVersion, as_json: bool) -> None:
+def _done(depot: Depot, version: ModelVersion, as_json: bool) -> None:
+    status = depot.governance.trust.status(version.digest)
     if as_json:
-        print_json(version.to_dict())
+        print_json({**version.to_dict(), "status": status.status, "reasons": status.reasons})
     else:
         tags = ", ".join(version.tags)
         stdout.print(
             f"stored {version.reference.repository} ({tags}) {version.digest} "
             f"{human_size(version.size)}"
+        )
+    if status.quarantined:
+        for reason in status.reasons:
+            stderr.print(f"  {reason}", markup=False)
+        raise CommandError(
+            f"{version.reference} is quarantined: stored, but never served or exported "
+            "(see `depot quarantine list`)",
+            1,
         )
 
 
@@ -67,7 +76,7 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
     with bytes_progress(f"pulling {name}", total) as advance:
         version = depot.pull(name, progress=advance, as_name=as_name,
                              api_key=secret_from_env(api_key_env))  # fmt: skip
-    _done(version, as_json)
+    _done(depot, version, as_json)
 
 
 @app.command("import")
@@ -105,7 +114,7 @@ def import_(
         version = depot.import_path(
             path, name, format_name=format_name, lineage=lineage, progress=advance
         )
-    _done(version, as_json)
+    _done(depot, version, as_json)
 
 
 @app.command("list")
@@ -116,9 +125,10 @@ def list_(depot: Depot, include_untagged: bool, as_json: bool) -> None:
     """List stored models, one line per tag."""
     versions = depot.versions(include_untagged=include_untagged)
     if as_json:
-        print_json([_summary(v) for v in versions])
+        held = depot.governance.trust.quarantined_digests()
+        print_json([{**_summary(v), "quarantined": v.digest in held} for v in versions])
     elif versions:
-        stdout.print(version_table(versions))
+        stdout.print(version_table(versions, depot.governance.trust.quarantined_digests()))
     else:
         stderr.print("no models stored yet; try: depot pull smollm2")
 
@@ -148,9 +158,10 @@ def search(depot: Depot, query: tuple[str, ...], as_json: bool) -> None:
     match every term (e.g. `depot search llama q4`)."""
     versions = depot.search(" ".join(query))
     if as_json:
-        print_json([_summary(v) for v in versions])
+        held = depot.governance.trust.quarantined_digests()
+        print_json([{**_summary(v), "quarantined": v.digest in held} for v in versions])
     elif versions:
-        stdout.print(version_table(versions))
+        stdout.print(version_table(versions, depot.governance.trust.quarantined_digests()))
     else:
         stderr.print(f"nothing matches {' '.join(query)!r}")
 
@@ -208,8 +219,11 @@ def show(depot: Depot, name: str, as_json: bool) -> None:
         print_json(v.to_dict())
         return
     stdout.print(f"[bold]{v.reference}[/bold]")
-    width = max(len(k) for k, _ in describe(v))
-    for key, value in describe(v):
+    facts = depot.governance.facts(v)
+    rows = [*describe(v), ("status", facts.status), ("scan", facts.scan_summary),
+            ("signatures", ", ".join(facts.signatures) or "none")]  # fmt: skip
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
         stdout.print(f"  {key:<{width}}  {value}", markup=False)
     stdout.print("  files")
     for f in v.files:

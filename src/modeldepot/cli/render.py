@@ -43,9 +43,21 @@ def print_json(data: Any) -> None:
     stdout.out(json.dumps(data, indent=2, default=str), highlight=False)
 
 
-def version_table(versions: list[ModelVersion]) -> Table:
+def version_table(versions: list[ModelVersion], quarantined: set[str] | None = None) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "DIGEST", "SIZE", "FORMAT", "ARCH", "PARAMS", "QUANT", "LICENCE"):
+    columns: tuple[str, ...] = (
+        "NAME",
+        "DIGEST",
+        "SIZE",
+        "FORMAT",
+        "ARCH",
+        "PARAMS",
+        "QUANT",
+        "LICENCE",
+    )
+    if quarantined is not None:
+        columns += ("STATUS",)
+    for column in columns:
         table.add_column(column, no_wrap=True)
     for v in versions:
         info = v.info
@@ -58,7 +70,9 @@ def version_table(versions: list[ModelVersion]) -> Table:
             format_params(info.parameters) if info.parameters else "-",
             info.quantization or "-",
             info.license or "-",
-        )
+            *(() if quarantined is None else
+              ("quarantined" if v.digest in quarantined else "ok",)),
+        )  # fmt: skip
     return table
 
 

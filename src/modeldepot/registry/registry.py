@@ -4,6 +4,7 @@ not at all."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from modeldepot.errors import ModelNotFound
 from modeldepot.formats.base import ModelInfo
 from modeldepot.refs import Reference
 from modeldepot.registry import schema as t
+from modeldepot.registry.audit import ChainProblem, ChainReport, chain_hash
 from modeldepot.registry.database import connect, migrate
 from modeldepot.registry.records import Event, FileRecord, LineageLink, ModelVersion
 
@@ -261,11 +263,14 @@ class Registry:
             return self._versions(conn, conn.execute(query).all(), None)
 
     def referenced_digests(self) -> set[str]:
-        """Every blob some recorded version needs: manifests, their configs, their files."""
+        """Every blob some recorded version needs: manifests, their configs, their files, their
+        signatures and model cards."""
         with self.engine.connect() as conn:
             found = set(conn.scalars(sa.select(t.manifests.c.digest)))
             found |= set(conn.scalars(sa.select(t.manifests.c.config_digest)))
             found |= set(conn.scalars(sa.select(t.files.c.digest)))
+            found |= set(conn.scalars(sa.select(t.signatures.c.digest)))
+            found |= set(conn.scalars(sa.select(t.cards.c.digest)))
         return found
 
     def events(
@@ -358,11 +363,49 @@ class Registry:
     def _event(
         conn: sa.Connection, actor: str, action: str, subject: str, details: dict[str, Any]
     ) -> None:
+        """Append one event to the hash chain, inside the caller's transaction."""
+        if conn.dialect.name == "postgresql":  # one writer at a time extends the chain
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7004001)"))
+        previous = (
+            conn.scalar(sa.select(t.events.c.hash).order_by(t.events.c.id.desc()).limit(1)) or ""
+        )
+        at = _now()
+        details = json.loads(json.dumps(details, default=str))  # as it will read back
         conn.execute(
             t.events.insert().values(
-                at=_now(), actor=actor, action=action, subject=subject, details=details
+                at=at, actor=actor, action=action, subject=subject, details=details,
+                prev_hash=previous,
+                hash=chain_hash(previous, at, actor, action, subject, details),
             )
-        )
+        )  # fmt: skip
+
+    def verify_chain(self) -> ChainReport:
+        """Recompute every event's hash and link; report the first problems found."""
+        problems: list[ChainProblem] = []
+        previous = ""
+        count = 0
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.events).order_by(t.events.c.id))
+            for r in rows:
+                count += 1
+                if r.prev_hash != previous:
+                    problems.append(
+                        ChainProblem(
+                            r.id,
+                            "does not link to the event before it "
+                            "(an event was deleted or reordered)",
+                        )
+                    )
+                expected = chain_hash(r.prev_hash or "", _utc(r.at), r.actor, r.action,
+                                      r.subject, r.details)  # fmt: skip
+                if r.hash != expected:
+                    problems.append(
+                        ChainProblem(
+                            r.id, "its content does not match its hash (the event was edited)"
+                        )
+                    )
+                previous = r.hash or ""  # fmt: skip
+        return ChainReport(count, previous, tuple(problems))
 
     @staticmethod
     def _not_found_message(conn: sa.Connection, ref: Reference) -> str:

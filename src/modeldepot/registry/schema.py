@@ -8,7 +8,10 @@ compares the two so they never drift apart.
     tags      model:tag -> version                    (moved by `depot tag`)
     files     the layers of a manifest
     lineage   base model, adapter, dataset, quantised-from ... of a manifest
-    events    who did what, when
+    events    who did what, when (hash-chained: an edited or deleted event is detected)
+    scans     scanner findings per manifest
+    signatures  OpenSSF model-signing bundles (stored as blobs) per manifest
+    cards     model cards (stored as blobs), generated or edited
     api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
     remotes   OpenAI-compatible models elsewhere (a proprietary API, another depot)
     aliases   a name served by the first of its targets that answers
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 __all__ = [
     "aliases",
     "api_keys",
+    "cards",
     "events",
     "files",
     "lineage",
@@ -28,6 +32,8 @@ __all__ = [
     "metadata",
     "models",
     "remotes",
+    "scans",
+    "signatures",
     "tags",
     "versions",
 ]
@@ -68,6 +74,9 @@ manifests = sa.Table(
     sa.Column("info", sa.JSON, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("created_at", _NOW, nullable=False),
+    # "ok" or "quarantined" (stored and listed, never served or exported)
+    sa.Column("status", sa.String(16), nullable=False, server_default="ok"),
+    sa.Column("status_reasons", sa.JSON),
 )
 
 versions = sa.Table(
@@ -122,6 +131,49 @@ events = sa.Table(
     sa.Column("action", sa.String(64), nullable=False, index=True),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+    # sha256 over the previous event's hash and this event's fields (see registry/audit.py)
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("hash", sa.String(64)),
+)
+
+scans = sa.Table(
+    "scans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("scanner_version", sa.String(16), nullable=False),
+    sa.Column("findings", sa.JSON, nullable=False),
+    sa.Column("scanned_at", _NOW, nullable=False),
+)
+
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("digest", sa.String(71), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("identity", sa.Text, nullable=False),
+    sa.Column("public_key", sa.Text),
+    sa.Column("signed_at", _NOW, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+)
+
+cards = sa.Table(
+    "cards",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("digest", sa.String(71), nullable=False),
+    sa.Column("edited", sa.Boolean, nullable=False),
+    sa.Column("at", _NOW, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
 )
 
 api_keys = sa.Table(

@@ -20,6 +20,7 @@ class Directory:
         self.ttl = ttl
         self._gateway: tuple[float, dict[str, Alias], dict[str, Remote]] = (-1e9, {}, {})
         self._versions: dict[str, tuple[float, ModelVersion]] = {}
+        self._refusals: dict[str, tuple[float, list[str]]] = {}
 
     async def gateway(self) -> tuple[dict[str, Alias], dict[str, Remote]]:
         loaded, aliases, remotes = self._gateway
@@ -38,3 +39,15 @@ class Directory:
         version = await asyncio.to_thread(self.depot.show, name)
         self._versions[name] = (time.monotonic(), version)
         return version
+
+    async def refusals(self, version: ModelVersion) -> list[str]:
+        """Why `version` may not be served (quarantine, policy); empty when it may."""
+        cached = self._refusals.get(version.digest)
+        if cached is not None and time.monotonic() - cached[0] <= self.ttl:
+            return cached[1]
+        found = await asyncio.to_thread(self.depot.governance.serve_refusals, version)
+        self._refusals[version.digest] = (time.monotonic(), found)
+        return found
+
+    async def quarantined(self) -> set[str]:
+        return await asyncio.to_thread(self.depot.governance.trust.quarantined_digests)

@@ -39,7 +39,14 @@ async def _version(request: Request, name: str) -> ModelVersion:
             404, f"no model named {name}", "invalid_request_error", "not_found"
         ) from None
     state.gate.authorize(key, str(version.reference))
+    if await state.directory.refusals(version):
+        raise _refused(str(version.reference))
     return version
+
+
+def _refused(what: str) -> APIError:
+    return APIError(403, f"{what} is quarantined by the depot's policy and is not exported",
+                    "permission_error", "model_quarantined")  # fmt: skip
 
 
 @router.get("/models")
@@ -47,7 +54,8 @@ async def models(request: Request) -> list[dict[str, Any]]:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.versions)
-    return [v.to_dict() for v in versions if key.allows(str(v.reference))]
+    held = await state.directory.quarantined()
+    return [v.to_dict() for v in versions if key.allows(str(v.reference)) and v.digest not in held]
 
 
 @router.get("/models/{name:path}")
@@ -73,6 +81,8 @@ async def blob(request: Request, digest: str) -> Response:
         digest = parse_digest(digest)
     except InvalidReference as exc:
         raise APIError.bad_request(str(exc)) from None
+    if not await asyncio.to_thread(state.depot.governance.trust.blob_exportable, digest):
+        raise _refused(f"blob {digest}")
     path = state.depot.blobs.path(digest)
     if not path.is_file():
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found")

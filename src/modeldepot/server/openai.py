@@ -53,10 +53,11 @@ async def list_models(request: Request) -> dict[str, Any]:
     key = await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.versions)
     aliases, remotes = await state.directory.gateway()
+    held = await state.directory.quarantined()
     entries = [
         (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace)
         for v in versions
-        if v.info.format == "gguf" or routing.is_sentence_model(v)
+        if (v.info.format == "gguf" or routing.is_sentence_model(v)) and v.digest not in held
     ]
     entries += [(name, 0, "remote") for name in remotes]
     entries += [(name, 0, "alias") for name in aliases]

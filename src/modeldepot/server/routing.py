@@ -37,6 +37,7 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
     names = list(alias.targets) if alias else [model]
     found: list[Target] = []
     withheld = []
+    refused: list[str] = []
     for name in names:
         remote = remotes.get(name)
         if remote is not None:
@@ -51,6 +52,10 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
             if alias is None:
                 raise APIError.model_not_found(model) from None
             continue  # an alias target that no longer exists: try the next
+        reasons = await state.directory.refusals(version)
+        if reasons:
+            refused.append(f"{version.reference}: {reasons[0]}")
+            continue
         found.append(Target(str(version.reference), version=version))
     if not found and withheld:
         raise APIError(
@@ -59,6 +64,13 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
             "never leave this machine",
             "permission_error",
             "private_request",
+        )
+    if not found and refused:
+        raise APIError(
+            403,
+            f"the depot's policy refuses to serve {'; '.join(refused)}",
+            "permission_error",
+            "model_quarantined",
         )
     if not found:
         raise APIError.model_not_found(model)

@@ -1,0 +1,153 @@
+"""CycloneDX 1.6 AI-BOM of a stored version.
+
+The model is a `machine-learning-model` component with its modelCard (parameters,
+architecture, datasets where known, quantitative analysis from evaluations, considerations
+from its licence terms); every file is a component with its sha256; lineage becomes the
+model's pedigree; signatures become properties and external references. cyclonedx-python-lib
+has no modelCard model yet, so the document is written as JSON and checked with the library's
+strict JSON-schema validator.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from modeldepot import __version__
+from modeldepot.card import CardFacts
+from modeldepot.errors import DepotError
+from modeldepot.licences import licence_terms
+from modeldepot.registry.records import ModelVersion
+
+__all__ = ["build_bom", "validate_bom"]
+
+
+def _licence(name: str | None) -> list[dict[str, Any]]:
+    if not name:
+        return []
+    from cyclonedx.spdx import is_supported_id
+
+    return [{"license": {"id": name} if is_supported_id(name) else {"name": name}}]
+
+
+def _hex(digest: str) -> str:
+    return digest.removeprefix("sha256:")
+
+
+def build_bom(version: ModelVersion, facts: CardFacts) -> dict[str, Any]:
+    info = version.info
+    model_ref = f"model:{version.reference.repository}@{version.digest}"
+    file_refs = [f"file:{f.path}@{f.digest}" for f in version.files]
+    terms = licence_terms(info.license)
+    task = "feature-extraction" if (info.details or {}).get("pooling") else "text-generation"
+    datasets = [link.target for link in version.lineage if link.relation == "dataset"]
+    bases = [link for link in version.lineage if link.relation != "dataset"]
+    properties = [
+        {"name": "modeldepot:format", "value": info.format},
+        {"name": "modeldepot:status", "value": facts.status},
+        {"name": "modeldepot:scan", "value": facts.scan_summary},
+        *({"name": "modeldepot:signature", "value": s} for s in facts.signatures),
+        *({"name": f"modeldepot:{k}", "value": str(v)} for k, v in {
+            "parameters": info.parameters, "quantization": info.quantization,
+            "context_length": info.context_length, "source": version.source,
+        }.items() if v is not None),
+    ]  # fmt: skip
+    model_card: dict[str, Any] = {
+        "bom-ref": f"{model_ref}#card",
+        "modelParameters": {
+            "task": task,
+            "architectureFamily": info.architecture or "unknown",
+            "modelArchitecture": f"{info.architecture or 'unknown'} ({info.format}"
+            + (f", {info.quantization}" if info.quantization else "") + ")",
+            "datasets": [{"type": "dataset", "name": d} for d in datasets],
+            "inputs": [{"format": "text"}],
+            "outputs": [{"format": "vector" if task == "feature-extraction" else "text"}],
+        },
+        "considerations": {
+            "useCases": [task],
+            "ethicalConsiderations": [{"name": o} for o in terms.obligations()],
+        },
+    }  # fmt: skip
+    if facts.evaluations:
+        model_card["quantitativeAnalysis"] = {
+            "performanceMetrics": [
+                {"type": e["metric"], "value": str(e["value"]), "slice": e["dataset"]}
+                for e in facts.evaluations
+            ]
+        }
+    model: dict[str, Any] = {
+        "type": "machine-learning-model",
+        "bom-ref": model_ref,
+        "name": version.reference.repository,
+        "version": version.reference.tag or version.digest,
+        "description": f"{info.name or version.reference.repository} ({info.format})",
+        "hashes": [{"alg": "SHA-256", "content": _hex(version.digest)}],
+        "licenses": _licence(info.license),
+        "properties": properties,
+        "modelCard": model_card,
+    }
+    if bases:
+        model["pedigree"] = {
+            "ancestors": [
+                {
+                    "type": "machine-learning-model",
+                    "bom-ref": f"ancestor:{link.target}",
+                    "name": link.target,
+                    **({"hashes": [{"alg": "SHA-256", "content": _hex(link.target_digest)}]}
+                       if link.target_digest else {}),
+                    "properties": [{"name": "modeldepot:relation", "value": link.relation}],
+                }
+                for link in bases
+            ]
+        }  # fmt: skip
+    files = [
+        {
+            "type": "file",
+            "bom-ref": ref,
+            "name": f.path,
+            "hashes": [{"alg": "SHA-256", "content": _hex(f.digest)}],
+            "properties": [
+                {"name": "modeldepot:kind", "value": f.kind},
+                {"name": "modeldepot:size", "value": str(f.size)},
+                {"name": "modeldepot:media_type", "value": f.media_type},
+            ],
+        }
+        for f, ref in zip(version.files, file_refs, strict=True)
+    ]
+    return {
+        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "version": 1,
+        "metadata": {
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tools": {
+                "components": [
+                    {"type": "application", "name": "modeldepot", "version": __version__}
+                ]
+            },
+            "component": {
+                "type": "machine-learning-model",
+                "bom-ref": f"{model_ref}#subject",
+                "name": version.reference.repository,
+            },
+        },
+        "components": [model, *files],
+        "dependencies": [
+            {"ref": model_ref, "dependsOn": file_refs},
+            *({"ref": ref} for ref in file_refs),
+        ],
+    }
+
+
+def validate_bom(document: dict[str, Any]) -> None:
+    """Check against the CycloneDX 1.6 JSON schema; raises `DepotError` with the first error."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document))
+    if error is not None:
+        raise DepotError(f"AI-BOM does not validate against CycloneDX 1.6: {error}")

@@ -1,0 +1,185 @@
+"""Model cards: Hugging Face's format (YAML front matter + Markdown), generated from a version's
+own metadata and what the depot knows about it (files, lineage, licence terms, scans,
+signatures, evaluations), with the documentation fields of the EU AI Act for general-purpose
+models (Annex XI for authorities, Annex XII for downstream providers) present and marked
+unknown where not known. An edited card is kept as written, after its front matter is checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from modeldepot.errors import UsageError
+from modeldepot.formats.base import format_params
+from modeldepot.licences import licence_terms
+from modeldepot.registry.records import ModelVersion
+
+__all__ = ["CardFacts", "parse_card", "render_card"]
+
+UNKNOWN = "unknown"
+_PIPELINES = {"embed": "feature-extraction", "generate": "text-generation"}
+_RELATIONS = {"finetune", "adapter", "quantized", "merge"}
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the depot knows beyond the model's own files."""
+
+    scan_summary: str = "not scanned"
+    signatures: tuple[str, ...] = ()
+    status: str = "ok"
+    evaluations: tuple[dict[str, Any], ...] = ()
+    """model-index results: {"task", "dataset", "metric", "value"}."""
+
+
+def _pipeline(version: ModelVersion) -> str:
+    details = version.info.details or {}
+    if details.get("pooling") or "embedding" in (version.info.architecture or "").lower():
+        return _PIPELINES["embed"]
+    return _PIPELINES["generate"]
+
+
+def front_matter(version: ModelVersion, facts: CardFacts) -> dict[str, Any]:
+    info = version.info
+    bases = [link for link in version.lineage if link.relation != "dataset"]
+    meta: dict[str, Any] = {
+        "license": (info.license or UNKNOWN).lower() if info.license in (None, "other")
+        else info.license.lower(),
+        "pipeline_tag": _pipeline(version),
+        "library_name": {"gguf": "gguf", "onnx": "onnx"}.get(info.format, "transformers"),
+        "tags": sorted({t for t in (info.format, info.architecture, info.quantization) if t}),
+        "language": info.details.get("languages") or [UNKNOWN],
+    }  # fmt: skip
+    if bases:
+        meta["base_model"] = [link.target for link in bases]
+        relation = next((link.relation for link in bases if link.relation in _RELATIONS), None)
+        if relation:
+            meta["base_model_relation"] = relation
+    datasets = [link.target for link in version.lineage if link.relation == "dataset"]
+    if datasets:
+        meta["datasets"] = datasets
+    if facts.evaluations:
+        meta["model-index"] = [{
+            "name": version.reference.repository,
+            "results": [{
+                "task": {"type": e.get("task", "text-generation")},
+                "dataset": {"name": e["dataset"], "type": e["dataset"]},
+                "metrics": [{"type": e["metric"], "value": e["value"]}],
+            } for e in facts.evaluations],
+        }]  # fmt: skip
+    return meta
+
+
+def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
+    info = version.info
+    terms = licence_terms(info.license)
+    arch = info.architecture or UNKNOWN
+    params = format_params(info.parameters) if info.parameters else UNKNOWN
+    return [
+        ("Annex XI 1(a) Tasks the model is intended to perform", _pipeline(version)),
+        ("Annex XI 1(a) Type and nature of AI systems it can be integrated in", UNKNOWN),
+        ("Annex XI 1(b) Acceptable use policies",
+         "; ".join(terms.obligations()) or UNKNOWN),
+        ("Annex XI 1(c) Date of release and methods of distribution",
+         f"stored {version.created_at.date().isoformat()} from {version.source or UNKNOWN}; "
+         "release date " + UNKNOWN),
+        ("Annex XI 1(d) Architecture and number of parameters", f"{arch}, {params}"),
+        ("Annex XI 1(e) Modality and format of inputs and outputs",
+         f"text in, {'vectors' if _pipeline(version) == 'feature-extraction' else 'text'} out; "
+         f"context length {info.context_length or UNKNOWN}"),
+        ("Annex XI 1(f) Licence", info.license or UNKNOWN),
+        ("Annex XI 2(a) Technical means for integration (instructions, infrastructure, tools)",
+         f"{info.format} file served by modeldepot (OpenAI-compatible API)"),
+        ("Annex XI 2(b) Design specifications and training process", UNKNOWN),
+        ("Annex XI 2(c) Training, testing and validation data (type, provenance, curation)",
+         ", ".join(link.target for link in version.lineage if link.relation == "dataset")
+         or UNKNOWN),
+        ("Annex XI 2(d) Computational resources used to train", UNKNOWN),
+        ("Annex XI 2(e) Known or estimated energy consumption", UNKNOWN),
+        ("Annex XII 1 Evaluation results",
+         "; ".join(f"{e['dataset']} {e['metric']} {e['value']}" for e in facts.evaluations)
+         or UNKNOWN),
+        ("Annex XII 2 Known limitations and risks", UNKNOWN),
+        ("Annex XII 3 Integrity: scan, signatures",
+         f"{facts.scan_summary}; "
+         + (f"signed by {', '.join(facts.signatures)}" if facts.signatures else "not signed")),
+    ]  # fmt: skip
+
+
+def render_card(version: ModelVersion, facts: CardFacts) -> str:
+    info = version.info
+    terms = licence_terms(info.license)
+    meta = front_matter(version, facts)
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {version.reference.repository}",
+        "",
+        f"{info.name or version.reference.repository}: a {info.architecture or 'model'} "
+        f"{info.format} model"
+        + (f" with {format_params(info.parameters)} parameters" if info.parameters else "")
+        + (f", quantised {info.quantization}" if info.quantization else "") + ".",
+        "",
+        "## Model details",
+        "",
+        f"- Digest: `{version.digest}`",
+        f"- Source: {version.source or UNKNOWN}",
+        f"- Status: {facts.status}",
+        f"- Context length: {info.context_length or UNKNOWN}",
+        f"- Layers: {info.layers or UNKNOWN}; vocabulary: {info.vocab_size or UNKNOWN}",
+        "",
+        "## Licence",
+        "",
+        f"- Licence: {info.license or UNKNOWN}"
+        + (f" (read from {info.license_source})" if info.license_source else ""),
+        f"- Family: {terms.family or UNKNOWN}",
+        "- Commercial use: "
+        + {True: "allowed", False: "not allowed", None: UNKNOWN}[terms.commercial_use],
+        *(f"- Obligation: {o}" for o in terms.obligations()),
+        *([f"- Note: {terms.notes}"] if terms.notes else []),
+        "",
+        "## Lineage",
+        "",
+        *([f"- {link.relation}: {link.target}" for link in version.lineage] or ["- none recorded"]),
+        "",
+        "## Files",
+        "",
+        "| path | kind | size | sha256 |",
+        "|---|---|---|---|",
+        *(f"| {f.path} | {f.kind} | {f.size} | `{f.digest.removeprefix('sha256:')}` |"
+          for f in version.files),
+        "",
+        "## Evaluation",
+        "",
+        *([f"- {e['dataset']}: {e['metric']} = {e['value']}" for e in facts.evaluations]
+          or ["- none recorded"]),
+        "",
+        "## EU AI Act documentation (general-purpose AI models)",
+        "",
+        *(f"- **{field}**: {value}" for field, value in _ai_act(version, facts)),
+        "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def parse_card(text: str) -> dict[str, Any]:
+    """The front matter of a card; raises `UsageError` when it is missing or malformed."""
+    if not text.startswith("---\n"):
+        raise UsageError("a model card starts with YAML front matter between `---` lines")
+    end = text.find("\n---", 4)
+    if end < 0:
+        raise UsageError("the card's front matter is not closed by a `---` line")
+    try:
+        meta = yaml.safe_load(text[4:end])
+    except yaml.YAMLError as exc:
+        raise UsageError(f"the card's front matter is not valid YAML ({exc})") from None
+    if not isinstance(meta, dict):
+        raise UsageError("the card's front matter must be a mapping")
+    if "license" not in meta:
+        raise UsageError("the card's front matter needs a `license`")
+    return meta

@@ -1,0 +1,331 @@
+"""Commands that verify and govern: scan, keygen, sign, verify, bom, card, quarantine, policy,
+audit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from modeldepot.cli.app import CommandError, app, pass_depot
+from modeldepot.cli.render import print_json, stderr, stdout
+from modeldepot.depot import Depot
+from modeldepot.errors import DepotError, UsageError
+from modeldepot.governance import edit_in_editor
+from modeldepot.policy import load_policy
+from modeldepot.scan import ScanReport, Severity, scan_path
+from modeldepot.signing import SignatureFailure, Signer, generate_key
+
+__all__: list[str] = []
+
+_SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow", "low": "cyan",
+                     "info": "dim"}  # fmt: skip
+
+
+def _print_report(report: ScanReport, block_at: Severity) -> None:
+    for f in sorted(report.findings, key=lambda f: (-f.severity, f.location)):
+        colour = _SEVERITY_COLOURS[str(f.severity)]
+        mark = "BLOCK" if f.severity >= block_at else "     "
+        stdout.print(f"[{colour}]{mark} {f.severity!s:<8}[/{colour}] {f.code}  ", end="")
+        stdout.print(f"{f.location}: {f.message}", markup=False)
+
+
+@app.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--block", "block", help="Lowest severity that blocks (default: the policy's).")
+@click.pass_context
+def scan(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, block: str | None) -> None:
+    """Scan model files or folders without loading them.
+
+    Exit status: 0 clean, 1 when a finding blocks, 2 on error (unreadable path, bad option).
+    """
+    depot: Depot = ctx.obj
+    try:
+        block_at = Severity.parse(block) if block else load_policy(depot.settings.home).block_at
+        reports = [scan_path(p) for p in paths]
+    except (DepotError, ValueError, OSError) as exc:
+        raise CommandError(str(exc), 2) from None
+    blocking = [f for r in reports for f in r.blocking(block_at)]
+    if as_json:
+        print_json({"block_at": str(block_at), "blocking": len(blocking),
+                    "reports": [r.to_dict() for r in reports]})  # fmt: skip
+    else:
+        for report in reports:
+            _print_report(report, block_at)
+            stdout.print(
+                f"{report.target}: {len(report.scanned)} files, "
+                f"{len(report.findings)} findings, "
+                f"{len(report.blocking(block_at))} blocking",
+                markup=False,
+            )
+    if blocking:  # fmt: skip
+        raise CommandError(f"{len(blocking)} blocking findings (at {block_at} or above)", 1)
+
+
+@app.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def keygen(path: Path) -> None:
+    """Write a new ECDSA P-256 signing key to PATH and its public key to PATH.pub."""
+    private, public = generate_key(path)
+    stdout.print(f"private key: {private} (keep it secret)\npublic key:  {public}", markup=False)
+
+
+@app.command()
+@click.argument("name")
+@click.option("--key", type=click.Path(path_type=Path), help="PEM private key (depot keygen).")
+@click.option(
+    "--sigstore",
+    is_flag=True,
+    help="Keyless signing with Sigstore (needs the network and an OIDC identity).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Also write the signature bundle here (for `model_signing verify`).",
+)
+@pass_depot
+def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path | None) -> None:
+    """Sign a stored version in the OpenSSF model-signing format."""  # fmt: skip
+    if bool(key) == sigstore:
+        raise UsageError("give either --key PATH or --sigstore")
+    version = depot.show(name)
+    signer = Signer("sigstore") if sigstore else Signer("key", key)
+    record = depot.governance.sign(version, signer)
+    if output:
+        output.write_bytes(depot.blobs.read_bytes(record.digest))
+    stdout.print(f"signed {version.reference} ({version.digest}) by {record.identity[:16]}; "
+                 f"signature {record.digest}", markup=False)  # fmt: skip
+
+
+@app.command()
+@click.argument("names", nargs=-1)
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Re-check every stored version: signatures, scanners, advisories, policy.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Public key to accept (repeatable; default: the policy's trusted keys).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, ...],
+           as_json: bool) -> None:  # fmt: skip
+    """Verify signatures by re-hashing the stored files. Exits 1 when one fails."""
+    if every == bool(names):
+        raise UsageError("name the models to verify, or give --all")
+    if every:
+        results = depot.governance.verify_all(depot.versions(include_untagged=True))
+        failed = [r for r in results if not r.ok]
+        if as_json:
+            print_json([{
+                "reference": str(r.version.reference), "digest": r.version.digest,
+                "signatures": r.signatures, "problems": r.problems,
+                "status_before": r.status_before, "status": r.status_after,
+                "new_findings": [f.to_dict() for f in r.new_findings],
+            } for r in results])  # fmt: skip
+        else:
+            for r in results:
+                change = (f" (was {r.status_before})" if r.status_before != r.status_after
+                          else "")  # fmt: skip
+                stdout.print(f"{r.status_after:<11} {r.version.reference}{change}", markup=False)
+                for line in r.signatures:
+                    stdout.print(f"    {line}", markup=False)
+                for problem in r.problems:
+                    stdout.print(f"    problem: {problem}", markup=False)
+                for f in r.new_findings:
+                    stdout.print(f"    new finding: {f.severity} {f.code} {f.location}",
+                                 markup=False)  # fmt: skip
+        if failed:
+            raise CommandError(f"{len(failed)} of {len(results)} versions fail verification", 1)
+        return
+    for name in names:
+        version = depot.show(name)
+        try:
+            lines = depot.governance.verify(version, list(keys))
+        except SignatureFailure as exc:
+            raise CommandError(f"{version.reference}: {exc}", 1) from None
+        for line in lines:
+            stdout.print(f"{version.reference}: {line}", markup=False)
+
+
+@app.command()
+@click.argument("name")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to a file.")
+@pass_depot
+def bom(depot: Depot, name: str, output: Path | None) -> None:
+    """Write a CycloneDX 1.6 AI-BOM of a stored version (validated against the schema)."""
+    document = depot.governance.bom(depot.show(name))
+    text = json.dumps(document, indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        stderr.print(f"wrote {output}")
+    else:
+        stdout.out(text, highlight=False)
+
+
+@app.command()
+@click.argument("name")
+@click.option("--edit", is_flag=True, help="Open the card in $EDITOR and keep what is saved.")
+@click.option(
+    "--from-file",
+    type=click.Path(exists=True, path_type=Path),
+    help="Replace the card with this file (front matter checked).",
+)
+@pass_depot
+def card(depot: Depot, name: str, edit: bool, from_file: Path | None) -> None:
+    """Show a version's model card (Hugging Face format, with EU AI Act fields)."""  # fmt: skip
+    version = depot.show(name)
+    if from_file or edit:
+        text = (
+            from_file.read_text(encoding="utf-8")
+            if from_file
+            else edit_in_editor(depot.governance.card(version), depot.settings.editor)
+        )
+        depot.governance.save_card(version, text)  # fmt: skip
+        stderr.print(f"saved the card of {version.reference}")
+        return
+    stdout.out(depot.governance.card(version), highlight=False)
+
+
+@app.group()
+def quarantine() -> None:
+    """Versions the policy refused: stored and listed, never served or exported."""
+
+
+@quarantine.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def quarantine_list(depot: Depot, as_json: bool) -> None:
+    held = depot.governance.quarantined()
+    names = {v.digest: [] for v in depot.versions(include_untagged=True)}  # type: dict[str, list[str]]
+    for v in depot.versions(include_untagged=True):
+        names[v.digest].append(str(v.reference))
+    if as_json:
+        print_json([{"digest": s.digest, "names": names.get(s.digest, []), "reasons": s.reasons}
+                    for s in held])  # fmt: skip
+        return
+    if not held:
+        stdout.print("nothing is quarantined")
+    for s in held:
+        stdout.print(f"{', '.join(names.get(s.digest, [])) or '(untagged)'}  {s.digest}",
+                     markup=False)  # fmt: skip
+        for reason in s.reasons:
+            stdout.print(f"    {reason}", markup=False)
+
+
+@quarantine.command("release")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why it is safe to release (recorded).")
+@pass_depot
+def quarantine_release(depot: Depot, name: str, reason: str) -> None:
+    """Release a quarantined version (recorded in the audit log with the reason)."""
+    version = depot.show(name)
+    depot.governance.release(version, reason)
+    stdout.print(f"released {version.reference}", markup=False)
+
+
+@quarantine.command("hold")
+@click.argument("name")
+@pass_depot
+def quarantine_hold(depot: Depot, name: str) -> None:
+    """Quarantine a version by hand."""
+    version = depot.show(name)
+    depot.governance.hold(version)
+    stdout.print(f"quarantined {version.reference}", markup=False)
+
+
+@quarantine.command("delete")
+@click.argument("name")
+@pass_depot
+def quarantine_delete(depot: Depot, name: str) -> None:
+    """Remove every name of a quarantined version; `depot gc` then frees its files."""
+    version = depot.show(name)
+    if not depot.governance.trust.status(version.digest).quarantined:
+        raise UsageError(f"{version.reference} is not quarantined; use `depot rm`")
+    for v in depot.versions(include_untagged=True):
+        if v.digest == version.digest:
+            depot.remove(str(v.reference))
+            stdout.print(f"removed {v.reference}", markup=False)
+
+
+@app.command()
+@pass_depot
+def policy(depot: Depot) -> None:
+    """Show the policy in force (DEPOT_HOME/policy.toml, else the built-in defaults)."""
+    p = depot.governance.policy()
+    stdout.print(f"source: {p.source}", markup=False)
+    rows = [
+        ("blocks at", str(p.block_at)),
+        ("licences allowed", ", ".join(p.licences_allowed) or "any"),
+        ("licences denied", ", ".join(p.licences_denied) or "none"),
+        ("commercial use required", "yes" if p.require_commercial_use else "no"),
+        ("formats allowed", ", ".join(p.formats_allowed) or "any"),
+        ("signature required", "yes" if p.signature_required else "no"),
+        ("trusted keys", ", ".join(str(k) for k in p.trusted_keys) or "none"),
+    ]
+    for key, value in rows:
+        stdout.print(f"  {key:<24} {value}", markup=False)
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give an ISO date or time, e.g. 2026-11-01") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+@app.group(invoke_without_command=True)
+@click.option("--since", help="Only events at or after this ISO date/time.")
+@click.option("--action", help="Only events of this action (import, sign, request, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def audit(ctx: click.Context, since: str | None, action: str | None, as_json: bool) -> None:
+    """The audit log: every import, tag, sign, verify, quarantine, policy change, key change
+    and served request, hash-chained."""
+    if ctx.invoked_subcommand is not None:
+        return
+    depot: Depot = ctx.obj
+    events = depot.registry.events(since=_since(since), action=action)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": e.id,
+                    "at": e.at.isoformat(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "details": e.details,
+                }
+                for e in events
+            ]
+        )
+        return  # fmt: skip
+    for e in events:
+        stdout.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<10} {e.action:<18} {e.subject}",
+                     markup=False)  # fmt: skip
+
+
+@audit.command("verify")
+@pass_depot
+def audit_verify(depot: Depot) -> None:
+    """Recompute the hash chain; exits 1 when an event was edited or deleted."""
+    report = depot.governance.audit_verify()
+    for problem in report.problems:
+        stdout.print(f"event {problem.event_id}: {problem.message}", markup=False)
+    stdout.print(f"{report.events} events, head {report.head or '-'}", markup=False)
+    if not report.intact:
+        raise CommandError(f"audit chain broken at {len(report.problems)} places", 1)

@@ -1,0 +1,152 @@
+"""The depot's policy (`DEPOT_HOME/policy.toml`) and its advisories
+(`DEPOT_HOME/advisories.toml`).
+
+A policy says which licences and formats are allowed, from which severity a scanner finding
+blocks, and whether a trusted signature is required. It is applied when a model is imported
+(a blocked model is stored but quarantined) and again before a model is served. Advisories are
+known-bad digests (of a whole version or of any of its files) with the reason.
+
+    [licences]
+    allow = ["Apache-2.0", "MIT", "gemma"]   # empty or absent: any licence
+    deny = ["CC-BY-NC-4.0"]
+    require_commercial_use = false           # refuse licences that forbid commercial use
+    [scan]
+    block = "high"                           # lowest severity that blocks
+    [signatures]
+    required = false
+    trusted_keys = ["keys/team.pub"]         # relative to DEPOT_HOME
+    [formats]
+    allow = ["gguf", "safetensors", "huggingface", "onnx", "pytorch"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modeldepot.errors import UsageError
+from modeldepot.licences import licence_terms
+from modeldepot.scan.findings import Finding, Severity
+
+__all__ = ["Advisory", "Policy", "load_advisories", "load_policy"]
+
+POLICY_FILE = "policy.toml"
+ADVISORIES_FILE = "advisories.toml"
+
+
+@dataclass(frozen=True)
+class Policy:
+    licences_allowed: tuple[str, ...] = ()
+    licences_denied: tuple[str, ...] = ()
+    require_commercial_use: bool = False
+    block_at: Severity = Severity.HIGH
+    signature_required: bool = False
+    trusted_keys: tuple[Path, ...] = ()
+    formats_allowed: tuple[str, ...] = ()
+    source: str = "built-in defaults"
+    fingerprint: str = ""
+    text: str = ""
+
+    def violations(
+        self,
+        *,
+        licence: str | None,
+        fmt: str,
+        findings: Iterable[Finding],
+        signed_by_trusted: bool,
+        advisories: Iterable[Advisory] = (),
+    ) -> list[str]:
+        """Every reason this policy refuses a model; empty when it is admitted."""
+        out: list[str] = []
+        blocking = [f for f in findings if f.severity >= self.block_at]
+        for f in blocking[:5]:
+            out.append(f"scan: {f.severity} {f.code} at {f.location}: {f.message}")
+        if len(blocking) > 5:
+            out.append(f"scan: {len(blocking) - 5} more blocking findings")
+        terms = licence_terms(licence)
+        if self.licences_allowed and not _licence_in(licence, terms.family, self.licences_allowed):
+            out.append(f"licence: {licence or 'unknown'} is not in the allowed licences")
+        if _licence_in(licence, terms.family, self.licences_denied):
+            out.append(f"licence: {licence} is denied by policy")
+        if self.require_commercial_use and terms.commercial_use is not True:
+            out.append(f"licence: {licence or 'unknown'} does not clearly allow commercial use")
+        if self.formats_allowed and fmt not in self.formats_allowed:
+            out.append(f"format: {fmt} is not an allowed format")
+        if self.signature_required and not signed_by_trusted:
+            out.append("signature: no valid signature by a trusted key")
+        for advisory in advisories:
+            out.append(f"advisory {advisory.id}: {advisory.reason} ({advisory.digest})")
+        return out
+
+
+def _licence_in(licence: str | None, family: str | None, names: tuple[str, ...]) -> bool:
+    wanted = {n.lower() for n in names}
+    return bool(licence and licence.lower() in wanted) or bool(family and family.lower() in wanted)
+
+
+def _strings(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: `{key}` must be a list of strings")
+    return tuple(value)
+
+
+def load_policy(home: Path) -> Policy:
+    path = home / POLICY_FILE
+    if not path.is_file():
+        return Policy()
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(data) - {"licences", "scan", "signatures", "formats"}
+    if unknown:
+        raise UsageError(f"{path}: unknown sections {sorted(unknown)}")
+    lic, scan, sig, fmt = (data.get(k, {}) for k in ("licences", "scan", "signatures", "formats"))
+    try:
+        block_at = Severity.parse(str(scan.get("block", "high")))
+    except ValueError as exc:
+        raise UsageError(f"{path}: [scan] block: {exc}") from None
+    return Policy(
+        licences_allowed=_strings(lic, "allow", str(path)),
+        licences_denied=_strings(lic, "deny", str(path)),
+        require_commercial_use=bool(lic.get("require_commercial_use", False)),
+        block_at=block_at,
+        signature_required=bool(sig.get("required", False)),
+        trusted_keys=tuple(home / p for p in _strings(sig, "trusted_keys", str(path))),
+        formats_allowed=_strings(fmt, "allow", str(path)),
+        source=str(path),
+        fingerprint=hashlib.sha256(text.encode()).hexdigest(),
+        text=text,
+    )
+
+
+@dataclass(frozen=True)
+class Advisory:
+    id: str
+    digest: str
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def load_advisories(home: Path) -> list[Advisory]:
+    path = home / ADVISORIES_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    out = []
+    for i, entry in enumerate(data.get("advisory", [])):
+        digest = str(entry.get("digest", ""))
+        if not digest.startswith("sha256:") or len(digest) != 71:
+            raise UsageError(f'{path}: advisory {i + 1} needs a `digest = "sha256:<64 hex>"`')
+        out.append(Advisory(str(entry.get("id", f"advisory-{i + 1}")), digest,
+                            str(entry.get("reason", "listed as known-bad"))))  # fmt: skip
+    return out

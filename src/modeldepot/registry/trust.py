@@ -1,0 +1,212 @@
+"""What the depot knows about each stored version's trustworthiness: scan findings,
+signatures, model cards, and whether it is quarantined. Rows hang off the manifest, so every
+tag of the same bytes shares them. Each change is one transaction with its audit event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from modeldepot.errors import ModelNotFound
+from modeldepot.registry import schema as t
+from modeldepot.registry.registry import Registry
+
+__all__ = ["CardRecord", "ScanRecord", "SignatureRecord", "Status", "TrustStore"]
+
+QUARANTINED = "quarantined"
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    scanner_version: str
+    findings: list[dict[str, Any]]
+    scanned_at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureRecord:
+    digest: str
+    """The signature bundle, stored as a blob."""
+    method: str
+    identity: str
+    public_key: str | None
+    signed_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    digest: str
+    edited: bool
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
+class Status:
+    digest: str
+    status: str
+    reasons: list[str]
+
+    @property
+    def quarantined(self) -> bool:
+        return self.status == QUARANTINED
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class TrustStore:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.engine = registry.engine
+
+    def _manifest(self, conn: sa.Connection, digest: str) -> int:
+        found = conn.scalar(sa.select(t.manifests.c.id).where(t.manifests.c.digest == digest))
+        if found is None:
+            raise ModelNotFound(f"no stored version has digest {digest}")
+        return int(found)
+
+    # -- scans -----------------------------------------------------------------------------
+
+    def record_scan(
+        self, digest: str, version: str, findings: list[dict[str, Any]], *, actor: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.scans.insert().values(
+                    manifest_id=self._manifest(conn, digest), scanner_version=version,
+                    findings=findings, scanned_at=datetime.now(UTC),
+                )
+            )  # fmt: skip
+            worst = max((f["severity"] for f in findings), key=_rank, default="none")
+            self.registry._event(conn, actor, "scan", digest,
+                                 {"findings": len(findings), "worst": worst})  # fmt: skip
+
+    def latest_scan(self, digest: str) -> ScanRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.scans)
+                .join(t.manifests, t.manifests.c.id == t.scans.c.manifest_id)
+                .where(t.manifests.c.digest == digest)
+                .order_by(t.scans.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return ScanRecord(row.scanner_version, list(row.findings), _utc(row.scanned_at))
+
+    # -- quarantine ------------------------------------------------------------------------
+
+    def status(self, digest: str) -> Status:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.manifests.c.status, t.manifests.c.status_reasons).where(
+                    t.manifests.c.digest == digest
+                )
+            ).first()
+        if row is None:
+            raise ModelNotFound(f"no stored version has digest {digest}")
+        return Status(digest, row.status, list(row.status_reasons or []))
+
+    def set_status(self, digest: str, status: str, reasons: list[str], *, actor: str,
+                   action: str) -> None:  # fmt: skip
+        with self.engine.begin() as conn:
+            self._manifest(conn, digest)
+            conn.execute(
+                t.manifests.update()
+                .where(t.manifests.c.digest == digest)
+                .values(status=status, status_reasons=reasons)
+            )
+            self.registry._event(conn, actor, action, digest, {"reasons": reasons})
+
+    def quarantined(self) -> list[Status]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.manifests.c.digest, t.manifests.c.status_reasons)
+                .where(t.manifests.c.status == QUARANTINED)
+                .order_by(t.manifests.c.id)
+            ).all()
+        return [Status(r.digest, QUARANTINED, list(r.status_reasons or [])) for r in rows]
+
+    def quarantined_digests(self) -> set[str]:
+        return {s.digest for s in self.quarantined()}
+
+    def blob_exportable(self, digest: str) -> bool:
+        """False only for a blob that belongs to quarantined versions and to no other."""
+        m = t.manifests
+        direct = sa.select(m.c.status).where((m.c.digest == digest) | (m.c.config_digest == digest))
+        via_files = (
+            sa.select(m.c.status)
+            .join(t.files, t.files.c.manifest_id == m.c.id)
+            .where(t.files.c.digest == digest)
+        )
+        with self.engine.connect() as conn:
+            owners = [*conn.scalars(direct), *conn.scalars(via_files)]
+        return not owners or any(status != QUARANTINED for status in owners)
+
+    # -- signatures ------------------------------------------------------------------------
+
+    def add_signature(self, digest: str, record: SignatureRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.signatures.insert().values(
+                    manifest_id=self._manifest(conn, digest), digest=record.digest,
+                    method=record.method, identity=record.identity,
+                    public_key=record.public_key, signed_at=record.signed_at,
+                    actor=record.actor,
+                )
+            )  # fmt: skip
+            self.registry._event(conn, record.actor, "sign", digest,
+                                 {"method": record.method, "identity": record.identity,
+                                  "signature": record.digest})  # fmt: skip
+
+    def signatures(self, digest: str) -> list[SignatureRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.signatures)
+                .join(t.manifests, t.manifests.c.id == t.signatures.c.manifest_id)
+                .where(t.manifests.c.digest == digest)
+                .order_by(t.signatures.c.id)
+            ).all()
+        return [
+            SignatureRecord(r.digest, r.method, r.identity, r.public_key, _utc(r.signed_at),
+                            r.actor)
+            for r in rows
+        ]  # fmt: skip
+
+    # -- cards -----------------------------------------------------------------------------
+
+    def add_card(self, digest: str, card_digest: str, *, edited: bool, actor: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.cards.insert().values(
+                    manifest_id=self._manifest(conn, digest), digest=card_digest,
+                    edited=edited, at=datetime.now(UTC), actor=actor,
+                )
+            )  # fmt: skip
+            if edited:
+                self.registry._event(conn, actor, "card.edit", digest, {"card": card_digest})
+
+    def card(self, digest: str) -> CardRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.cards)
+                .join(t.manifests, t.manifests.c.id == t.cards.c.manifest_id)
+                .where(t.manifests.c.digest == digest)
+                .order_by(t.cards.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else CardRecord(row.digest, row.edited, _utc(row.at), row.actor)
+
+
+_ORDER = ["info", "low", "medium", "high", "critical"]
+
+
+def _rank(severity: str) -> int:
+    return _ORDER.index(severity) if severity in _ORDER else -1

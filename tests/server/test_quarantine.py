@@ -1,0 +1,47 @@
+"""A quarantined model is listed by `depot list` but never served or exported; the policy is
+applied again when a model is served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from builders import write_gguf
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from server.conftest import start_server
+
+
+def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> None:
+    home = tmp_path / "depot"
+    with Depot(Settings(home=home, user="t")) as d:
+        held = d.import_path(write_gguf(tmp_path / "held.gguf", seed=1), "held")
+        fine = d.import_path(write_gguf(tmp_path / "fine.gguf", seed=2), "fine")
+        d.governance.hold(held)
+    proc, url = start_server(home)
+    try:
+        listed = {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
+        assert "fine:latest" in listed and "held:latest" not in listed
+        chat = httpx.post(f"{url}/v1/chat/completions", json={
+            "model": "held", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert chat.status_code == 403
+        assert chat.json()["error"]["code"] == "model_quarantined"
+        assert httpx.get(f"{url}/api/manifests/held").status_code == 403
+        weights = next(f.digest for f in held.files if f.kind == "weights")
+        assert httpx.get(f"{url}/api/blobs/{weights}").status_code == 403
+        shared = next(f.digest for f in fine.files if f.kind == "weights")
+        assert httpx.get(f"{url}/api/blobs/{shared}").status_code == 200
+        assert httpx.get(f"{url}/api/manifests/fine").status_code == 200
+
+        # The policy changes while serving: `fine` is now refused too (no trusted signature).
+        (home / "policy.toml").write_text("[signatures]\nrequired = true\n")
+        import time
+
+        time.sleep(2.5)  # the server caches names and refusals for 2 s
+        refused = httpx.post(f"{url}/v1/completions", json={"model": "fine", "prompt": "x"})
+        assert refused.status_code == 403
+        assert "no valid signature" in refused.json()["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,0 +1,251 @@
+"""Quarantine, policy, advisories, signatures, AI-BOM, model cards and the audit chain, through
+the `depot` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner, Result
+
+from builders import write_gguf
+from corpus import HOSTILE, MARKER, build
+from modeldepot.bom import validate_bom
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from modeldepot.errors import DepotError
+from modeldepot.registry import schema as t
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DEPOT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DEPOT_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def depot(*args: str) -> Result:
+    return CliRunner().invoke(__import__("modeldepot.cli").cli.app, list(args),
+                              catch_exceptions=False)  # fmt: skip
+
+
+def _hostile_checkpoint(tmp_path: Path) -> Path:
+    case = next(c for c in HOSTILE if c.name == "torch-odd-folder")
+    return build(case, tmp_path)
+
+
+def test_hostile_import_is_stored_quarantined_and_can_be_released_or_deleted(
+    home: Path, tmp_path: Path
+) -> None:
+    result = depot("import", str(_hostile_checkpoint(tmp_path)), "-n", "evil:v1")
+    assert result.exit_code == 1
+    assert "quarantined" in result.output and "os.system" in result.output
+    assert not (tmp_path / MARKER).exists()
+    listed = json.loads(depot("list", "--json").output)
+    assert [(e["name"], e["quarantined"]) for e in listed] == [("evil", True)]
+    held = json.loads(depot("quarantine", "list", "--json").output)
+    assert held[0]["names"] == ["evil:v1"]
+    assert any("pickle.dangerous-global" in r for r in held[0]["reasons"])
+    assert depot("quarantine", "release", "evil:v1", "--reason", " ").exit_code == 2
+    assert depot("quarantine", "release", "evil:v1", "--reason", "test fixture").exit_code == 0
+    assert json.loads(depot("list", "--json").output)[0]["quarantined"] is False
+    assert depot("quarantine", "delete", "evil:v1").exit_code == 2  # no longer quarantined
+    assert depot("quarantine", "hold", "evil:v1").exit_code == 0
+    assert depot("quarantine", "delete", "evil:v1").exit_code == 0
+    assert json.loads(depot("list", "--json").output) == []
+    actions = [e["action"] for e in json.loads(depot("audit", "--json").output)]
+    assert actions.count("quarantine") == 2 and "quarantine.release" in actions
+
+
+def test_sign_verify_and_a_flipped_byte(home: Path, tmp_path: Path) -> None:
+    assert depot("import", str(write_gguf(tmp_path / "tiny.gguf")), "-n", "tiny").exit_code == 0
+    assert depot("verify", "tiny").exit_code == 1  # not signed yet
+    assert depot("keygen", str(tmp_path / "keys" / "me")).exit_code == 0
+    assert depot("keygen", str(tmp_path / "keys" / "me")).exit_code == 2  # never overwritten
+    signed = depot("sign", "tiny", "--key", str(tmp_path / "keys" / "me"),
+                   "-o", str(tmp_path / "tiny.sig"))  # fmt: skip
+    assert signed.exit_code == 0, signed.output
+    ok = depot("verify", "tiny")
+    assert ok.exit_code == 0 and "verified" in ok.output
+
+    # Interoperability: model-signing's own command accepts the signature on the real files.
+    with Depot(Settings(home=home)) as d:
+        version = d.show("tiny")
+        plain = tmp_path / "exported"
+        plain.mkdir()
+        for f in version.files:
+            shutil.copyfile(d.blobs.path(f.digest), plain / f.path)
+        weights = d.blobs.path(next(f.digest for f in version.files if f.kind == "weights"))
+    own = subprocess.run(
+        [sys.executable, "-m", "model_signing", "verify", "key", str(plain), "--signature",
+         str(tmp_path / "tiny.sig"), "--public_key", str(tmp_path / "keys" / "me.pub")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert own.returncode == 0, own.stdout + own.stderr
+
+    weights.chmod(0o644)
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    bad = depot("verify", "tiny")
+    assert bad.exit_code == 1 and "tiny.gguf" in bad.output and "differs" in bad.output
+    every = depot("verify", "--all", "--json")
+    assert every.exit_code == 1
+    report = json.loads(every.output[: every.output.rindex("]") + 1])
+    assert report[0]["status_before"] == "ok" and report[0]["status"] == "quarantined"
+    actions = [e["action"] for e in json.loads(depot("audit", "--json").output)]
+    assert {"sign", "verify", "verify.fail", "quarantine"} <= set(actions)
+
+
+def test_wrong_key_fails(home: Path, tmp_path: Path) -> None:
+    depot("import", str(write_gguf(tmp_path / "tiny.gguf")), "-n", "tiny")
+    depot("keygen", str(tmp_path / "a"))
+    depot("keygen", str(tmp_path / "b"))
+    depot("sign", "tiny", "--key", str(tmp_path / "a"))
+    assert depot("verify", "tiny", "--key", str(tmp_path / "a.pub")).exit_code == 0
+    wrong = depot("verify", "tiny", "--key", str(tmp_path / "b.pub"))
+    assert wrong.exit_code == 1 and "not an accepted key" in wrong.output
+    assert depot("sign", "tiny", "--key", str(tmp_path / "a.pub")).exit_code == 2
+
+
+def test_ai_bom_validates_and_describes_the_model(home: Path, tmp_path: Path) -> None:
+    depot("import", str(write_gguf(tmp_path / "base.gguf", seed=1)), "-n", "base")
+    depot(
+        "import",
+        str(write_gguf(tmp_path / "tuned.gguf", seed=2)),
+        "-n",
+        "tuned",
+        "--base",
+        "base",
+        "--relation",
+        "finetune",
+        "--dataset",
+        "acme/support-chats",
+    )
+    assert depot("bom", "tuned", "-o", str(tmp_path / "bom.json")).exit_code == 0
+    document = json.loads((tmp_path / "bom.json").read_text())
+    validate_bom(document)  # CycloneDX 1.6 strict JSON schema
+    assert document["specVersion"] == "1.6"
+    model = document["components"][0]
+    assert model["type"] == "machine-learning-model"
+    card = model["modelCard"]["modelParameters"]
+    assert card["architectureFamily"] == "llama"
+    assert card["datasets"] == [{"type": "dataset", "name": "acme/support-chats"}]
+    assert model["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+    assert model["pedigree"]["ancestors"][0]["name"] == "base"
+    shown = json.loads(depot("show", "tuned", "--json").output)
+    files = {c["name"]: c["hashes"][0]["content"] for c in document["components"][1:]}
+    assert files == {f["path"]: f["digest"].removeprefix("sha256:") for f in shown["files"]}
+    model["type"] = "ai-model"  # not a CycloneDX component type: the validator must refuse it
+    with pytest.raises(DepotError, match="CycloneDX"):
+        validate_bom(document)
+
+
+def test_model_card_front_matter_and_ai_act_fields(home: Path, tmp_path: Path) -> None:
+    depot("import", str(write_gguf(tmp_path / "base.gguf", seed=1)), "-n", "base")
+    depot(
+        "import",
+        str(write_gguf(tmp_path / "q.gguf", seed=3)),
+        "-n",
+        "quant",
+        "--base",
+        "base",
+        "--relation",
+        "quantized",
+    )
+    text = depot("card", "quant").output
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["license"] == "apache-2.0" and meta["pipeline_tag"] == "text-generation"
+    assert meta["base_model"] == ["base"] and meta["base_model_relation"] == "quantized"
+    assert "llama" in meta["tags"]
+    assert "Annex XI 1(d) Architecture and number of parameters**: llama" in text
+    assert "Annex XI 2(e) Known or estimated energy consumption**: unknown" in text
+    assert "Commercial use: allowed" in text
+
+    bad = tmp_path / "bad.md"
+    bad.write_text("# no front matter\n")
+    assert depot("card", "quant", "--from-file", str(bad)).exit_code == 2
+    good = tmp_path / "good.md"
+    good.write_text(text.replace("pipeline_tag: text-generation", "pipeline_tag: summarization"))
+    assert depot("card", "quant", "--from-file", str(good)).exit_code == 0
+    assert "pipeline_tag: summarization" in depot("card", "quant").output
+    assert "card.edit" in [e["action"] for e in json.loads(depot("audit", "--json").output)]
+
+
+def test_policy_licences_signatures_and_advisories(home: Path, tmp_path: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "policy.toml").write_text('[licences]\ndeny = ["MIT"]\n')
+    refused = depot("import", str(write_gguf(tmp_path / "mit.gguf", licence="mit")), "-n", "m")
+    assert refused.exit_code == 1 and "licence: MIT is denied" in refused.output
+
+    depot("keygen", str(home / "team"))
+    (home / "policy.toml").write_text(
+        '[signatures]\nrequired = true\ntrusted_keys = ["team.pub"]\n'
+    )
+    unsigned = depot("import", str(write_gguf(tmp_path / "a.gguf", seed=5)), "-n", "a")
+    assert unsigned.exit_code == 1 and "no valid signature by a trusted key" in unsigned.output
+    assert depot("sign", "a", "--key", str(home / "team")).exit_code == 0
+    recheck = depot("verify", "--all", "--json")
+    results = {r["reference"]: r for r in json.loads(
+        recheck.output[: recheck.output.rindex("]") + 1])}  # fmt: skip
+    assert results["a:latest"]["status"] == "ok"  # signed by a trusted key: admitted again
+    # `m` stays quarantined, now for today's reason (unsigned), not the retired MIT rule.
+    assert results["m:latest"]["status"] == "quarantined"
+    assert " ".join(results["m:latest"]["problems"]).count("licence") == 0
+    assert "no valid signature" in " ".join(results["m:latest"]["problems"])
+
+    shown = json.loads(depot("show", "a", "--json").output)
+    weights = next(f["digest"] for f in shown["files"] if f["path"] == "a.gguf")
+    (home / "advisories.toml").write_text(
+        f'[[advisory]]\nid = "MD-1"\ndigest = "{weights}"\nreason = "backdoored weights"\n'
+    )
+    after = depot("verify", "--all")
+    assert after.exit_code == 1 and "advisory MD-1: backdoored weights" in after.output
+    policies = [e for e in json.loads(depot("audit", "--json").output) if e["action"] == "policy"]
+    assert len(policies) == 2 and "trusted_keys" in policies[-1]["details"]["text"]
+    (home / "policy.toml").write_text("[scan]\nblock = 'extreme'\n")
+    assert depot("list").exit_code == 0  # listing does not read the policy
+    assert depot("policy").exit_code == 2
+
+
+def test_audit_chain_detects_edited_and_deleted_events(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path / "depot", user="auditor", database_url=database_url)
+    with Depot(settings) as d:
+        d.import_path(write_gguf(tmp_path / "a.gguf"), "a")
+        d.tag("a", "a:v2")
+        d.create_key("ci", models="a*")
+        report = d.governance.audit_verify()
+        assert report.intact and report.events >= 4 and len(report.head) == 64
+        events = d.registry.events()
+        with d.registry.engine.begin() as conn:
+            conn.execute(t.events.update().where(t.events.c.id == events[1].id)
+                         .values(actor="mallory"))  # fmt: skip
+        edited = d.governance.audit_verify()
+        assert [p.event_id for p in edited.problems] == [events[1].id]
+        assert "edited" in edited.problems[0].message
+        with d.registry.engine.begin() as conn:
+            conn.execute(t.events.update().where(t.events.c.id == events[1].id)
+                         .values(actor=events[1].actor))  # fmt: skip
+        assert d.governance.audit_verify().intact
+        with d.registry.engine.begin() as conn:
+            conn.execute(sa.delete(t.events).where(t.events.c.id == events[2].id))
+        deleted = d.governance.audit_verify()
+        assert [p.event_id for p in deleted.problems] == [events[3].id]
+        assert "deleted" in deleted.problems[0].message
+
+
+def test_audit_command(home: Path, tmp_path: Path) -> None:
+    depot("import", str(write_gguf(tmp_path / "a.gguf")), "-n", "a")
+    assert depot("audit", "verify").exit_code == 0
+    assert "import" in depot("audit", "--since", "2000-01-01").output
+    assert depot("audit", "--since", "yesterday").exit_code == 2
+    assert depot("audit", "--action", "nothing-like-this", "--json").output.strip() == "[]"
