@@ -24,10 +24,14 @@ $(BIN)/llama-server: scripts/build-llama-server.sh | $(BIN)/.installed
 
 setup: $(BIN)/.installed $(BIN)/llama-server
 
-# The main job on embedded defaults: store the packaged SmolLM2, show what it is, and serve it
-# behind the OpenAI API on http://127.0.0.1:8000/v1 (Ctrl-C stops).
+# The main job on embedded defaults: store the packaged SmolLM2 (scanned on import), sign it
+# with the depot's own key and verify the signature, show what it is, and serve it behind the
+# OpenAI API on http://127.0.0.1:8000/v1 (Ctrl-C stops).
 run: setup
 	$(BIN)/depot pull smollm2
+	$(BIN)/depot keygen --exist-ok
+	$(BIN)/depot sign smollm2
+	$(BIN)/depot verify smollm2
 	$(BIN)/depot show smollm2
 	$(BIN)/depot serve --port $(PORT)
 
@@ -47,6 +51,7 @@ bench: setup
 	$(BIN)/python -m pip install -q 'llama-cpp-python[server]==0.3.36'
 	$(BIN)/python bench/serve_speed.py --model smollm2
 	$(BIN)/python bench/serve_speed.py --model gemma3
+	$(BIN)/python bench/scan_corpus.py
 	$(BIN)/python bench/import_speed.py --rounds 5 --reflink-dir "$$(bash .ci/reflink-fs.sh | tail -n 1)"
 
 clean:

@@ -195,7 +195,19 @@ class Governance:
 
     # -- signatures ------------------------------------------------------------------------
 
+    @property
+    def default_key(self) -> Path:
+        """The depot's own signing key (`depot keygen` with no path)."""
+        return self.settings.home / "keys" / "depot"
+
     def sign(self, version: ModelVersion, signer: Signer) -> SignatureRecord:
+        """Sign `version`; a key that already signed it is not asked again (the existing
+        signature is returned)."""
+        if signer.key is not None:
+            identity = fingerprint(public_key_pem(signer.key))
+            for record in self.trust.signatures(version.digest):
+                if record.identity == identity:
+                    return record
         folder = self.materialize(version)
         with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
             out = Path(tmp) / "signature.json"
@@ -226,7 +238,7 @@ class Governance:
             bundle = self.blobs.path(record.digest)
             with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
                 key = accepted.get(record.identity)
-                note = "trusted key" if key else "key recorded at signing (not a trusted key)"
+                note = "an accepted key" if key else "the key recorded at signing (untrusted)"
                 if key is None and record.public_key and not key_files:
                     key = Path(tmp) / "signer.pub"
                     key.write_text(record.public_key)
@@ -245,8 +257,8 @@ class Governance:
                         {"files": exc.files, "identity": record.identity},
                     )
                     continue  # fmt: skip
-            lines.append(f"{record.method} signature by {record.identity[:16]} ({note}): "
-                         "verified")  # fmt: skip
+            lines.append(f"{record.method} signature by {record.identity[:16]} verified "
+                         f"with {note}")  # fmt: skip
         self.registry.add_event(self.actor, "verify", version.digest,
                                 {"verified": len(lines), "failed": len(failures)})  # fmt: skip
         if failures:

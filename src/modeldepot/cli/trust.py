@@ -66,16 +66,27 @@ def scan(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, block: str 
 
 
 @app.command()
-@click.argument("path", type=click.Path(path_type=Path))
-def keygen(path: Path) -> None:
-    """Write a new ECDSA P-256 signing key to PATH and its public key to PATH.pub."""
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--exist-ok", is_flag=True, help="Keep an existing key instead of failing.")
+@pass_depot
+def keygen(depot: Depot, path: Path | None, exist_ok: bool) -> None:
+    """Write a new ECDSA P-256 signing key to PATH (default: the depot's own key,
+    DEPOT_HOME/keys/depot) and its public key to PATH.pub."""
+    path = path or depot.governance.default_key
+    if exist_ok and path.exists():
+        stdout.print(f"keeping the key at {path}", markup=False)
+        return
     private, public = generate_key(path)
     stdout.print(f"private key: {private} (keep it secret)\npublic key:  {public}", markup=False)
 
 
 @app.command()
 @click.argument("name")
-@click.option("--key", type=click.Path(path_type=Path), help="PEM private key (depot keygen).")
+@click.option(
+    "--key",
+    type=click.Path(path_type=Path),
+    help="PEM private key (default: the depot's own key from `depot keygen`).",
+)
 @click.option(
     "--sigstore",
     is_flag=True,
@@ -90,8 +101,11 @@ def keygen(path: Path) -> None:
 @pass_depot
 def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path | None) -> None:
     """Sign a stored version in the OpenSSF model-signing format."""  # fmt: skip
-    if bool(key) == sigstore:
+    if key and sigstore:
         raise UsageError("give either --key PATH or --sigstore")
+    key = key or depot.governance.default_key
+    if not sigstore and not key.exists():
+        raise UsageError(f"no signing key at {key}: create one with `depot keygen`")
     version = depot.show(name)
     signer = Signer("sigstore") if sigstore else Signer("key", key)
     record = depot.governance.sign(version, signer)
