@@ -35,6 +35,7 @@ import httpx
 
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.server.relay import EngineStream
 from results import write_section
 
 HERE = Path(__file__).parent
@@ -71,34 +72,43 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> 
     raise RuntimeError(f"server not ready: {url}")
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, model: str, tokens: int,
+async def one_stream(url: str, model: str, tokens: int,
                      messages: list[dict[str, str]]) -> Stream:  # fmt: skip
+    """One streamed chat answer, read with the depot's own raw-socket reader: on two cores the
+    measuring client competes with the server for CPU, so it must cost as little as possible
+    (httpx's line iterator costs about as much per token as the relay being measured)."""
     body = {"model": model, "messages": messages, "max_tokens": tokens, "stream": True,
             "temperature": 0, "ignore_eos": True}  # fmt: skip
     stream = Stream(start=time.perf_counter(), times=[])
-    async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+    response = await EngineStream.open(f"{url}/v1/chat/completions", body)
+    try:
         if response.status_code != 200:
-            raise RuntimeError(f"{url}: {response.status_code} {(await response.aread())[:300]!r}")
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line.endswith("[DONE]"):
-                continue
-            event = json.loads(line[6:])
-            if any((c.get("delta") or {}).get("content") for c in event.get("choices", [])):
-                now = time.perf_counter()
-                stream.first = stream.first or now
-                stream.last = now
-                stream.tokens += 1
-                assert stream.times is not None
-                stream.times.append(now)
+            raise RuntimeError(f"{url}: {response.status_code} {(await response.read())[:300]!r}")
+        pending = b""
+        async for chunk in response.chunks():
+            pending += chunk
+            *events, pending = pending.split(b"\n\n")
+            for event in events:
+                if not event.startswith(b"data: {"):
+                    continue
+                choices = json.loads(event[6:]).get("choices") or []
+                if any((c.get("delta") or {}).get("content") for c in choices):
+                    now = time.perf_counter()
+                    stream.first = stream.first or now
+                    stream.last = now
+                    stream.tokens += 1
+                    assert stream.times is not None
+                    stream.times.append(now)
+    finally:
+        await response.aclose()
     return stream
 
 
 async def concurrent(url: str, model: str, n: int, tokens: int) -> list[Stream]:
     messages = [{"role": "user", "content": PROMPT}]
-    async with httpx.AsyncClient(timeout=None) as client:
-        return list(await asyncio.gather(
-            *(one_stream(client, url, model, tokens, messages) for _ in range(n))
-        ))  # fmt: skip
+    return list(await asyncio.gather(
+        *(one_stream(url, model, tokens, messages) for _ in range(n))
+    ))  # fmt: skip
 
 
 def decode_rate(streams: list[Stream]) -> float:
@@ -157,8 +167,7 @@ def shared_prefix_ttft(url: str, model: str) -> tuple[float, float]:
 
 
 async def _single(url: str, model: str, messages: list[dict[str, str]]) -> Stream:
-    async with httpx.AsyncClient(timeout=None) as client:
-        return await one_stream(client, url, model, 8, messages)
+    return await one_stream(url, model, 8, messages)
 
 
 def main() -> None:

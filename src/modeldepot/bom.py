@@ -11,6 +11,7 @@ strict JSON-schema validator.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,17 @@ def _licence(name: str | None) -> list[dict[str, Any]]:
     from cyclonedx.spdx import is_supported_id
 
     return [{"license": {"id": name} if is_supported_id(name) else {"name": name}}]
+
+
+def _metric(e: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": e["metric"], "value": str(e["value"]), "slice": e["dataset"]}
+    stderr = e.get("stderr")
+    if isinstance(stderr, float) and math.isfinite(stderr):
+        out["confidenceInterval"] = {
+            "lowerBound": f"{e['value'] - 1.96 * stderr:.4f}",
+            "upperBound": f"{e['value'] + 1.96 * stderr:.4f}",
+        }
+    return out
 
 
 def _hex(digest: str) -> str:
@@ -72,10 +84,7 @@ def build_bom(version: ModelVersion, facts: CardFacts) -> dict[str, Any]:
     }  # fmt: skip
     if facts.evaluations:
         model_card["quantitativeAnalysis"] = {
-            "performanceMetrics": [
-                {"type": e["metric"], "value": str(e["value"]), "slice": e["dataset"]}
-                for e in facts.evaluations
-            ]
+            "performanceMetrics": [_metric(e) for e in facts.evaluations]
         }
     model: dict[str, Any] = {
         "type": "machine-learning-model",

@@ -156,7 +156,9 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
         "",
         "## Evaluation",
         "",
-        *([f"- {e['dataset']}: {e['metric']} = {e['value']}" for e in facts.evaluations]
+        *([f"- {e['dataset']}: {e['metric']} = {e['value']}"
+           + (f" ± {e['stderr']}" if e.get("stderr") is not None else "")
+           for e in facts.evaluations]
           or ["- none recorded"]),
         "",
         "## EU AI Act documentation (general-purpose AI models)",

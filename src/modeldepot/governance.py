@@ -23,6 +23,7 @@ from modeldepot.errors import ConflictError, DepotError, UsageError
 from modeldepot.policy import Advisory, Policy, load_advisories, load_policy
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.audit import ChainReport
+from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.registry import Registry
 from modeldepot.registry.trust import OK, QUARANTINED, SignatureRecord, Status, TrustStore
 from modeldepot.scan import SCANNER_VERSION, Finding, ScanReport, scan_files
@@ -309,7 +310,14 @@ class Governance:
                        + (f", worst {worst}" if worst is not None else ""))  # fmt: skip
         signatures = tuple(f"{s.method}:{s.identity[:16]}" for s in
                            self.trust.signatures(version.digest))  # fmt: skip
-        return CardFacts(summary, signatures, self.trust.status(version.digest).status)
+        evaluations = tuple(
+            {"dataset": r.task, "metric": metric, "value": round(r.metrics[metric]["value"], 4),
+             "stderr": round(r.metrics[metric]["stderr"], 4)}
+            for r in EvaluationStore(self.registry).latest(version.digest)
+            if (metric := r.primary()) is not None
+        )  # fmt: skip
+        return CardFacts(summary, signatures, self.trust.status(version.digest).status,
+                         evaluations)  # fmt: skip
 
     def card(self, version: ModelVersion) -> str:
         """The version's card: the last edited one, else generated from what is known now."""

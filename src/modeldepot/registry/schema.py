@@ -12,6 +12,7 @@ compares the two so they never drift apart.
     scans     scanner findings per manifest
     signatures  OpenSSF model-signing bundles (stored as blobs) per manifest
     cards     model cards (stored as blobs), generated or edited
+    evaluations  scores of a model (local version or remote) on a task, with per-item scores
     api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
     remotes   OpenAI-compatible models elsewhere (a proprietary API, another depot)
     aliases   a name served by the first of its targets that answers
@@ -25,6 +26,7 @@ __all__ = [
     "aliases",
     "api_keys",
     "cards",
+    "evaluations",
     "events",
     "files",
     "lineage",
@@ -160,6 +162,23 @@ signatures = sa.Table(
     sa.Column("identity", sa.Text, nullable=False),
     sa.Column("public_key", sa.Text),
     sa.Column("signed_at", _NOW, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # the version's manifest digest for a local model, `remote:NAME` for a remote one
+    sa.Column("subject", sa.String(200), nullable=False, index=True),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("task", sa.String(128), nullable=False),
+    sa.Column("task_version", sa.String(32), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("at", _NOW, nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
 )
 

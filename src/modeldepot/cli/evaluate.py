@@ -1,0 +1,214 @@
+"""`depot eval MODEL... --task T --suite S`, `depot eval tasks`, `depot eval compare A B`,
+`depot leaderboard`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from modeldepot.cli.app import app, pass_depot
+from modeldepot.cli.render import print_json, stderr, stdout
+from modeldepot.depot import Depot
+from modeldepot.errors import UsageError
+
+__all__: list[str] = []
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, goes to `run`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:.1f} items/s")
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   _Rate(), TimeElapsedColumn(), console=stderr,
+                   disable=not stderr.is_terminal)  # fmt: skip
+
+    def start(label: str, total: int) -> Callable[[int], None]:
+        task = bar.add_task(label, total=total)
+        return lambda n: bar.advance(task, n)
+
+    with bar:
+        yield start
+
+
+@app.group(cls=_DefaultGroup)
+def eval() -> None:
+    """Evaluate models on tasks: `depot eval MODEL... --suite core`."""
+
+
+@eval.command("run")
+@click.argument("models", nargs=-1, required=True)
+@click.option(
+    "--task",
+    "-t",
+    "tasks",
+    multiple=True,
+    help="A built-in task name or a task YAML file (repeatable).",
+)
+@click.option("--suite", "-s", help="A named set of built-in tasks (core, reasoning, ...).")
+@click.option("--limit", type=int, help="Score only the first N items of each task.")
+@click.option("--seed", type=int, default=1234, show_default=True)
+@click.option(
+    "--mc",
+    "mc_mode",
+    type=click.Choice(["auto", "loglikelihood", "letter"]),
+    default="auto",
+    show_default=True,
+    help="Multiple choice by log-likelihood (local) or by the letter written (chat).",
+)
+@click.option("--judge", help="Model that scores open answers (MT-Bench).")
+@click.option("--concurrency", type=int, default=4, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: str | None,
+        limit: int | None, seed: int, mc_mode: str, judge: str | None, concurrency: int,
+        as_json: bool) -> None:  # fmt: skip
+    """Score MODELS (local or remote) on tasks; results are stored against each version."""
+    from modeldepot.evaluation.runner import RunOptions, evaluate
+    from modeldepot.evaluation.tasks import resolve
+
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1")
+    chosen = resolve(list(tasks), suite)
+    options = RunOptions(seed=seed, mc_mode=mc_mode, judge=judge,
+                         concurrency=max(1, concurrency), limit=limit)  # fmt: skip
+    with _progress() as progress:
+        results = evaluate(depot, list(models), chosen, options, progress=progress)
+    if as_json:
+        print_json([r.to_dict() for r in results])
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("MODEL", "TASK", "METRIC", "SCORE", "± SE", "ITEMS", "CACHED", "SECONDS"):
+        table.add_column(column, no_wrap=True)
+    for r in results:
+        for name, m in r.metrics.items():
+            table.add_row(r.model.label, f"{r.task.name} v{r.task.version}", name,
+                          _number(m["value"]), _number(m["stderr"]), str(int(m["n"])),
+                          str(r.cached), f"{r.seconds:.1f}")  # fmt: skip
+    stdout.print(table)
+    for r in results:
+        for failure in r.failed[:3]:
+            stderr.print(f"failed: {r.model.name} {r.task.name} {failure}", markup=False)
+
+
+@eval.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tasks_(as_json: bool) -> None:
+    """The built-in tasks and suites, with their data's source and licence."""
+    from modeldepot.evaluation.tasks import builtin_tasks, suites
+
+    found = builtin_tasks()
+    if as_json:
+        print_json({"tasks": [{"name": t.name, "version": t.version, "output": t.output,
+                               "items": len(t.items()), "metrics": list(t.metrics),
+                               "category": t.category, "source": t.source,
+                               "licence": t.licence} for t in found.values()],
+                    "suites": {k: list(v) for k, v in suites().items()}})  # fmt: skip
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("TASK", "OUTPUT", "ITEMS", "METRICS", "CATEGORY", "LICENCE", "SOURCE"):
+        table.add_column(column)
+    for t in found.values():
+        table.add_row(t.name, t.output, str(len(t.items())), ", ".join(t.metrics), t.category,
+                      t.licence, t.source)  # fmt: skip
+    stdout.print(table)
+    for name, members in suites().items():
+        stdout.print(f"suite {name}: {', '.join(members)}", markup=False)
+
+
+@eval.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--suite", "-s", help="Only the tasks of this suite.")
+@click.option(
+    "--chart",
+    type=click.Path(path_type=Path),
+    default=Path("eval-gap.svg"),
+    show_default=True,
+    help="Where to write the chart (SVG).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def compare(depot: Depot, a: str, b: str, suite: str | None, chart: Path, as_json: bool) -> None:
+    """The gap between A and B on the items both were scored on (paired bootstrap 95%)."""
+    from modeldepot.evaluation.client import resolve_model
+    from modeldepot.evaluation.compare import gap_table, write_chart
+    from modeldepot.evaluation.tasks import suites
+    from modeldepot.registry.evaluations import EvaluationStore
+
+    left, right = resolve_model(depot, a), resolve_model(depot, b)
+    only = set(suites()[suite]) if suite and suite in suites() else None
+    if suite and only is None:
+        raise UsageError(f"unknown suite {suite!r}")
+    rows = gap_table(EvaluationStore(depot.registry), left, right, only)
+    write_chart(rows, chart, left.label, right.label)
+    if as_json:
+        print_json([{"kind": r.kind, "label": r.label, "metric": r.metric, "a": r.gap.a,
+                     "b": r.gap.b, "difference": r.gap.difference, "low": r.gap.low,
+                     "high": r.gap.high, "items": r.gap.items} for r in rows])  # fmt: skip
+    else:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("", "METRIC", left.label, right.label, "A - B", "95% CI", "ITEMS"):
+            table.add_column(column, no_wrap=True)
+        for r in rows:
+            name = r.label if r.kind == "task" else f"[{r.kind}] {r.label}"
+            table.add_row(name, r.metric, _number(r.gap.a), _number(r.gap.b),
+                          f"{r.gap.difference:+.3f}" + (" *" if r.gap.significant else ""),
+                          f"[{r.gap.low:+.3f}, {r.gap.high:+.3f}]", str(r.gap.items))  # fmt: skip
+        stdout.print(table)
+    stderr.print(f"chart: {chart}")
+
+
+@app.command("leaderboard")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def leaderboard_(depot: Depot, as_json: bool) -> None:
+    """Every evaluated model, ranked by its mean score over the tasks it was scored on."""
+    from modeldepot.evaluation.compare import leaderboard
+    from modeldepot.registry.evaluations import EvaluationStore
+
+    tasks, ranked = leaderboard(EvaluationStore(depot.registry))
+    if as_json:
+        print_json([{"model": m, "mean": avg, "tasks": scores} for m, scores, avg in ranked])
+        return
+    if not ranked:
+        stderr.print("nothing evaluated yet; try: depot eval smollm2 --suite core")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("#", "MODEL", "MEAN", *tasks):
+        table.add_column(column, no_wrap=True)
+    for i, (model, scores, avg) in enumerate(ranked, 1):
+        cells: list[Any] = [_number(scores[t]) if t in scores else "-" for t in tasks]
+        table.add_row(str(i), model, _number(avg), *cells)
+    stdout.print(table)

@@ -1,0 +1,133 @@
+"""The gap between two models on the same items (per task, per category, overall, with paired
+bootstrap intervals), its chart, and the leaderboard of every evaluated model."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from modeldepot.errors import NotFound
+from modeldepot.evaluation.client import ModelRef
+from modeldepot.evaluation.stats import Difference, paired_bootstrap
+from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore
+
+__all__ = ["GapRow", "gap_table", "leaderboard", "write_chart"]
+
+_SCALE = {"judge": 10.0, "chrf": 100.0, "bleu": 100.0}
+
+
+@dataclass(frozen=True)
+class GapRow:
+    kind: str
+    """task, category or overall"""
+    label: str
+    metric: str
+    gap: Difference
+
+
+def _metric(a: EvaluationRecord, b: EvaluationRecord) -> str | None:
+    return next((m for m in a.metrics if m in b.metrics), None)
+
+
+def _pairs(a: EvaluationRecord, b: EvaluationRecord, metric: str) -> list[tuple[str, float, float]]:
+    scale = _SCALE.get(metric, 1.0)
+    out = []
+    for item, scores in a.items.items():
+        other = b.items.get(item, {})
+        if metric in scores and metric in other:
+            x, y = scores[metric], other[metric]
+            if not (math.isnan(x) or math.isnan(y)):
+                out.append((f"{a.task}/{item}", x / scale, y / scale))
+    return out
+
+
+def gap_table(store: EvaluationStore, a: ModelRef, b: ModelRef,
+              tasks: set[str] | None = None) -> list[GapRow]:  # fmt: skip
+    left = {(r.task, r.task_version): r for r in store.latest(a.identity)}
+    right = {(r.task, r.task_version): r for r in store.latest(b.identity)}
+    common = sorted(k for k in left.keys() & right.keys() if tasks is None or k[0] in tasks)
+    if not common:
+        raise NotFound(f"{a.label} and {b.label} share no evaluated task: run `depot eval` on "
+                       "both with the same tasks first")  # fmt: skip
+    rows: list[GapRow] = []
+    pooled: dict[str, list[tuple[str, float, float]]] = {}
+    for key in common:
+        ra, rb = left[key], right[key]
+        metric = _metric(ra, rb)
+        if metric is None:
+            continue
+        pairs = _pairs(ra, rb, metric)
+        if not pairs:
+            continue
+        scale = _SCALE.get(metric, 1.0)
+        gap = paired_bootstrap([p[1] * scale for p in pairs], [p[2] * scale for p in pairs])
+        rows.append(GapRow("task", ra.task, metric, gap))
+        pooled.setdefault(ra.category, []).extend(pairs)
+    everything = [p for pairs in pooled.values() for p in pairs]
+    if len(pooled) > 1:
+        for category, pairs in sorted(pooled.items()):
+            gap = paired_bootstrap([p[1] for p in pairs], [p[2] for p in pairs])
+            rows.append(GapRow("category", category, "score", gap))
+    if everything and len(rows) > 1:
+        gap = paired_bootstrap([p[1] for p in everything], [p[2] for p in everything])
+        rows.append(GapRow("overall", "all items", "score", gap))
+    return rows
+
+
+def write_chart(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:
+    """A bar chart (SVG) of both models' scores per row, with the difference and its interval."""
+    width, bar, gap_h, left = 900, 14, 18, 260
+    height = 70 + len(rows) * (2 * bar + gap_h)
+    span = width - left - 200
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(a_label)} vs '
+        f"{html.escape(b_label)}</text>",
+        f'<rect x="{left}" y="32" width="12" height="10" fill="#3b6ea8"/>'
+        f'<text x="{left + 16}" y="41">{html.escape(a_label)}</text>',
+        f'<rect x="{left + 300}" y="32" width="12" height="10" fill="#d9822b"/>'
+        f'<text x="{left + 316}" y="41">{html.escape(b_label)}</text>',
+    ]
+    y = 60
+    for row in rows:
+        scale = _SCALE.get(row.metric, 1.0) if row.kind == "task" else 1.0
+        label = f"{row.label} ({row.metric})" if row.kind == "task" else f"[{row.label}]"
+        parts.append(f'<text x="10" y="{y + bar + 4}">{html.escape(label)}</text>')
+        for value, colour, dy in ((row.gap.a, "#3b6ea8", 0), (row.gap.b, "#d9822b", bar)):
+            w = max(0.0, min(1.0, value / scale)) * span
+            parts.append(f'<rect x="{left}" y="{y + dy}" width="{w:.1f}" height="{bar - 2}" '
+                         f'fill="{colour}"/>')  # fmt: skip
+        mark = " *" if row.gap.significant else ""
+        parts.append(
+            f'<text x="{left + span + 10}" y="{y + bar + 4}">{row.gap.difference:+.3f} '
+            f"[{row.gap.low:+.3f}, {row.gap.high:+.3f}]{mark}</text>"
+        )
+        y += 2 * bar + gap_h
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def leaderboard(store: EvaluationStore) -> tuple[list[str], list[tuple[str, dict[str, float],
+                                                                         float]]]:  # fmt: skip
+    """Tasks, and each model with its primary score per task and the mean over them (scores
+    scaled to 0-1), best first."""
+    by_model: dict[str, dict[str, float]] = {}
+    labels: dict[str, str] = {}
+    for r in store.latest():
+        metric = r.primary()
+        if metric is None:
+            continue
+        by_model.setdefault(r.subject, {})[r.task] = r.metrics[metric]["value"] / _SCALE.get(
+            metric, 1.0)  # fmt: skip
+        labels[r.subject] = r.model
+    tasks = sorted({task for scores in by_model.values() for task in scores})
+    ranked = sorted(
+        ((labels[s], scores, sum(scores.values()) / len(scores)) for s, scores in by_model.items()),
+        key=lambda row: -row[2],
+    )
+    return tasks, ranked

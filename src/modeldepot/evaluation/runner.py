@@ -1,0 +1,167 @@
+"""Running tasks against models: items sent concurrently, responses cached (so a killed run
+resumes and a repeat is free), scores aggregated with standard errors and recorded in the
+registry against the model version."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldepot.depot import Depot
+from modeldepot.evaluation.cache import ResponseCache
+from modeldepot.evaluation.client import ModelRef, Models, RequestFailed, resolve_model
+from modeldepot.evaluation.sandbox import SandboxUnavailable
+from modeldepot.evaluation.scoring import ItemResult, Scorer
+from modeldepot.evaluation.stats import bootstrap_stderr, mean, mean_stderr
+from modeldepot.evaluation.tasks import Task
+from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
+
+__all__ = ["RunOptions", "TaskResult", "evaluate"]
+
+_CORPUS = {"chrf", "bleu"}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    seed: int = 1234
+    mc_mode: str = "auto"
+    judge: str | None = None
+    concurrency: int = 4
+    limit: int | None = None
+
+
+@dataclass
+class TaskResult:
+    model: ModelRef
+    task: Task
+    metrics: dict[str, dict[str, float]]
+    items: list[ItemResult]
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.label,
+            "subject": self.model.identity,
+            "task": self.task.name,
+            "version": self.task.version,
+            "category": self.task.category,
+            "metrics": self.metrics,
+            "items": len(self.items),
+            "failed": self.failed,
+            "cached": self.cached,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def aggregate(task: Task, items: list[ItemResult]) -> dict[str, dict[str, float]]:
+    metrics: dict[str, dict[str, float]] = {}
+    names = [m for m in dict.fromkeys(k for it in items for k in it.scores)]
+    ordered = [m for m in task.metrics if m in names] + [m for m in names if m not in task.metrics]
+    for name in ordered:
+        scored = [it for it in items if name in it.scores and not math.isnan(it.scores[name])]
+        values = [it.scores[name] for it in scored]
+        if not values:
+            continue
+        if name in _CORPUS:
+            import sacrebleu
+
+            def corpus(sample: Any, metric: str = name) -> float:
+                hyps = [it.response for it in sample]
+                refs = [[it.reference for it in sample]]
+                score = (sacrebleu.corpus_chrf if metric == "chrf" else sacrebleu.corpus_bleu)(
+                    hyps, refs)  # fmt: skip
+                return float(score.score)
+
+            value, stderr = corpus(scored), bootstrap_stderr(scored, corpus, rounds=200)
+        else:
+            value, stderr = mean(values), mean_stderr(values)
+        metrics[name] = {"value": value, "stderr": stderr, "n": float(len(values))}
+    return metrics
+
+
+async def _run_task(
+    scorer: Scorer, model: ModelRef, task: Task, advance: Callable[[int], None]
+) -> TaskResult:
+    started = time.perf_counter()
+    hits = scorer.models.cache.hits
+    failed: list[str] = []
+
+    async def one(doc: dict[str, Any]) -> ItemResult | None:
+        try:
+            return await scorer.item(model, task, doc)
+        except RequestFailed as exc:
+            failed.append(f"{doc['_id']}: {exc}")
+            return None
+        finally:
+            advance(1)
+
+    results = await asyncio.gather(*(one(doc) for doc in task.items()))
+    items = [r for r in results if r is not None]
+    return TaskResult(model, task, aggregate(task, items), items, failed,
+                      time.perf_counter() - started, scorer.models.cache.hits - hits)  # fmt: skip
+
+
+def evaluate(
+    depot: Depot,
+    model_names: list[str],
+    tasks: list[Task],
+    options: RunOptions,
+    *,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> list[TaskResult]:
+    """Run every task against every model; results are recorded as they complete."""
+    from modeldepot.evaluation.tasks import limited
+
+    models = [resolve_model(depot, name) for name in model_names]
+    judge = resolve_model(depot, options.judge) if options.judge else None
+    tasks = [limited(t, options.limit) for t in tasks]
+    for task in tasks:
+        if task.output == "judge" and judge is None:
+            from modeldepot.errors import UsageError
+
+            raise UsageError(f"task {task.name} is scored by a judge model: add --judge MODEL")
+    cache = ResponseCache(depot.settings.home / "eval-cache.db")
+    store = EvaluationStore(depot.registry)
+    results: list[TaskResult] = []
+
+    async def main() -> None:
+        client = Models(depot.settings, cache, options.concurrency)
+        async with client.running():
+            scorer = Scorer(client, seed=options.seed, mc_mode=options.mc_mode, judge=judge)
+            for model in models:
+                for task in tasks:
+                    label = f"{model.name} {task.name}"
+                    advance = progress(label, len(task.items())) if progress else (lambda n: None)
+                    result = await _run_task(scorer, model, task, advance)
+                    results.append(result)
+                    if result.metrics:
+                        store.record(_record(result, options, judge), actor=depot.settings.actor)
+
+    try:
+        asyncio.run(main())
+    except SandboxUnavailable:
+        raise
+    finally:
+        cache.close()
+    return results
+
+
+def _record(result: TaskResult, options: RunOptions, judge: ModelRef | None) -> EvaluationRecord:
+    return EvaluationRecord(
+        subject=result.model.identity,
+        model=result.model.label,
+        task=result.task.name,
+        task_version=result.task.version,
+        category=result.task.category,
+        metrics=result.metrics,
+        items={it.id: it.scores for it in result.items},
+        settings={"seed": options.seed, "mc_mode": options.mc_mode, "limit": options.limit,
+                  "judge": judge.label if judge else None, "failed": len(result.failed)},
+        at=now(),
+    )  # fmt: skip

@@ -1,0 +1,102 @@
+"""Code from a model runs confined: it cannot write outside its own folder, reach the network,
+or outrun its limits; ordinary code runs and passes."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from modeldepot.evaluation.sandbox import Limits, run_confined
+
+
+def test_ordinary_code_runs_and_may_use_its_own_folder() -> None:
+    outcome = run_confined(
+        "open('scratch.txt', 'w').write('x')\nprint(open('scratch.txt').read() * 3)"
+    )
+    assert outcome.passed and outcome.stdout.strip() == "xxx"
+    assert not run_confined("assert 1 + 1 == 3").passed
+
+
+def test_hostile_completion_cannot_write_outside_its_folder(tmp_path: Path) -> None:
+    victim = tmp_path / "depot-home"
+    victim.mkdir()
+    (victim / "registry.db").write_text("precious")
+    program = f"""
+import os, shutil, subprocess
+attempts = []
+for action in (
+    lambda: open({str(victim / "planted.txt")!r}, 'w').write('x'),
+    lambda: open({str(victim / "registry.db")!r}, 'w').write('gone'),
+    lambda: os.remove({str(victim / "registry.db")!r}),
+    lambda: os.mkdir({str(victim / "newdir")!r}),
+    lambda: os.rename({str(victim / "registry.db")!r}, 'stolen.db'),
+    lambda: subprocess.run(['sh', '-c', 'echo x > {victim / "shell.txt"}'], check=True),
+    lambda: open('/tmp/modeldepot-escape.txt', 'w').write('x'),
+):
+    try:
+        action()
+        attempts.append('succeeded')
+    except Exception as exc:
+        attempts.append(type(exc).__name__)
+print(attempts)
+"""
+    outcome = run_confined(program)
+    assert "succeeded" not in outcome.stdout, outcome.stdout + outcome.stderr
+    assert (victim / "registry.db").read_text() == "precious"
+    assert sorted(p.name for p in victim.iterdir()) == ["registry.db"]
+    assert not Path("/tmp/modeldepot-escape.txt").exists()
+
+
+def test_hostile_completion_cannot_reach_the_network() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+
+    def accept() -> None:
+        server.settimeout(5)
+        with contextlib.suppress(OSError):
+            accepted.append(server.accept())
+
+    listener = threading.Thread(target=accept)
+    listener.start()
+    program = f"""
+import socket
+for target in (('127.0.0.1', {port}), ('1.1.1.1', 80)):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(target)
+        print('connected', target)
+    except OSError as exc:
+        print('refused', type(exc).__name__)
+"""
+    outcome = run_confined(program)
+    listener.join()
+    server.close()
+    assert "connected" not in outcome.stdout and outcome.stdout.count("refused") == 2
+    assert accepted == []
+
+
+def test_limits_stop_runaway_code() -> None:
+    spin = run_confined("while True: pass", limits=Limits(seconds=2))
+    assert spin.returncode is None and not spin.passed
+    hog = run_confined("x = bytearray(4 * 1024**3)", limits=Limits(memory=512 * 1024**2))
+    assert not hog.passed and "MemoryError" in hog.stderr
+    bomb = "import os\nwhile True:\n    if os.fork() == 0:\n        os.pause()\n"
+    forks = run_confined(bomb)
+    assert not forks.passed and "BlockingIOError" in forks.stderr
+    threads = run_confined("import threading\nthreading.Thread(target=print).start()")
+    assert not threads.passed
+
+
+@pytest.mark.parametrize("size", [32 * 1024**2])
+def test_file_size_limit(size: int) -> None:
+    outcome = run_confined(f"open('big', 'wb').write(b'0' * {size})",
+                           limits=Limits(file_size=1024**2))  # fmt: skip
+    assert not outcome.passed

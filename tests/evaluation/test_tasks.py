@@ -1,0 +1,95 @@
+"""Task files: modeldepot's YAML, lm-evaluation-harness's YAML on local data, the built-in
+suite with its licences, and the statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modeldepot.errors import UsageError
+from modeldepot.evaluation.stats import mean_stderr, paired_bootstrap, pass_at_k
+from modeldepot.evaluation.tasks import builtin_tasks, load_task, resolve, suites
+
+
+def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_native_task_with_csv_data(tmp_path: Path) -> None:
+    (tmp_path / "qa.csv").write_text("question,answer\n2+2,4\n3+3,6\n5+5,10\n")
+    (tmp_path / "qa.yaml").write_text(
+        "name: sums\nversion: 2\noutput: generate\ndata: qa.csv\n"
+        'prompt: "Q: {{ question }}\\nA:"\ntarget: answer\nfewshot: 1\nextract: "(\\\\d+)"\n'
+    )
+    task = load_task(tmp_path / "qa.yaml")
+    assert (task.name, task.version, task.metrics) == ("sums", "2", ("exact_match",))
+    items = task.items()
+    assert [i["question"] for i in items] == ["3+3", "5+5"]  # the first is the example
+    assert task.context(items[0]) == "Q: 2+2\nA: 4\n\nQ: 3+3\nA:"
+    assert task.extracted(" It is 6.") == "6"
+
+
+def test_lm_evaluation_harness_yaml_on_local_files(tmp_path: Path) -> None:
+    _jsonl(tmp_path / "test.jsonl", [
+        {"sentence": "The sky is", "options": ["blue", "green"], "label": 0},
+        {"sentence": "Grass is", "options": ["blue", "green"], "label": 1},
+    ])  # fmt: skip
+    (tmp_path / "base.yaml").write_text("output_type: multiple_choice\ntarget_delimiter: ' '\n")
+    (tmp_path / "colours.yaml").write_text(
+        "include: base.yaml\ntask: colours\ndataset_path: json\n"
+        "dataset_kwargs:\n  data_files:\n    test: test.jsonl\ntest_split: test\n"
+        "doc_to_text: '{{sentence}}'\ndoc_to_choice: '{{options}}'\ndoc_to_target: label\n"
+        "metric_list:\n  - metric: acc\n  - metric: acc_norm\nmetadata:\n  version: 1.0\n"
+    )
+    task = load_task(tmp_path / "colours.yaml")
+    assert (task.name, task.output, task.version) == ("colours", "multiple_choice", "1.0")
+    doc = task.items()[1]
+    assert task.choice_list(doc) == ["blue", "green"] and task.answer_index(doc) == 1
+    assert task.question(doc) == "Grass is" and task.metrics == ("acc", "acc_norm")
+
+
+def test_harness_yaml_without_local_data_or_with_code_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "hub.yaml").write_text("task: hub\ndataset_path: cais/mmlu\n")
+    with pytest.raises(UsageError, match="local data"):
+        load_task(tmp_path / "hub.yaml")
+    (tmp_path / "code.yaml").write_text("task: code\ndoc_to_text: !function utils.render\n")
+    with pytest.raises(UsageError, match="!function"):
+        load_task(tmp_path / "code.yaml")
+
+
+def test_builtin_suite_ships_offline_with_licences() -> None:
+    tasks = builtin_tasks()
+    assert len(tasks["humaneval"].items()) == 164 and tasks["humaneval"].licence == "MIT"
+    mtbench = tasks["mtbench"].items()
+    assert len(mtbench) == 80 and len({q["category"] for q in mtbench}) == 8
+    assert sum(1 for q in mtbench if q["reference"]) == 30
+    bbh = [t for name, t in tasks.items() if name.startswith("bbh_")]
+    assert len(bbh) == 14 and all(t.licence == "Apache-2.0" and "canary GUID" in t.canary
+                                  for t in bbh)  # fmt: skip
+    navigate = tasks["bbh_navigate"]
+    doc = navigate.items()[0]
+    assert navigate.choice_list(doc) == ["True", "False"] and navigate.answer(doc) in (
+        "True",
+        "False",
+    )
+    core = resolve([], "core")
+    assert [t.name for t in core] == [n.split(":")[0] for n in suites()["core"]]
+    assert len(core[0].items()) == 100 and len(core[-1].items()) == 20
+    with pytest.raises(UsageError):
+        resolve(["no_such_task"], None)
+
+
+def test_statistics() -> None:
+    assert mean_stderr([1.0, 0.0, 1.0, 0.0]) == pytest.approx(0.288675, rel=1e-5)
+    assert pass_at_k(10, 0, 1) == 0 and pass_at_k(10, 10, 1) == 1
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    a = [1.0] * 80 + [0.0] * 20
+    b = [1.0] * 50 + [0.0] * 50
+    gap = paired_bootstrap(a, b)
+    assert gap.difference == pytest.approx(0.3) and gap.low < 0.3 < gap.high
+    assert gap.significant
+    same = paired_bootstrap(a, a)
+    assert same.difference == 0 and not same.significant
