@@ -156,7 +156,7 @@ def _no_new_processes() -> bool:
     ]  # fmt: skip
     filters = (_SockFilter * len(program))(*program)
     prog = _SockFprog(len(program), filters)
-    return _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) == 0
+    return int(_libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0)) == 0
 
 
 def _confine(folder: str, abi: int, netns: bool, limits: Limits) -> None:
