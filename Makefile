@@ -52,6 +52,8 @@ bench: setup
 	$(BIN)/python bench/serve_speed.py --model smollm2
 	$(BIN)/python bench/serve_speed.py --model gemma3
 	$(BIN)/python bench/scan_corpus.py
+	$(BIN)/python -m pip install -q "lm-eval[api]==0.4.13" transformers
+	$(BIN)/python bench/eval_fidelity.py --task navigate --limit 100
 	$(BIN)/python bench/import_speed.py --rounds 5 --reflink-dir "$$(bash .ci/reflink-fs.sh | tail -n 1)"
 
 clean:

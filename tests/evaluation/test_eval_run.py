@@ -123,3 +123,23 @@ def test_errors_are_clear(home: Path) -> None:
     assert unknown.returncode == 1 and "nosuchmodel" in unknown.stderr
     judge = depot(home, "eval", "smollm2", "--task", "mtbench", check=False)
     assert judge.returncode == 2 and "--judge" in judge.stderr
+
+
+def test_judged_answers_and_generated_text_metrics(home: Path, tmp_path: Path) -> None:
+    judged = _json(depot(home, "eval", "smollm2", "--task", "mtbench", "--limit", "1",
+                         "--judge", "smollm2", "--json"))[0]  # fmt: skip
+    assert judged["items"] == 1 and set(judged["metrics"]) <= {"judge"}  # type: ignore[arg-type]
+
+    (tmp_path / "echo.jsonl").write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in ("red fox", "blue sky", "green tree"))
+    )
+    (tmp_path / "echo.yaml").write_text(
+        "name: repeat_words\nversion: 1\noutput: generate\ndata: echo.jsonl\n"
+        'prompt: "Repeat: {{ text }}\\nRepeated:"\ntarget: text\nstop: ["\\n"]\n'
+        "max_tokens: 8\nmetrics: [chrf, bleu]\n"
+    )
+    scored = _json(depot(home, "eval", "smollm2", "--task", str(tmp_path / "echo.yaml"),
+                         "--json"))[0]  # fmt: skip
+    metrics = scored["metrics"]
+    assert set(metrics) == {"chrf", "bleu"}  # type: ignore[arg-type]
+    assert all(0 <= m["value"] <= 100 for m in metrics.values())  # type: ignore[union-attr]

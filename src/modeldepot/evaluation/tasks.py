@@ -324,7 +324,9 @@ def _from_harness(data: dict[str, Any], path: Path) -> Task:
                          "generate_until)")  # fmt: skip
     files = (data.get("dataset_kwargs") or {}).get("data_files") or data.get("data_files")
     split = data.get("test_split") or data.get("validation_split") or "test"
+    shots = None
     if isinstance(files, dict):
+        shots = files.get(str(data.get("fewshot_split"))) if data.get("fewshot_split") else None
         files = files.get(split) or next(iter(files.values()))
     if not files:
         raise UsageError(
@@ -351,6 +353,7 @@ def _from_harness(data: dict[str, Any], path: Path) -> Task:
         choices=_choices_spec(data.get("doc_to_choice")),
         data=path.parent / str(files),
         fewshot=int(data.get("num_fewshot") or 0),
+        fewshot_data=path.parent / str(shots) if shots else None,
         target_delimiter=str(data.get("target_delimiter", " ")),
         fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")),
         stop=_strings(gen.get("until")),

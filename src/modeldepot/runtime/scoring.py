@@ -37,7 +37,12 @@ class Scorer:
             verbose=False,
         )
         self.context = context
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        """Held for a whole request, so that its prompts (a question and each of its answers)
+        run back to back and share their prefix."""
+        self._pieces: dict[int, str] = {}
+        self._lse: list[float] = []
+        """Log-sum-exp of the logits at each evaluated position (aligned with the cache)."""
 
     def tokens(self, prompt: str | list[int]) -> list[int]:
         if isinstance(prompt, str):
@@ -45,7 +50,10 @@ class Scorer:
         return [int(t) for t in prompt]
 
     def piece(self, token: int) -> str:
-        return self.llm.detokenize([token]).decode("utf-8", errors="replace")
+        found = self._pieces.get(token)
+        if found is None:
+            found = self._pieces[token] = self.llm.detokenize([token]).decode("utf-8", "replace")
+        return found
 
     def score(self, prompt: str | list[int], top: int, generate: int) -> dict[str, Any]:
         """The prompt's tokens with their log-probabilities (None for the first) and the top
@@ -69,17 +77,25 @@ class Scorer:
             for _ in range(generate):
                 tokens.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
                 llm.eval(tokens[-1:])
-            logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        logprobs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        chosen: list[float | None] = [None]
-        alternatives: list[list[tuple[int, float]] | None] = [None]
-        for position, token in enumerate(tokens[1:]):
-            row = logprobs[position]
-            chosen.append(float(row[token]))
-            best = np.argpartition(row, -top)[-top:] if top else np.array([], dtype=int)
-            best = best[np.argsort(-row[best])]
-            alternatives.append([(int(t), float(row[t])) for t in best])
+            # Log-sum-exp of each position's logits, kept for the shared prefix: a question's
+            # answers then cost only their own rows.
+            del self._lse[common:]
+            for position in range(len(self._lse), len(tokens) - 1):
+                row = llm.scores[position]
+                peak = float(row.max())
+                self._lse.append(peak + float(np.log(np.exp(row - peak).sum(dtype=np.float64))))
+            chosen: list[float | None] = [None]
+            alternatives: list[list[tuple[int, float]] | None] = [None]
+            for position, token in enumerate(tokens[1:]):
+                row = llm.scores[position]
+                lse = self._lse[position]
+                chosen.append(float(row[token]) - lse)
+                if not top:
+                    alternatives.append([])
+                    continue
+                best = np.argpartition(row, -top)[-top:]
+                best = best[np.argsort(-row[best])]
+                alternatives.append([(int(t), float(row[t]) - lse) for t in best])
         return {
             "tokens": tokens,
             "pieces": [self.piece(t) for t in tokens],
@@ -97,10 +113,11 @@ def _handler(scorer: Scorer) -> type[JSONHandler]:
         def do_POST(self) -> None:
             try:
                 request = self.read_json()
-                results = [
-                    scorer.score(p, int(request.get("top", 1)), int(request.get("generate", 0)))
-                    for p in request["prompts"]
-                ]
+                with scorer.lock:
+                    results = [
+                        scorer.score(p, int(request.get("top", 1)), int(request.get("generate", 0)))
+                        for p in request["prompts"]
+                    ]
             except (ValueError, KeyError, TypeError) as exc:
                 self.reply(400, {"error": str(exc)})
                 return
