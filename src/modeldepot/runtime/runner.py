@@ -218,6 +218,9 @@ class Runner:
             ]  # fmt: skip
         else:
             command = cls._server_command(spec, binary, port)
+        chrt = shutil.which("chrt")
+        if chrt:  # the normal policy, whatever the server's thread runs under
+            command = [chrt, "--other", "0", *command]
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}-{spec.kind}.log"
         with open(log_path, "ab") as log:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,15 @@ from modeldepot.server.metrics import Metrics
 from modeldepot.server.state import ServerState
 
 __all__ = ["create_app"]
+
+
+def _yield_to_engines() -> None:
+    """Run the server's event loop (which relays every streamed token) under SCHED_BATCH: a
+    relay that wakes up then waits for a scheduling point instead of preempting an engine
+    thread in the middle of a decode step, which on a machine whose cores the engine uses
+    stalls the whole step. Engines are started back under the normal policy (runner.py)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -61,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _yield_to_engines()
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(None, connect=10), limits=engine_client_limits()
         )
