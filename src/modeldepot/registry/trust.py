@@ -57,6 +57,16 @@ class Status:
         return self.status == QUARANTINED
 
 
+def _rows_of(table: sa.Table, digest: str, *, newest_first: bool = False) -> sa.Select[Any]:
+    """The rows of `table` (scans, signatures, cards) that hang off the manifest `digest`."""
+    return (
+        sa.select(table)
+        .join(t.manifests, t.manifests.c.id == table.c.manifest_id)
+        .where(t.manifests.c.digest == digest)
+        .order_by(table.c.id.desc() if newest_first else table.c.id)
+    )
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -90,13 +100,7 @@ class TrustStore:
 
     def latest_scan(self, digest: str) -> ScanRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.scans)
-                .join(t.manifests, t.manifests.c.id == t.scans.c.manifest_id)
-                .where(t.manifests.c.digest == digest)
-                .order_by(t.scans.c.id.desc())
-                .limit(1)
-            ).first()
+            row = conn.execute(_rows_of(t.scans, digest, newest_first=True).limit(1)).first()
         if row is None:
             return None
         return ScanRecord(row.scanner_version, list(row.findings), _utc(row.scanned_at))
@@ -168,12 +172,7 @@ class TrustStore:
 
     def signatures(self, digest: str) -> list[SignatureRecord]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t.signatures)
-                .join(t.manifests, t.manifests.c.id == t.signatures.c.manifest_id)
-                .where(t.manifests.c.digest == digest)
-                .order_by(t.signatures.c.id)
-            ).all()
+            rows = conn.execute(_rows_of(t.signatures, digest)).all()
         return [
             SignatureRecord(r.digest, r.method, r.identity, r.public_key, _utc(r.signed_at),
                             r.actor)
@@ -195,13 +194,7 @@ class TrustStore:
 
     def card(self, digest: str) -> CardRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.cards)
-                .join(t.manifests, t.manifests.c.id == t.cards.c.manifest_id)
-                .where(t.manifests.c.digest == digest)
-                .order_by(t.cards.c.id.desc())
-                .limit(1)
-            ).first()
+            row = conn.execute(_rows_of(t.cards, digest, newest_first=True).limit(1)).first()
         return None if row is None else CardRecord(row.digest, row.edited, _utc(row.at), row.actor)
 
 
