@@ -99,10 +99,14 @@ def _migration_lock(engine: sa.Engine, lock_dir: Path) -> Iterator[None]:
 
 
 def migrate(engine: sa.Engine, lock_dir: Path) -> None:
-    """Upgrade the schema to the newest revision (a no-op costing one query when current)."""
+    """Upgrade the schema to the newest revision (a no-op costing one query, and for SQLite a
+    file lock, when current)."""
     try:
         head = head_revision()
-        if _current(engine) == head:
+        # SQLite: even the version check waits for a migration in progress, since a connection
+        # opened beside one (switching the file to WAL, altering tables) can be refused at once
+        # with "database is locked", whatever the busy timeout. The file lock costs nothing.
+        if engine.dialect.name != "sqlite" and _current(engine) == head:
             return
         with _migration_lock(engine, lock_dir):
             if _current(engine) == head:
