@@ -40,7 +40,7 @@ from modeldepot.store.blobs import BlobStore
 
 HELD = "held by hand"
 
-__all__ = ["Governance", "Verification", "blocking", "edit_in_editor"]
+__all__ = ["Governance", "Verification", "edit_in_editor"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,7 @@ class Governance:
             version.digest,
             SCANNER_VERSION,
             [f.to_dict() for f in report.findings],
+            worst=str(report.worst) if report.worst is not None else None,
             actor=self.actor,
         )
         reasons = self._violations(version, report.findings, self.policy())  # fmt: skip
@@ -190,9 +191,8 @@ class Governance:
             raise ConflictError(f"{version.reference} is not quarantined")
         if not reason.strip():
             raise UsageError("give the reason for releasing it (--reason)")
-        self.trust.set_status(version.digest, OK, [], actor=self.actor, action="quarantine.release")
-        self.registry.add_event(self.actor, "quarantine.reason", version.digest,
-                                {"reason": reason})  # fmt: skip
+        self.trust.set_status(version.digest, OK, [], actor=self.actor,
+                              action="quarantine.release", note=reason)  # fmt: skip
 
     # -- signatures ------------------------------------------------------------------------
 
@@ -341,10 +341,6 @@ class Governance:
 
     def audit_verify(self) -> ChainReport:
         return self.registry.verify_chain()
-
-
-def blocking(report: ScanReport, policy: Policy) -> list[Finding]:
-    return report.blocking(policy.block_at)
 
 
 def edit_in_editor(text: str, editor: str) -> str:

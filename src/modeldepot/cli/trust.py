@@ -221,9 +221,9 @@ def quarantine() -> None:
 @pass_depot
 def quarantine_list(depot: Depot, as_json: bool) -> None:
     held = depot.governance.quarantined()
-    names = {v.digest: [] for v in depot.versions(include_untagged=True)}  # type: dict[str, list[str]]
+    names: dict[str, list[str]] = {}
     for v in depot.versions(include_untagged=True):
-        names[v.digest].append(str(v.reference))
+        names.setdefault(v.digest, []).append(str(v.reference))
     if as_json:
         print_json([{"digest": s.digest, "names": names.get(s.digest, []), "reasons": s.reasons}
                     for s in held])  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -49,8 +50,10 @@ def judge_prompts() -> dict[str, dict[str, Any]]:
     return {p["name"]: p for p in _mtbench_file("judge_prompts.jsonl")}
 
 
-def load(name: str) -> list[dict[str, Any]]:
+@cache
+def load(name: str) -> tuple[dict[str, Any], ...]:
+    """The items of a packaged data set, read once per process."""
     loaders = {"humaneval": _humaneval, "mtbench": _mtbench}
     if name not in loaders:
         raise UsageError(f"unknown data loader {name!r} (known: {', '.join(loaders)})")
-    return loaders[name]()
+    return tuple(loaders[name]())

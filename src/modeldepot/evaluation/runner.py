@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldepot.depot import Depot
+from modeldepot.errors import UsageError
 from modeldepot.evaluation.cache import ResponseCache
 from modeldepot.evaluation.client import ModelRef, Models, RequestFailed, resolve_model
-from modeldepot.evaluation.sandbox import SandboxUnavailable
 from modeldepot.evaluation.scoring import ItemResult, Scorer
 from modeldepot.evaluation.stats import bootstrap_stderr, mean, mean_stderr
-from modeldepot.evaluation.tasks import Task
+from modeldepot.evaluation.tasks import Task, limited
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
 
 __all__ = ["RunOptions", "TaskResult", "evaluate"]
@@ -116,15 +116,11 @@ def evaluate(
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> list[TaskResult]:
     """Run every task against every model; results are recorded as they complete."""
-    from modeldepot.evaluation.tasks import limited
-
     models = [resolve_model(depot, name) for name in model_names]
     judge = resolve_model(depot, options.judge) if options.judge else None
     tasks = [limited(t, options.limit) for t in tasks]
     for task in tasks:
         if task.output == "judge" and judge is None:
-            from modeldepot.errors import UsageError
-
             raise UsageError(f"task {task.name} is scored by a judge model: add --judge MODEL")
     cache = ResponseCache(depot.settings.home / "eval-cache.db")
     store = EvaluationStore(depot.registry)
@@ -145,8 +141,6 @@ def evaluate(
 
     try:
         asyncio.run(main())
-    except SandboxUnavailable:
-        raise
     finally:
         cache.close()
     return results

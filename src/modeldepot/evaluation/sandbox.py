@@ -14,6 +14,7 @@ Landlock is missing, nothing runs: `SandboxUnavailable` says why.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import resource
 import shutil
@@ -25,12 +26,11 @@ from pathlib import Path
 
 from modeldepot.errors import DepotError
 
-__all__ = ["Limits", "Outcome", "SandboxUnavailable", "run_confined", "sandbox_support"]
+__all__ = ["Limits", "Outcome", "SandboxUnavailable", "run_confined"]
 
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # x86_64 and arm64
 _CREATE_RULESET_VERSION = 1 << 0
 _RULE_PATH_BENEATH = 1
-_RULE_NET_PORT = 2
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -100,6 +100,7 @@ def landlock_abi() -> int:
     return max(int(abi), 0)
 
 
+@functools.cache
 def _user_namespaces() -> bool:
     """Whether an unprivileged process may create a user + network namespace."""
     probe = subprocess.run(
@@ -109,11 +110,6 @@ def _user_namespaces() -> bool:
         capture_output=True, timeout=30,
     )  # fmt: skip
     return probe.returncode == 0
-
-
-def sandbox_support() -> tuple[int, bool]:
-    """(Landlock ABI, user namespaces available)."""
-    return landlock_abi(), _user_namespaces()
 
 
 class _SockFilter(ctypes.Structure):
@@ -197,7 +193,7 @@ def run_confined(program: str, *, limits: Limits | None = None) -> Outcome:
     ended. The folder it ran in is removed afterwards."""
     limits = limits or Limits()
     abi = landlock_abi()
-    netns = _cached_netns()
+    netns = _user_namespaces()
     if abi < 1:
         raise SandboxUnavailable("the kernel offers no Landlock: untrusted code is not run")
     if not netns and abi < 4:
@@ -223,15 +219,6 @@ def run_confined(program: str, *, limits: Limits | None = None) -> Outcome:
         return Outcome(done.returncode, _text(done.stdout), _text(done.stderr))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-_NETNS: list[bool] = []
-
-
-def _cached_netns() -> bool:
-    if not _NETNS:
-        _NETNS.append(_user_namespaces())
-    return _NETNS[0]
 
 
 def _text(data: bytes | str | None) -> str:

@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ class Task:
     def examples(self) -> list[dict[str, Any]]:
         if not self.fewshot:
             return []
-        source = _read_rows(self.fewshot_data) if self.fewshot_data else _load(self)
+        source = list(_read_rows(self.fewshot_data)) if self.fewshot_data else _load(self)
         return source[: self.fewshot]
 
     # -- rendering -------------------------------------------------------------------------
@@ -184,9 +184,11 @@ def _literal(text: str) -> Any:
         return text
 
 
-def _read_rows(path: Path | None) -> list[dict[str, Any]]:
+@lru_cache(maxsize=64)
+def _read_rows(path: Path | None) -> tuple[dict[str, Any], ...]:
+    """A data file's rows, read once per process (every item's prompt asks for them)."""
     if path is None:
-        return []
+        return ()
     if not path.is_file():
         raise NotFound(f"{path}: no such data file")
     opener = gzip.open if path.suffix == ".gz" else open
@@ -205,7 +207,7 @@ def _read_rows(path: Path | None) -> list[dict[str, Any]]:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as exc:
                         raise UsageError(f"{path}:{number}: not JSON ({exc})") from None
-    return [{**r, "_id": str(r.get("_id", r.get("id", i)))} for i, r in enumerate(rows)]
+    return tuple({**r, "_id": str(r.get("_id", r.get("id", i)))} for i, r in enumerate(rows))
 
 
 def _load(task: Task) -> list[dict[str, Any]]:
@@ -214,8 +216,8 @@ def _load(task: Task) -> list[dict[str, Any]]:
     if task.loader:
         from modeldepot.evaluation import datasets
 
-        return datasets.load(task.loader)
-    return _read_rows(task.data)
+        return list(datasets.load(task.loader))
+    return list(_read_rows(task.data))
 
 
 def _strings(value: Any) -> tuple[str, ...]:

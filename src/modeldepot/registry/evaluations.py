@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modeldepot.registry import schema as t
+from modeldepot.registry.records import as_utc
 from modeldepot.registry.registry import Registry
 
 __all__ = ["EvaluationRecord", "EvaluationStore"]
@@ -61,10 +62,9 @@ class EvaluationStore:
         newest: dict[tuple[str, str, str], EvaluationRecord] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query):
-                at = r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)
                 newest[(r.subject, r.task, r.task_version)] = EvaluationRecord(
                     r.subject, r.model, r.task, r.task_version, r.category, dict(r.metrics),
-                    dict(r.items), dict(r.settings), at,
+                    dict(r.items), dict(r.settings), as_utc(r.at),
                 )  # fmt: skip
         return list(newest.values())
 

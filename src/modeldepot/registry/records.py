@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from modeldepot.formats.base import ModelInfo
 from modeldepot.refs import Reference
 from modeldepot.store.manifests import Descriptor
 
-__all__ = ["RELATIONS", "Event", "FileRecord", "LineageLink", "ModelVersion"]
+__all__ = ["RELATIONS", "Event", "FileRecord", "LineageLink", "ModelVersion", "as_utc"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,8 @@ class Event:
     action: str
     subject: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the database (SQLite drops the zone) as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -19,13 +19,9 @@ from modeldepot.refs import Reference
 from modeldepot.registry import schema as t
 from modeldepot.registry.audit import ChainProblem, ChainReport, chain_hash
 from modeldepot.registry.database import connect, migrate
-from modeldepot.registry.records import Event, FileRecord, LineageLink, ModelVersion
+from modeldepot.registry.records import Event, FileRecord, LineageLink, ModelVersion, as_utc
 
 __all__ = ["Registry"]
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -289,7 +285,7 @@ class Registry:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [
-                Event(r.id, _utc(r.at), r.actor, r.action, r.subject, dict(r.details))
+                Event(r.id, as_utc(r.at), r.actor, r.action, r.subject, dict(r.details))
                 for r in conn.execute(query)
             ]
 
@@ -396,7 +392,7 @@ class Registry:
                             "(an event was deleted or reordered)",
                         )
                     )
-                expected = chain_hash(r.prev_hash or "", _utc(r.at), r.actor, r.action,
+                expected = chain_hash(r.prev_hash or "", as_utc(r.at), r.actor, r.action,
                                       r.subject, r.details)  # fmt: skip
                 if r.hash != expected:
                     problems.append(
@@ -462,7 +458,7 @@ class Registry:
                     config_digest=r.config_digest,
                     size=int(r.size),
                     info=ModelInfo.from_dict(dict(r.info)),
-                    created_at=_utc(r.created_at),
+                    created_at=as_utc(r.created_at),
                     tags=tuple(tags[r.version_id]),
                     source=r.source,
                     files=tuple(files[r.manifest_id]),

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from modeldepot.errors import ModelNotFound
 from modeldepot.registry import schema as t
+from modeldepot.registry.records import as_utc
 from modeldepot.registry.registry import Registry
 
 __all__ = ["CardRecord", "ScanRecord", "SignatureRecord", "Status", "TrustStore"]
@@ -67,10 +68,6 @@ def _rows_of(table: sa.Table, digest: str, *, newest_first: bool = False) -> sa.
     )
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 class TrustStore:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -85,8 +82,9 @@ class TrustStore:
     # -- scans -----------------------------------------------------------------------------
 
     def record_scan(
-        self, digest: str, version: str, findings: list[dict[str, Any]], *, actor: str
-    ) -> None:
+        self, digest: str, version: str, findings: list[dict[str, Any]], *,
+        worst: str | None, actor: str,
+    ) -> None:  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(
                 t.scans.insert().values(
@@ -94,16 +92,15 @@ class TrustStore:
                     findings=findings, scanned_at=datetime.now(UTC),
                 )
             )  # fmt: skip
-            worst = max((f["severity"] for f in findings), key=_rank, default="none")
             self.registry._event(conn, actor, "scan", digest,
-                                 {"findings": len(findings), "worst": worst})  # fmt: skip
+                                 {"findings": len(findings), "worst": worst or "none"})  # fmt: skip
 
     def latest_scan(self, digest: str) -> ScanRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(_rows_of(t.scans, digest, newest_first=True).limit(1)).first()
         if row is None:
             return None
-        return ScanRecord(row.scanner_version, list(row.findings), _utc(row.scanned_at))
+        return ScanRecord(row.scanner_version, list(row.findings), as_utc(row.scanned_at))
 
     # -- quarantine ------------------------------------------------------------------------
 
@@ -119,7 +116,7 @@ class TrustStore:
         return Status(digest, row.status, list(row.status_reasons or []))
 
     def set_status(self, digest: str, status: str, reasons: list[str], *, actor: str,
-                   action: str) -> None:  # fmt: skip
+                   action: str, note: str | None = None) -> None:  # fmt: skip
         with self.engine.begin() as conn:
             self._manifest(conn, digest)
             conn.execute(
@@ -127,7 +124,10 @@ class TrustStore:
                 .where(t.manifests.c.digest == digest)
                 .values(status=status, status_reasons=reasons)
             )
-            self.registry._event(conn, actor, action, digest, {"reasons": reasons})
+            details: dict[str, Any] = {"reasons": reasons}
+            if note:
+                details["note"] = note
+            self.registry._event(conn, actor, action, digest, details)
 
     def quarantined(self) -> list[Status]:
         with self.engine.connect() as conn:
@@ -174,7 +174,7 @@ class TrustStore:
         with self.engine.connect() as conn:
             rows = conn.execute(_rows_of(t.signatures, digest)).all()
         return [
-            SignatureRecord(r.digest, r.method, r.identity, r.public_key, _utc(r.signed_at),
+            SignatureRecord(r.digest, r.method, r.identity, r.public_key, as_utc(r.signed_at),
                             r.actor)
             for r in rows
         ]  # fmt: skip
@@ -195,11 +195,6 @@ class TrustStore:
     def card(self, digest: str) -> CardRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(_rows_of(t.cards, digest, newest_first=True).limit(1)).first()
-        return None if row is None else CardRecord(row.digest, row.edited, _utc(row.at), row.actor)
-
-
-_ORDER = ["info", "low", "medium", "high", "critical"]
-
-
-def _rank(severity: str) -> int:
-    return _ORDER.index(severity) if severity in _ORDER else -1
+        return (
+            None if row is None else CardRecord(row.digest, row.edited, as_utc(row.at), row.actor)
+        )

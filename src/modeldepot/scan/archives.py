@@ -130,7 +130,7 @@ class ZipScanner:
                 head = member.read(HEAD_SIZE)
                 child = Item.from_bytes(info.filename, where, head, item.depth + 1)
                 child.size = info.file_size
-                interesting = item.depth < MAX_DEPTH and _wants_content(child, nested)
+                interesting = item.depth < MAX_DEPTH and _wants_content(child)
                 chunks = [head] if interesting else []
                 while chunk := member.read(_CHUNK):  # reading to the end checks the CRC
                     if interesting:
@@ -158,11 +158,10 @@ class ZipScanner:
         return out
 
 
-def _wants_content(child: Item, nested: Nested) -> bool:
+def _wants_content(child: Item) -> bool:
     """Whether a member's whole content is needed (anything some scanner accepts)."""
     from modeldepot.scan.registry import accepting
 
-    del nested
     return accepting(child) is not None or child.name == "config.json"
 
 
