@@ -143,3 +143,21 @@ def test_judged_answers_and_generated_text_metrics(home: Path, tmp_path: Path) -
     metrics = scored["metrics"]
     assert set(metrics) == {"chrf", "bleu"}  # type: ignore[arg-type]
     assert all(0 <= m["value"] <= 100 for m in metrics.values())  # type: ignore[union-attr]
+
+
+def test_items_scored_together_fail_alone(home: Path, tmp_path: Path) -> None:
+    """Likelihood items are sent to the engine several to a request; an item the engine
+    refuses (longer than its context) fails on its own and the others are still scored."""
+    rows = [{"question": f"Is {n} an even number?", "choices": ["yes", "no"],
+             "target": n % 2} for n in range(6)]  # fmt: skip
+    rows[3]["question"] = "word " * 3000 + "Is 3 an even number?"
+    (tmp_path / "even.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "even.yaml").write_text(
+        "name: even\nversion: 1\noutput: multiple_choice\ndata: even.jsonl\n"
+        'prompt: "Q: {{ question }}\\nA:"\nchoices: choices\ntarget: target\n'
+    )
+    done = depot(home, "eval", "smollm2", "--task", str(tmp_path / "even.yaml"), "--json")
+    result = _json(done)[0]
+    assert result["items"] == 5
+    assert len(result["failed"]) == 1 and result["failed"][0].startswith("3: ")  # type: ignore[index]
+    assert result["metrics"]["acc"]["n"] == 5  # type: ignore[index]

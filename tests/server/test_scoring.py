@@ -75,3 +75,50 @@ def test_lm_eval_payload_with_token_ids_and_one_generated_token(client: openai.O
 def test_too_long_prompt_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         _score(client, "word " * 5000)
+
+
+def test_logprobs_from_scores_only_the_continuation(client: openai.OpenAI) -> None:
+    question = "Question: which animal says moo? Answer:"
+    full = _score(client, question + " a cow")[0].logprobs  # type: ignore[attr-defined]
+    part = _score(client, question + " a cow", extra_body={"logprobs_from": len(question)})[0]
+    part = part.logprobs  # type: ignore[attr-defined]
+    assert part.tokens == full.tokens
+    scored = [i for i, lp in enumerate(part.token_logprobs) if lp is not None]
+    assert scored and "".join(full.tokens[scored[0] :]) == " a cow"
+    for i in scored:
+        assert math.isclose(part.token_logprobs[i], full.token_logprobs[i], abs_tol=1e-3)
+        assert part.top_logprobs[i] is not None
+
+
+def test_logprobs_from_must_be_an_offset(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="logprobs_from"):
+        _score(client, "Hello", extra_body={"logprobs_from": "3"})
+    with pytest.raises(openai.BadRequestError, match="logprobs_from"):
+        _score(client, ["Hello", "Hello there"], extra_body={"logprobs_from": [5]})
+
+
+def test_logprobs_from_one_offset_per_prompt(client: openai.OpenAI) -> None:
+    prompts = ["Colour: red", "Animal: a cow"]
+    first, second = _score(client, prompts, extra_body={"logprobs_from": [8, 7]})
+    for choice, tail in ((first, " red"), (second, " a cow")):
+        logprobs = choice.logprobs  # type: ignore[attr-defined]
+        scored = [i for i, lp in enumerate(logprobs.token_logprobs) if lp is not None]
+        assert "".join(logprobs.tokens[scored[0] :]) == tail
+
+
+def test_prompts_of_one_request_scored_together_match_alone(client: openai.OpenAI) -> None:
+    """A question and its answers in one request share one decode (each answer on a sequence
+    of its own); the numbers are those of each prompt scored on its own."""
+    question = "Question: what colour is the sky on a clear day? Answer:"
+    answers = [" blue", " green", " a shade of grey"]
+    together = _score(client, [question, *(question + a for a in answers)])
+    assert len(together) == 4
+    for choice, answer in zip(together[1:], answers, strict=True):
+        alone = _score(client, "Unrelated text first.")  # leaves another prompt in the cache
+        alone = _score(client, question + answer)[0].logprobs  # type: ignore[attr-defined]
+        mine = choice.logprobs  # type: ignore[attr-defined]
+        assert mine.tokens == alone.tokens
+        for a, b in zip(mine.token_logprobs[1:], alone.token_logprobs[1:], strict=True):
+            assert math.isclose(a, b, abs_tol=1e-2)
+    blue, green = (sum(c.logprobs.token_logprobs[-1:]) for c in together[1:3])  # type: ignore[attr-defined]
+    assert blue > green

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from modeldepot.evaluation.cache import ResponseCache, request_key
 from modeldepot.registry.gateway import GatewayStore
 
 __all__ = ["ModelRef", "Models", "RequestFailed"]
+
+GROUP_SEQUENCES = 16
+"""Prompts per grouped scoring request, not counting each item's first (its context, which
+the others extend): as many sequences as the scoring engine decodes together."""
 
 
 class RequestFailed(DepotError):
@@ -55,6 +60,13 @@ def resolve_model(depot: Depot, name: str) -> ModelRef:
     return ModelRef(name, version.digest, False, str(version.reference))
 
 
+@dataclass
+class _Waiting:
+    key: str
+    body: dict[str, Any]
+    done: asyncio.Future[dict[str, Any]]
+
+
 class Models:
     def __init__(self, settings: Settings, cache: ResponseCache, concurrency: int) -> None:
         self.secret = secrets.token_urlsafe(24)
@@ -63,6 +75,8 @@ class Models:
         self.cache = cache
         self._gate = asyncio.Semaphore(concurrency)
         self._client: httpx.AsyncClient | None = None
+        self._waiting: dict[tuple[str, str], list[_Waiting]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Models]:
@@ -88,6 +102,70 @@ class Models:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        answer = await self._send(model, path, body)
+        self.cache.put(key, answer)
+        return answer
+
+    async def score(
+        self, model: ModelRef, task: str, version: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A prompt-scoring request (`/v1/completions` with `echo` and a list of prompts) for
+        one item, cached as that item's own, but sent in one request together with the other
+        items asked at the same moment, so that the engine decodes them in one batch."""
+        key = request_key(model.identity, task, version, "/v1/completions", body)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        common = {k: v for k, v in body.items() if k not in ("prompt", "logprobs_from")}
+        group = (model.name, json.dumps(common, sort_keys=True))
+        waiting = self._waiting.setdefault(group, [])
+        size = sum(len(w.body["prompt"]) - 1 for w in waiting)
+        if waiting and size + len(body["prompt"]) - 1 > GROUP_SEQUENCES:
+            self._flush(group, model)
+            waiting = self._waiting.setdefault(group, [])
+        waiting.append(_Waiting(key, body, loop.create_future()))
+        if len(waiting) == 1:  # the rest of this moment's items join it first
+            loop.call_soon(self._flush, group, model)
+        return await waiting[-1].done
+
+    def _flush(self, group: tuple[str, str], model: ModelRef) -> None:
+        waiting = self._waiting.pop(group, [])
+        if waiting:
+            task = asyncio.get_running_loop().create_task(self._send_group(model, waiting))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send_group(self, model: ModelRef, waiting: list[_Waiting]) -> None:
+        combined = {k: v for k, v in waiting[0].body.items() if k != "logprobs_from"}
+        combined["prompt"] = [p for w in waiting for p in w.body["prompt"]]
+        if "logprobs_from" in waiting[0].body:
+            combined["logprobs_from"] = [w.body["logprobs_from"] for w in waiting
+                                         for _ in w.body["prompt"]]  # fmt: skip
+        try:
+            answer = await self._send(model, "/v1/completions", combined)
+        except RequestFailed as exc:
+            if len(waiting) == 1:
+                waiting[0].done.set_exception(exc)
+                return
+            for one in waiting:  # so that only the item at fault fails
+                try:
+                    alone = await self._send(model, "/v1/completions", one.body)
+                except RequestFailed as failed:
+                    one.done.set_exception(failed)
+                else:
+                    self.cache.put(one.key, alone)
+                    one.done.set_result(alone)
+            return
+        choices = answer["choices"]
+        for one in waiting:
+            part = [{**c, "index": i} for i, c in enumerate(choices[: len(one.body["prompt"])])]
+            choices = choices[len(one.body["prompt"]) :]
+            mine = {"object": answer.get("object"), "model": answer.get("model"), "choices": part}
+            self.cache.put(one.key, mine)
+            one.done.set_result(mine)
+
+    async def _send(self, model: ModelRef, path: str, body: dict[str, Any]) -> dict[str, Any]:
         assert self._client is not None, "use `async with models.running()`"
         async with self._gate:
             for attempt in range(5):
@@ -102,5 +180,4 @@ class Models:
                 message = reply.text[:300]
             raise RequestFailed(f"{model.name}: {reply.status_code} {message}")
         answer: dict[str, Any] = reply.json()
-        self.cache.put(key, answer)
         return answer

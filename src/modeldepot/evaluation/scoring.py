@@ -93,9 +93,14 @@ class Scorer:
         choices = task.choice_list(doc)
         gold = task.answer_index(doc)
         prompts = [context, *(context + task.target_delimiter + c for c in choices)]
-        body = {"prompt": prompts, "max_tokens": 0, "echo": True, "logprobs": 0,
-                "temperature": 0}  # fmt: skip
-        answer = await self.models.post(model, task.name, task.version, "/v1/completions", body)
+        body: dict[str, Any] = {"prompt": prompts, "max_tokens": 0, "echo": True,
+                                "logprobs": 0, "temperature": 0}  # fmt: skip
+        if model.remote:
+            answer = await self.models.post(model, task.name, task.version, "/v1/completions",
+                                            body)  # fmt: skip
+        else:  # the depot's own: only the answers' tokens scored, items decoded together
+            body["logprobs_from"] = len(context)
+            answer = await self.models.score(model, task.name, task.version, body)
         scored = answer["choices"]
         context_tokens = scored[0]["logprobs"]["tokens"]
         lls = [_continuation_logprob(c["logprobs"], context_tokens, len(context))

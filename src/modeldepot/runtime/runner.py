@@ -23,6 +23,7 @@ import httpx
 from modeldepot.config import Settings, child_environment
 from modeldepot.errors import DepotError
 from modeldepot.registry import ModelVersion
+from modeldepot.runtime import scoring
 
 __all__ = [
     "ModelUnavailable",
@@ -52,8 +53,7 @@ ARCHITECTURE_TEMPLATES = {
 
 
 SCORING_CONTEXT = 2048
-"""Longest prompt the scoring engine takes: it keeps logits for every position
-(context x vocabulary x 4 bytes), so this bounds its memory."""
+"""Longest prompt the scoring engine takes."""
 
 
 class ModelUnavailable(DepotError):
@@ -160,7 +160,7 @@ class RunnerSpec:
         context = per_sequence * settings.parallel
         if kind == "score":
             context = min(per_sequence, SCORING_CONTEXT)
-            scores = context * (info.vocab_size or 32000) * 4
+            scores = min(context, scoring.BATCH) * (info.vocab_size or 32000) * 4  # logit rows
             return cls(
                 name=str(version.reference),
                 digest=version.digest,

@@ -26,7 +26,10 @@ async def score(
     state: ServerState, version: ModelVersion, body: dict[str, Any], account: Accounting
 ) -> Response:
     """`echo` with `logprobs`: the prompt's own tokens scored (and up to MAX_ECHO_TOKENS greedy
-    tokens after it), as lm-evaluation-harness's `local-completions` asks for."""
+    tokens after it), as lm-evaluation-harness's `local-completions` asks for. The depot's own
+    `logprobs_from` (a character offset, or a list of one per prompt) limits the scoring to the
+    tokens that reach past it; the others come back with null log-probabilities, which saves
+    the output layer over a long context."""
     prompt = body["prompt"]
     if isinstance(prompt, str) or (
         isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)
@@ -38,12 +41,21 @@ async def score(
     if generate > MAX_ECHO_TOKENS:
         raise APIError.bad_request(f"with `echo`, `max_tokens` is at most {MAX_ECHO_TOKENS}")
     top = int(body.get("logprobs") or 0)
+    start = body.get("logprobs_from")
+    offsets = start if isinstance(start, list) else [start]
+    if start is not None and (
+        (isinstance(start, list) and len(start) != len(prompts))
+        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+    ):
+        raise APIError.bad_request(
+            "`logprobs_from` is a character offset (an integer >= 0) or a list of one per prompt"
+        )
     spec = engine_spec(state, version, "score")
     async with state.pool.use(spec) as runner:
         try:
             reply = await state.client.post(
                 f"{runner.base_url}/score",
-                json={"prompts": prompts, "top": top, "generate": generate},
+                json={"prompts": prompts, "top": top, "generate": generate, "from": start},
             )
         except httpx.HTTPError as exc:
             return engine_failed(spec.name, exc)
