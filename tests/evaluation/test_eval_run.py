@@ -55,6 +55,19 @@ def _cached(home: Path) -> int:
             return 0
 
 
+def _engines(home: Path) -> list[int]:
+    """Processes running an engine on a blob of `home`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if "modeldepot.runtime" in command and str(home) in command:
+            found.append(int(entry.name))
+    return found
+
+
 def test_killed_run_resumes_and_a_repeat_is_free(home: Path) -> None:
     args = ["eval", "smollm2", "--task", "bbh_sports_understanding", "--limit", "40", "--json"]
     env = {**os.environ, "DEPOT_HOME": str(home), "DEPOT_THREADS": "2"}
@@ -68,6 +81,10 @@ def test_killed_run_resumes_and_a_repeat_is_free(home: Path) -> None:
     proc.wait()
     done_before = _cached(home)
     assert 10 <= done_before < 40, "the run should have been killed midway"
+    deadline = time.monotonic() + 20  # its engine does not outlive it
+    while _engines(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _engines(home)
 
     resumed = _json(depot(home, *args))[0]
     assert resumed["items"] == 40 and resumed["cached"] >= done_before

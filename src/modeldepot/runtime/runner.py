@@ -221,6 +221,9 @@ class Runner:
         chrt = shutil.which("chrt")
         if chrt:  # the normal policy, whatever the server's thread runs under
             command = [chrt, "--other", "0", *command]
+        setpriv = shutil.which("setpriv")
+        if setpriv:  # the engine ends with the process that started it, even one killed
+            command = [setpriv, "--pdeathsig", "TERM", "--", *command]
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}-{spec.kind}.log"
         with open(log_path, "ab") as log:
