@@ -123,6 +123,9 @@ def test_letters_and_the_gap_between_two_models(home: Path, tmp_path: Path) -> N
         "high"]  # fmt: skip
     svg = chart.read_text()
     assert svg.startswith("<svg") and "smollm2" in svg and "gemma3" in svg
+    png = tmp_path / "gap.png"
+    depot(home, "eval", "compare", "smollm2", "gemma3", "--chart", str(png))
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     board = _json(depot(home, "leaderboard", "--json"))
     assert {b["model"] for b in board} >= {"smollm2:latest", "gemma3:latest"}
     card = depot(home, "card", "gemma3").stdout

@@ -156,7 +156,7 @@ def tasks_(as_json: bool) -> None:
     type=click.Path(path_type=Path),
     default=Path("eval-gap.svg"),
     show_default=True,
-    help="Where to write the chart (SVG).",
+    help="Where to write the chart: SVG, or PNG when the name ends in .png.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot

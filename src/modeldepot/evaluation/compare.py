@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeldepot.errors import NotFound
+from modeldepot.errors import NotFound, UsageError
 from modeldepot.evaluation.client import ModelRef
 from modeldepot.evaluation.stats import Difference, paired_bootstrap
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore
@@ -77,7 +77,10 @@ def gap_table(store: EvaluationStore, a: ModelRef, b: ModelRef,
 
 
 def write_chart(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:
-    """A bar chart (SVG) of both models' scores per row, with the difference and its interval."""
+    """A bar chart of both models' scores per row, with the difference and its interval: PNG
+    (through matplotlib) when `path` ends in .png, SVG otherwise."""
+    if path.suffix.lower() == ".png":
+        return _png(rows, path, a_label, b_label)
     width, bar, gap_h, left = 900, 14, 18, 260
     height = 70 + len(rows) * (2 * bar + gap_h)
     span = width - left - 200
@@ -109,6 +112,44 @@ def write_chart(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> P
         y += 2 * bar + gap_h
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def _png(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        raise UsageError(
+            "PNG charts need matplotlib: pip install 'modeldepot[charts]' (or write .svg)"
+        ) from None
+    labels = [f"{r.label} ({r.metric})" if r.kind == "task" else f"[{r.label}]" for r in rows]
+    scales = [_SCALE.get(r.metric, 1.0) if r.kind == "task" else 1.0 for r in rows]
+    figure, axes = pyplot.subplots(figsize=(10, 1.2 + 0.55 * max(len(rows), 1)), dpi=100)
+    try:
+        places = list(range(len(rows)))
+        height = 0.38
+        axes.barh([p - height / 2 for p in places], [r.gap.a / s for r, s in zip(rows, scales,
+                  strict=True)], height, label=a_label, color="#3b6ea8")  # fmt: skip
+        axes.barh([p + height / 2 for p in places], [r.gap.b / s for r, s in zip(rows, scales,
+                  strict=True)], height, label=b_label, color="#d9822b")  # fmt: skip
+        for place, row in zip(places, rows, strict=True):
+            mark = " *" if row.gap.significant else ""
+            axes.annotate(f"{row.gap.difference:+.3f} [{row.gap.low:+.3f}, {row.gap.high:+.3f}]"
+                          f"{mark}", (1.02, place), xycoords=("axes fraction", "data"),
+                          va="center", fontsize=9)  # fmt: skip
+        axes.set_yticks(places, labels)
+        axes.invert_yaxis()
+        axes.set_xlim(0, 1)
+        axes.set_xlabel("score (judge /10, chrF and BLEU /100)")
+        axes.set_title(f"{a_label} vs {b_label}: A - B [95% CI]")
+        axes.legend(loc="lower right", fontsize=9)
+        figure.tight_layout()
+        figure.savefig(path, format="png", bbox_inches="tight")
+    finally:
+        pyplot.close(figure)
     return path
 
 
