@@ -137,6 +137,14 @@ class Models:
             task.add_done_callback(self._sending.discard)
 
     async def _send_group(self, model: ModelRef, waiting: list[_Waiting]) -> None:
+        try:
+            await self._answer_group(model, waiting)
+        except Exception as exc:  # an item left waiting would never finish
+            for one in waiting:
+                if not one.done.done():
+                    one.done.set_exception(exc)
+
+    async def _answer_group(self, model: ModelRef, waiting: list[_Waiting]) -> None:
         combined = {k: v for k, v in waiting[0].body.items() if k != "logprobs_from"}
         combined["prompt"] = [p for w in waiting for p in w.body["prompt"]]
         if "logprobs_from" in waiting[0].body:

@@ -227,9 +227,7 @@ class Scorer:
         """The prompts in two decodes: their common prefix (the trunk) on sequence 0, then the
         prefix tree of what follows it, each prompt on a sequence of its own (a prompt that
         begins another rides on that one's sequence)."""
-        trunk = min(_common_prefix(lists), min(len(t) for t in lists))
-        if len(lists) == 1:
-            trunk = len(lists[0])
+        trunk = _common_prefix(lists)
         wanted = [p for t, f in zip(lists, firsts, strict=True) for p in range(f - 1, trunk)
                   if p < len(t) - 1]  # fmt: skip
         self._extend(lists[0][:trunk], range(min(wanted, default=trunk - 1), trunk), top)
