@@ -222,7 +222,10 @@ class Runner:
         if chrt:  # the normal policy, whatever the server's thread runs under
             command = [chrt, "--other", "0", *command]
         setpriv = shutil.which("setpriv")
-        if setpriv:  # the engine ends with the process that started it, even one killed
+        if setpriv:
+            # The engine ends with the process that started it, even one killed. The signal
+            # follows the starting thread: engines start from the main thread or the event
+            # loop's executor, whose threads live as long as the loop.
             command = [setpriv, "--pdeathsig", "TERM", "--", *command]
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}-{spec.kind}.log"
