@@ -33,13 +33,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from modeldepot.errors import NotFound, UsageError
@@ -102,7 +102,7 @@ class Task:
         if template is None:
             raise UsageError(f"task {self.name}: missing a template")
         try:
-            return _ENV.from_string(template).render(**doc)
+            return _compiled(template).render(**doc)
         except Exception as exc:
             raise UsageError(f"task {self.name}: template failed on item {doc.get('_id')}: "
                              f"{exc}") from None  # fmt: skip
@@ -154,17 +154,21 @@ class Task:
         return (
             int(text)
             if text.strip().lstrip("-").isdigit()
-            and self.output == ("multiple_choice")
+            and self.output == "multiple_choice"
             and self.choices
             else text
         )
 
     def context(self, doc: dict[str, Any]) -> str:
         """Few-shot examples, then the item's question."""
-        shots = [
+        return self.fewshot_delimiter.join([*self._shots, self.question(doc)])
+
+    @cached_property
+    def _shots(self) -> tuple[str, ...]:
+        """The few-shot examples as text, the same before every item."""
+        return tuple(
             self.question(ex) + self.target_delimiter + self.answer(ex) for ex in self.examples()
-        ]
-        return self.fewshot_delimiter.join([*shots, self.question(doc)])
+        )
 
     def extracted(self, text: str) -> str:
         if self.extract:
@@ -175,6 +179,12 @@ class Task:
 
 
 # -- loading -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _compiled(template: str) -> Template:
+    """A template compiled once: every item renders the same few."""
+    return _ENV.from_string(template)
 
 
 def _literal(text: str) -> Any:
