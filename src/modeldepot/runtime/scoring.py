@@ -40,17 +40,17 @@ _BRANCHES = 16
 
 @dataclass
 class _Row:
-    """What was read from the logits at one position of sequence 0 (the cache)."""
+    """What was read from the logits at one position."""
 
     lse: float
     """Log-sum-exp of the logits."""
     top: list[tuple[int, float]]
     """The most likely next tokens with their log-probabilities."""
-    following: float | None
-    """Log-probability of the token the cache holds after this position."""
+    following: dict[int, float]
+    """Log-probabilities of the tokens that follow this position in the prompts seen."""
     logits: np.ndarray | None
-    """The whole row, kept for the last position of the cache only: the next prompt may continue
-    from there with a token of its own (each answer after a shared question)."""
+    """The whole row, kept for the last position of sequence 0 only: the next prompt may
+    continue from there with a token of its own (each answer after a shared question)."""
 
 
 @dataclass
@@ -65,14 +65,6 @@ class _Entry:
     read: bool
     keep: bool = False
     """Keep the whole row (the last position of sequence 0)."""
-
-
-@dataclass
-class _Read:
-    lse: float
-    top: list[tuple[int, float]]
-    following: dict[int, float]
-    logits: np.ndarray | None
 
 
 class Scorer:
@@ -218,7 +210,7 @@ class Scorer:
             tokens.append(int(np.argmax(last)))
             self._extend(tokens, range(len(tokens) - 2, len(tokens) - 1), top)
         rows = {p: self._rows[p] for p in range(first - 1, len(tokens) - 1)}
-        chosen = {p: r.following for p, r in rows.items()}
+        chosen: dict[int, float | None] = {p: r.following[tokens[p + 1]] for p, r in rows.items()}
         return self._result(tokens, chosen, {p: r.top for p, r in rows.items()}, first, generate)
 
     def _together(
@@ -272,7 +264,7 @@ class Scorer:
             tops: dict[int, list[tuple[int, float]]] = {}
             for p in range(first - 1, len(tokens) - 1):
                 if p < trunk - 1:
-                    chosen[p], tops[p] = self._rows[p].following, self._rows[p].top
+                    chosen[p], tops[p] = self._rows[p].following[tokens[p + 1]], self._rows[p].top
                 elif p == trunk - 1:
                     chosen[p] = float(shared.logits[tokens[p + 1]]) - shared.lse
                     tops[p] = shared.top
@@ -332,8 +324,10 @@ class Scorer:
         if boundary is not None and cached[common : common + 1] != tokens[common : common + 1]:
             if boundary.logits is None:  # the token after it changes, unscored
                 del self._rows[common - 1]
-            elif common < len(tokens):
-                boundary.following = float(boundary.logits[tokens[common]]) - boundary.lse
+            else:
+                boundary.following[tokens[common]] = (
+                    float(boundary.logits[tokens[common]]) - boundary.lse
+                )
         del cached[common:]
         for position in [p for p in self._rows if p >= common]:
             del self._rows[position]
@@ -352,16 +346,15 @@ class Scorer:
                        p in wanted or p == last, keep=p == last)
                 for p in positions
             ]  # fmt: skip
-            for p, read in zip(positions, self._decode(entries, top), strict=True):
-                if read is not None:
-                    after = read.following.get(tokens[p + 1]) if p < last else None
-                    self._rows[p] = _Row(read.lse, read.top, after, read.logits)
+            for p, row in zip(positions, self._decode(entries, top), strict=True):
+                if row is not None:
+                    self._rows[p] = row
             self._cached.extend(tokens[begin : positions.stop])
         for position, row in self._rows.items():
             if position != last:
                 row.logits = None
 
-    def _decode(self, entries: list[_Entry], top: int) -> list[_Read | None]:
+    def _decode(self, entries: list[_Entry], top: int) -> list[_Row | None]:
         """One llama_decode over `entries`; what was read at each (None where nothing was)."""
         batch = self._batch.batch
         batch.n_tokens = len(entries)
@@ -373,7 +366,7 @@ class Scorer:
                 batch.seq_id[i][k] = sequence
             batch.logits[i] = entry.read
         self.ctx.decode(self._batch)
-        reads: list[_Read | None] = []
+        reads: list[_Row | None] = []
         for i, entry in enumerate(entries):
             if not entry.read:
                 reads.append(None)
@@ -389,7 +382,7 @@ class Scorer:
                 index = index[np.argsort(-logits[index])]
                 best = [(int(t), float(logits[t]) - lse) for t in index]
             following = {t: float(logits[t]) - lse for t in entry.after}
-            reads.append(_Read(lse, best, following, logits.copy() if entry.keep else None))
+            reads.append(_Row(lse, best, following, logits.copy() if entry.keep else None))
         return reads
 
 
