@@ -139,8 +139,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eval-bench-"))
     home = work / "depot"
     with Depot(Settings(home=home, user="bench")) as depot:
-        version = depot.pull("smollm2")
-        gguf = depot.blobs.path(next(f.digest for f in version.files if f.kind == "weights"))
+        version = depot.intake.pull("smollm2")
+        gguf = depot.store.local_path(next(f.digest for f in version.files if f.kind == "weights"))
     from transformers import AutoTokenizer
 
     (work / "gguf").mkdir()

@@ -85,7 +85,7 @@ def main() -> None:
     )  # fmt: skip
     home = work / "depot"
     with Depot(Settings(home=home, user="bench")) as depot:
-        depot.add_remote(Remote("fast", f"http://127.0.0.1:{up_port}/v1", "fast"))
+        depot.gateway.add_remote(Remote("fast", f"http://127.0.0.1:{up_port}/v1", "fast"))
     server = subprocess.Popen([str(BIN / "depot"), "serve", "--port", str(depot_port)],
                               env={**os.environ, "DEPOT_HOME": str(home)})  # fmt: skip
     body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.store.blobs import BlobStore
+from modeldepot.store.local import LocalBlobStore
 from results import write_section
 
 HERE = Path(__file__).parent
@@ -64,7 +64,7 @@ def bench_copy(work: Path, size_mb: int, rounds: int) -> list[tuple[str, float, 
     for _ in range(rounds):  # interleaved, so machine noise hits every contender alike
         times["cp"].append(timed(run_cp, source, fresh(work / "cp") / "x"))
         times["cp+sync"].append(timed(run_cp, source, fresh(work / "cp") / "x", True))
-        store = BlobStore(fresh(work / "store"))
+        store = LocalBlobStore(fresh(work / "store"))
         times["import"].append(timed(store.put_file, source, clone=False))
 
         def hash_only() -> None:
@@ -97,12 +97,12 @@ def bench_reflink(directory: Path, size_mb: int, rounds: int) -> list[tuple[str,
     clone, copy = [], []
     cloned = False
     for _ in range(rounds):
-        store = BlobStore(fresh(work / "store"))
+        store = LocalBlobStore(fresh(work / "store"))
         start = time.perf_counter()
         blob = store.put_file(source, clone=True)
         clone.append(time.perf_counter() - start)
         cloned = blob.cloned
-        store = BlobStore(fresh(work / "store"))
+        store = LocalBlobStore(fresh(work / "store"))
         copy.append(timed(store.put_file, source, clone=False))
     shutil.rmtree(work)
     c, p = statistics.median(clone), statistics.median(copy)
@@ -117,8 +117,8 @@ def bench_smollm2(work: Path) -> list[tuple[str, float, str]]:
     home = fresh(work / "home")
     with Depot(Settings(home=home, user="bench")) as depot:
         depot.registry  # noqa: B018 - open the database outside the timing
-        elapsed = timed(depot.pull, "smollm2")
-        again = timed(depot.pull, "smollm2")
+        elapsed = timed(depot.intake.pull, "smollm2")
+        again = timed(depot.intake.pull, "smollm2")
     shutil.rmtree(home)
     return [
         ("`depot pull smollm2` end to end (98 MB, new store)", elapsed,

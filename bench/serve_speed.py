@@ -181,8 +181,10 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     home = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     with Depot(Settings(home=home, user="bench")) as depot:
-        version = depot.pull(args.model)
-        weights = depot.blobs.path(next(f.digest for f in version.files if f.kind == "weights"))
+        version = depot.intake.pull(args.model)
+        weights = depot.store.local_path(
+            next(f.digest for f in version.files if f.kind == "weights")
+        )
     rows: list[tuple[str, str, str, str]] = []
 
     port = free_port()

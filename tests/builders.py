@@ -91,11 +91,16 @@ def write_hf_folder(
     return folder
 
 
-def write_onnx(path: Path) -> Path:
+def write_onnx(path: Path, *, seed: int | None = None) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    weight = numpy_helper.from_array(np.ones((4, 3), dtype=np.float32), name="W")
+    values = (
+        np.ones((4, 3), dtype=np.float32)
+        if seed is None
+        else np.random.default_rng(seed).standard_normal((4, 3), np.float32)
+    )
+    weight = numpy_helper.from_array(values, name="W")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["y"])],
         "tiny-linear",

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from modeldepot.catalogue import load_catalogue
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.receive.catalogue import load_catalogue
 
 # Test-only settings: the PostgreSQL server `.ci/run` starts; CI demands it be there.
 POSTGRES_URL = os.environ.get("DEPOT_TEST_DATABASE_URL")
@@ -77,5 +77,5 @@ def served_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A depot with the packaged SmolLM2 stored, shared by the tests that run it."""
     home = tmp_path_factory.mktemp("served") / "depot"
     with Depot(Settings(home=home, user="tests")) as depot:
-        depot.pull("smollm2")
+        depot.intake.pull("smollm2")
     return home

@@ -31,7 +31,7 @@ def _import_then_die(home: Path, path: str, when: str) -> None:
     depot.registry  # noqa: B018 - open (and migrate) before arming the trap
     if when == "at-commit":
         sa.event.listen(depot.registry.engine, "commit", lambda _c: os.kill(os.getpid(), 9))
-        depot.import_path(Path(path), "big")
+        depot.intake.import_path(Path(path), "big")
     else:
         written = 0
 
@@ -41,7 +41,7 @@ def _import_then_die(home: Path, path: str, when: str) -> None:
             if written > 4 * 1024 * 1024:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        depot.import_path(Path(path), "big", progress=progress)
+        depot.intake.import_path(Path(path), "big", progress=progress)
     raise AssertionError("the import should have been killed")
 
 
@@ -57,31 +57,33 @@ def test_killed_import_leaves_no_visible_model(tmp_path: Path, when: str) -> Non
     home = tmp_path / "depot"
     big = _big_gguf(tmp_path / "big.gguf")
     with Depot(Settings(home=home, user="t")) as depot:
-        depot.import_path(write_gguf(tmp_path / "small.gguf"), "small")
+        depot.intake.import_path(write_gguf(tmp_path / "small.gguf"), "small")
     _run_killed(home, big, when)
     with Depot(Settings(home=home, user="t")) as depot:
-        assert [str(v.reference) for v in depot.versions(include_untagged=True)] == ["small:latest"]
-        assert list(depot.check()) == []
-        leftovers = list(depot.blobs.tmp.iterdir())
-        orphans = set(dict(depot.blobs.digests())) - depot.registry.referenced_digests()
+        assert [str(v.reference) for v in depot.names.versions(include_untagged=True)] == [
+            "small:latest"
+        ]
+        assert list(depot.integrity.check()) == []
+        leftovers = list(depot.store.tmp.iterdir())
+        orphans = set(dict(depot.store.digests())) - depot.registry.referenced_digests()
         if when == "mid-blob":
             assert leftovers and all(p.name.endswith(".partial") for p in leftovers)
         else:
             assert len(orphans) == 3  # weights, config, manifest (the template is shared)
         # The next import cleans the dead process's temporary files ...
-        depot.import_path(write_gguf(tmp_path / "other.gguf", seed=3), "other")
-        assert list(depot.blobs.tmp.iterdir()) == []
+        depot.intake.import_path(write_gguf(tmp_path / "other.gguf", seed=3), "other")
+        assert list(depot.store.tmp.iterdir()) == []
         # ... gc removes unrecorded blobs, and the same import then succeeds whole.
-        report = depot.gc()
+        report = depot.housekeeping.gc()
         assert report.removed_blobs == len(orphans)
-        version = depot.import_path(big, "big")
+        version = depot.intake.import_path(big, "big")
         assert {f.path for f in version.files} == {"big.gguf", "chat_template.jinja"}
-        assert list(depot.check()) == []
+        assert list(depot.integrity.check()) == []
 
 
 def _import(home: str, path: str, name: str) -> None:
     with Depot(Settings(home=Path(home), user=name)) as depot:
-        depot.import_path(Path(path), name)
+        depot.intake.import_path(Path(path), name)
 
 
 def test_concurrent_imports_and_gc_never_corrupt_the_store(tmp_path: Path) -> None:
@@ -93,16 +95,19 @@ def test_concurrent_imports_and_gc_never_corrupt_the_store(tmp_path: Path) -> No
     for proc in procs:
         proc.start()
     with Depot(Settings(home=home, user="gc")) as depot:
-        depot.gc()  # waits for the imports' shared lock, never deletes their blobs
+        depot.housekeeping.gc()  # waits for the imports' shared lock, never deletes their blobs
         for proc in procs:
             proc.join(120)
             assert proc.exitcode == 0
-        names = sorted(v.reference.name for v in depot.versions())
+        names = sorted(v.reference.name for v in depot.names.versions())
         assert names == ["other", "same0", "same1", "same2"]
-        assert len({v.digest for v in depot.versions() if v.reference.name.startswith("same")}) == 1
-        assert list(depot.check()) == []
-        assert list(depot.blobs.tmp.iterdir()) == []
-        assert depot.gc().removed_blobs == 0
+        assert (
+            len({v.digest for v in depot.names.versions() if v.reference.name.startswith("same")})
+            == 1
+        )
+        assert list(depot.integrity.check()) == []
+        assert list(depot.store.tmp.iterdir()) == []
+        assert depot.housekeeping.gc().removed_blobs == 0
 
 
 def test_kill_9_of_the_depot_command(tmp_path: Path) -> None:

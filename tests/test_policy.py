@@ -8,8 +8,8 @@ import pytest
 
 from modeldepot.errors import UsageError
 from modeldepot.licences import licence_terms
-from modeldepot.policy import load_advisories, load_policy
 from modeldepot.scan import Finding, Severity
+from modeldepot.verify.policy import load_advisories, load_policy
 
 
 def test_licence_families_and_obligations() -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from modeldepot._version import __version__
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError

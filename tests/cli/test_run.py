@@ -40,3 +40,45 @@ def test_run_unknown_model_is_a_clear_error(served_home: Path) -> None:
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1
     assert "no model named nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_refuses_a_quarantined_model_with_the_reason(tmp_path: Path) -> None:
+    from builders import write_gguf
+
+    home = tmp_path / "depot"
+    home.mkdir()
+    (home / "policy.toml").write_text('[licences]\ndeny = ["Apache-2.0"]\n')
+    env = _env(home)
+    env.pop("DEPOT_DATABASE_URL", None)
+    model = write_gguf(tmp_path / "m.gguf")
+    imported = subprocess.run([*DEPOT, "import", str(model), "-n", "denied"], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert imported.returncode == 1 and "quarantined" in imported.stderr
+    result = subprocess.run([*DEPOT, "run", "denied", "hi"], env=env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert "denied:latest may not be run" in result.stderr and "Apache-2.0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((home / "logs").glob("*.log")) if (home / "logs").exists() else True
+
+
+def test_run_goes_through_a_running_server_of_the_same_home(served_home: Path) -> None:
+    import httpx
+
+    from server.conftest import start_server
+
+    proc, url = start_server(served_home, DEPOT_CONTEXT="1024")
+    try:
+        assert httpx.get(f"{url}/health").json()["loaded"] == []
+        once = subprocess.run(
+            [*DEPOT, "run", "smollm2", "Say hi.", "--max-tokens", "6", "--temperature", "0"],
+            env=_env(served_home), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert once.returncode == 0, once.stderr
+        assert once.stdout.strip()
+        loaded = httpx.get(f"{url}/health").json()["loaded"]
+        assert [(m["name"], m["kind"]) for m in loaded] == [("smollm2:latest", "generate")]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not (served_home / "serve.json").exists()  # withdrawn when the server stopped

@@ -26,8 +26,8 @@ DEPOT = [sys.executable, "-c", "from modeldepot.cli import main; main()"]
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("eval") / "depot"
     with Depot(Settings(home=home, user="tests")) as depot:
-        depot.pull("smollm2")
-        depot.pull("gemma3")
+        depot.intake.pull("smollm2")
+        depot.intake.pull("gemma3")
     return home
 
 

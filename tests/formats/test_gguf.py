@@ -5,7 +5,7 @@ import pytest
 
 from builders import CHATML, truncate, write_gguf
 from modeldepot.errors import FormatError
-from modeldepot.formats import FormatRegistry
+from modeldepot.formats import Formats
 from modeldepot.formats.gguf import GGUFFormat, read_gguf_info
 from modeldepot.formats.gguf_header import read_header
 from modeldepot.store.manifests import LayerKind
@@ -45,7 +45,7 @@ def test_truncated_file_is_refused(tmp_path: Path, keep: int) -> None:
     size = whole.stat().st_size
     cut = truncate(whole, keep if keep > 0 else size + keep, tmp_path / "cut.gguf")
     with pytest.raises(FormatError, match=r"truncated|corrupt|not a readable"):
-        FormatRegistry.from_entry_points().read(cut, "gguf")
+        Formats.from_entry_points().read(cut, "gguf")
 
 
 @pytest.mark.slow

@@ -6,14 +6,14 @@ import pytest
 
 from builders import CHATML, write_hf_folder
 from modeldepot.errors import FormatError
-from modeldepot.formats import FormatRegistry
+from modeldepot.formats import Formats
 from modeldepot.formats.safetensors import read_header
 from modeldepot.store.manifests import LayerKind
 
 
 def test_folder_metadata_from_config_and_headers(tmp_path: Path) -> None:
     folder = write_hf_folder(tmp_path / "tiny")
-    source = FormatRegistry.from_entry_points().read(folder)
+    source = Formats.from_entry_points().read(folder)
     info = source.info
     assert info.format == "safetensors"
     assert info.architecture == "LlamaForCausalLM"
@@ -37,7 +37,7 @@ def test_folder_metadata_from_config_and_headers(tmp_path: Path) -> None:
 def test_licence_recognised_from_licence_file(tmp_path: Path) -> None:
     folder = write_hf_folder(tmp_path / "tiny", licence=None)
     (folder / "LICENSE").write_text("                Apache License\n  Version 2.0, January 2004\n")
-    info = FormatRegistry.from_entry_points().read(folder).info
+    info = Formats.from_entry_points().read(folder).info
     assert (info.license, info.license_source) == ("Apache-2.0", "LICENSE")
 
 
@@ -46,7 +46,7 @@ def test_truncated_safetensors_is_refused(tmp_path: Path) -> None:
     shard = folder / "model.safetensors"
     shard.write_bytes(shard.read_bytes()[:-100])
     with pytest.raises(FormatError, match="truncated"):
-        FormatRegistry.from_entry_points().read(folder)
+        Formats.from_entry_points().read(folder)
 
 
 def _header(header: object) -> bytes:
@@ -79,4 +79,4 @@ def test_folder_without_model_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("hi")
     with pytest.raises(FormatError):
-        FormatRegistry.from_entry_points().read(tmp_path / "empty")
+        Formats.from_entry_points().read(tmp_path / "empty")

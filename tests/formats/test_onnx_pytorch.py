@@ -5,11 +5,11 @@ import pytest
 
 from builders import write_onnx, write_torch_zip
 from modeldepot.errors import FormatError
-from modeldepot.formats import FormatRegistry
+from modeldepot.formats import Formats
 
 
 def test_onnx_signature_and_opset(tmp_path: Path) -> None:
-    source = FormatRegistry.from_entry_points().read(write_onnx(tmp_path / "m.onnx"))
+    source = Formats.from_entry_points().read(write_onnx(tmp_path / "m.onnx"))
     info = source.info
     assert info.format == "onnx"
     assert info.parameters == 12
@@ -23,11 +23,11 @@ def test_truncated_onnx_is_refused(tmp_path: Path) -> None:
     whole = write_onnx(tmp_path / "m.onnx").read_bytes()
     (tmp_path / "cut.onnx").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(FormatError):
-        FormatRegistry.from_entry_points().read(tmp_path / "cut.onnx")
+        Formats.from_entry_points().read(tmp_path / "cut.onnx")
 
 
 def test_pytorch_zip_is_recognised_without_unpickling(tmp_path: Path) -> None:
-    source = FormatRegistry.from_entry_points().read(write_torch_zip(tmp_path / "model.pt"))
+    source = Formats.from_entry_points().read(write_torch_zip(tmp_path / "model.pt"))
     assert source.info.format == "pytorch"
     assert source.info.details == {"container": "zip", "members": 3}
 
@@ -38,7 +38,7 @@ def test_legacy_pickle_checkpoint_is_stored_not_loaded(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     payload = pickle.dumps(_Trap(str(marker)), protocol=4)
     path.write_bytes(payload)
-    source = FormatRegistry.from_entry_points().read(path)
+    source = Formats.from_entry_points().read(path)
     assert source.info.details == {"container": "pickle", "protocol": 4}
     assert not marker.exists()
 
@@ -47,7 +47,7 @@ def test_damaged_pytorch_zip_is_refused(tmp_path: Path) -> None:
     whole = write_torch_zip(tmp_path / "model.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(whole[:-30])
     with pytest.raises(FormatError, match="damaged"):
-        FormatRegistry.from_entry_points().read(tmp_path / "cut.pt")
+        Formats.from_entry_points().read(tmp_path / "cut.pt")
 
 
 class _Trap:

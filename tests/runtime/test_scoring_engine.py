@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldepot.runtime.scoring import Scorer
+from modeldepot.runtime.scorer import Scorer
 
 pytestmark = pytest.mark.slow
 

@@ -22,18 +22,18 @@ CHAT = [{"role": "user", "content": "Say hello."}]
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     upstream_home = tmp_path_factory.mktemp("upstream") / "depot"
     with Depot(Settings(home=upstream_home)) as depot:
-        depot.pull("smollm2")
+        depot.intake.pull("smollm2")
     upstream, upstream_url = start_server(upstream_home, DEPOT_API_KEYS="upstream-secret",
                                           DEPOT_CONTEXT="1024")  # fmt: skip
     home = tmp_path_factory.mktemp("front") / "depot"
     with Depot(Settings(home=home, user="admin")) as depot:
-        depot.pull("smollm2")
-        depot.add_remote(Remote("cloud", f"{upstream_url}/v1", "smollm2", "CLOUD_KEY"))
-        depot.add_remote(Remote("wrongkey", f"{upstream_url}/v1", "smollm2", "WRONG_KEY"))
-        depot.add_remote(Remote("dead", f"http://127.0.0.1:{free_port()}/v1", "x"))
-        depot.set_alias("chat", ["cloud", "smollm2"])
-        depot.set_alias("fragile", ["dead", "wrongkey", "smollm2"])
-        keys = {name: depot.create_key(name, private=name == "internal")[1]
+        depot.intake.pull("smollm2")
+        depot.gateway.add_remote(Remote("cloud", f"{upstream_url}/v1", "smollm2", "CLOUD_KEY"))
+        depot.gateway.add_remote(Remote("wrongkey", f"{upstream_url}/v1", "smollm2", "WRONG_KEY"))
+        depot.gateway.add_remote(Remote("dead", f"http://127.0.0.1:{free_port()}/v1", "x"))
+        depot.gateway.set_alias("chat", ["cloud", "smollm2"])
+        depot.gateway.set_alias("fragile", ["dead", "wrongkey", "smollm2"])
+        keys = {name: depot.keys.create(name, private=name == "internal")[1]
                 for name in ("admin", "internal")}  # fmt: skip
     proc, url = start_server(home, CLOUD_KEY="upstream-secret", WRONG_KEY="nope",
                              DEPOT_CONTEXT="1024")  # fmt: skip

@@ -25,7 +25,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path,
     home = tmp_path_factory.mktemp("keyed") / "depot"
     secrets = {}
     with Depot(Settings(home=home, user="admin")) as depot:
-        depot.pull("smollm2")
+        depot.intake.pull("smollm2")
         for name, options in {
             "team": {"models": "smollm2*"},
             "limited": {"models": "smollm2", "rpm": 2},
@@ -33,7 +33,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path,
             "other": {"models": "gemma*"},
             "doomed": {},
         }.items():
-            _, secrets[name] = depot.create_key(name, **options)  # type: ignore[arg-type]
+            _, secrets[name] = depot.keys.create(name, **options)  # type: ignore[arg-type]
     proc, url = start_server(home, DEPOT_API_KEYS="env-secret-1=smollm2*", DEPOT_CONTEXT="1024")
     yield url, home, secrets
     proc.terminate()
@@ -110,7 +110,7 @@ def test_revoked_key_is_refused(keyed: tuple[str, Path, dict[str, str]]) -> None
     pytest.fail("a revoked key was still accepted")
 
 
-def test_usage_events_and_metrics(keyed: tuple[str, Path, dict[str, str]]) -> None:
+def test_usage_records_and_metrics(keyed: tuple[str, Path, dict[str, str]]) -> None:
     url, home, secrets = keyed
     reply = _chat(url, secrets["team"])
     stream = _client(url, secrets["team"]).chat.completions.create(
@@ -119,12 +119,13 @@ def test_usage_events_and_metrics(keyed: tuple[str, Path, dict[str, str]]) -> No
     assert list(stream)
     time.sleep(0.5)  # usage is recorded after the response is sent
     with Depot(Settings(home=home)) as depot:
-        events = [e for e in depot.registry.events() if e.action == "request"]
-    mine = [e for e in events if e.details["key"] == "team"]
+        usage = depot.usage.records()
+        assert not depot.audit.events(action="request")  # usage is not an audit event
+    mine = [r for r in usage if r.key == "team"]
     assert len(mine) >= 2
-    assert any(e.details["completion_tokens"] == reply.usage.completion_tokens for e in mine)  # type: ignore[union-attr]
-    assert all(e.details["prompt_tokens"] > 0 and e.details["latency_ms"] > 0 for e in mine)
-    assert any("ttft_ms" in e.details for e in mine)  # the streamed one
+    assert any(r.completion_tokens == reply.usage.completion_tokens for r in mine)  # type: ignore[union-attr]
+    assert all(r.prompt_tokens > 0 and r.latency_ms > 0 for r in mine)
+    assert any(r.ttft_ms is not None for r in mine)  # the streamed one
     text = httpx.get(f"{url}/metrics").text
     assert (
         'depot_requests_total{endpoint="/v1/chat/completions",model="smollm2:latest",status="200"}'

@@ -16,9 +16,9 @@ from server.conftest import start_server
 def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> None:
     home = tmp_path / "depot"
     with Depot(Settings(home=home, user="t")) as d:
-        held = d.import_path(write_gguf(tmp_path / "held.gguf", seed=1), "held")
-        fine = d.import_path(write_gguf(tmp_path / "fine.gguf", seed=2), "fine")
-        d.governance.hold(held)
+        held = d.intake.import_path(write_gguf(tmp_path / "held.gguf", seed=1), "held")
+        fine = d.intake.import_path(write_gguf(tmp_path / "fine.gguf", seed=2), "fine")
+        d.quarantine.hold(held)
     proc, url = start_server(home)
     try:
         listed = {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}

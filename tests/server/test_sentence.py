@@ -8,10 +8,10 @@ from pathlib import Path
 import openai
 import pytest
 
-from modeldepot.catalogue import load_catalogue
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import IntegrityError
+from modeldepot.receive.catalogue import load_catalogue
 from server.conftest import start_server
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def minilm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("minilm") / "depot"
     with Depot(Settings(home=home)) as depot:
-        version = depot.pull("minilm")
+        version = depot.intake.pull("minilm")
         assert version.info.format == "safetensors"
         assert version.info.architecture == "BertModel"
         assert version.info.license == "Apache-2.0"
@@ -65,5 +65,5 @@ def test_tampered_folder_digest_is_refused(tmp_path: Path) -> None:
     )
     with Depot(Settings(home=tmp_path / "d"), packaged=load_catalogue(text)) as depot:
         with pytest.raises(IntegrityError):
-            depot.pull("minilm")
-        assert depot.versions() == []
+            depot.intake.pull("minilm")
+        assert depot.names.versions() == []

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("gemma") / "depot"
     with Depot(Settings(home=home)) as depot:
-        assert depot.pull("gemma3").info.chat_template is None
+        assert depot.intake.pull("gemma3").info.chat_template is None
     proc, url = start_server(home, DEPOT_CONTEXT="2048", DEPOT_PARALLEL="2")
     yield url
     proc.terminate()

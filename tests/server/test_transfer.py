@@ -20,21 +20,21 @@ pytestmark = pytest.mark.slow
 
 def test_pull_from_another_depot(server: str, served_home: Path, tmp_path: Path) -> None:
     with Depot(Settings(home=served_home)) as there:
-        original = there.show("smollm2")
+        original = there.names.show("smollm2")
     with Depot(Settings(home=tmp_path / "here", user="puller")) as here:
-        version = here.pull(f"{server}/smollm2:135m-instruct-q4_1", as_name="copy:v1")
+        version = here.intake.pull(f"{server}/smollm2:135m-instruct-q4_1", as_name="copy:v1")
         assert version.digest == original.digest
         assert [f.digest for f in version.files] == [f.digest for f in original.files]
         assert version.info == original.info
         assert version.source == f"{server}/smollm2:135m-instruct-q4_1"
-        assert list(here.check()) == []
-        again = here.pull(f"{server}/smollm2")  # everything is there: nothing fetched
+        assert list(here.integrity.check()) == []
+        again = here.intake.pull(f"{server}/smollm2")  # everything is there: nothing fetched
         assert again.digest == original.digest and str(again.reference) == "smollm2:latest"
-        assert [e.action for e in here.registry.events()] == ["pull", "scan", "pull", "scan"]
+        assert [e.action for e in here.audit.events()] == ["pull", "scan", "pull", "scan"]
         with pytest.raises(ModelNotFound):
-            here.pull(f"{server}/nothing-here")
+            here.intake.pull(f"{server}/nothing-here")
         with pytest.raises(UsageError):
-            here.pull("http://")
+            here.intake.pull("http://")
 
 
 class _Liar(http.server.BaseHTTPRequestHandler):
@@ -63,8 +63,8 @@ class _Liar(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def liar(served_home: Path) -> Iterator[str]:
     with Depot(Settings(home=served_home)) as there:
-        version = there.show("smollm2")
-        _Liar.manifest = there.blobs.read_bytes(version.digest)
+        version = there.names.show("smollm2")
+        _Liar.manifest = there.store.read_bytes(version.digest)
     _Liar.digest = "sha256:" + hashlib.sha256(_Liar.manifest).hexdigest()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Liar)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -76,6 +76,6 @@ def liar(served_home: Path) -> Iterator[str]:
 def test_bytes_that_do_not_match_their_digest_are_refused(liar: str, tmp_path: Path) -> None:
     with Depot(Settings(home=tmp_path / "here")) as here:
         with pytest.raises(IntegrityError, match="nothing was stored"):
-            here.pull(f"{liar}/smollm2")
-        assert here.versions(include_untagged=True) == []
-        assert list(here.blobs.tmp.iterdir()) == []
+            here.intake.pull(f"{liar}/smollm2")
+        assert here.names.versions(include_untagged=True) == []
+        assert list(here.store.tmp.iterdir()) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldepot.store.blobs import BlobStore
+from modeldepot.store.local import LocalBlobStore
 
 REFLINK_DIR = os.environ.get("DEPOT_TEST_REFLINK_DIR")
 
@@ -28,7 +28,7 @@ def _check_clone(work: Path) -> None:
     source = work / "weights.bin"
     data = os.urandom(3 * 1024 * 1024)
     source.write_bytes(data)
-    store = BlobStore(work / "home")
+    store = LocalBlobStore(work / "home")
     blob = store.put_file(source)
     assert blob.cloned and blob.new
     assert store.rehash(blob.digest) == blob.digest
@@ -41,7 +41,7 @@ def test_both_paths_store_the_same_blob(tmp_path: Path) -> None:
     """Cloned where the filesystem can, copied where it cannot: the same digest either way."""
     source = tmp_path / "w.bin"
     source.write_bytes(os.urandom(100_000))
-    copied = BlobStore(tmp_path / "a").put_file(source, clone=False)
-    either = BlobStore(tmp_path / "b").put_file(source, clone=True)
+    copied = LocalBlobStore(tmp_path / "a").put_file(source, clone=False)
+    either = LocalBlobStore(tmp_path / "b").put_file(source, clone=True)
     assert not copied.cloned
     assert copied.digest == either.digest and copied.size == either.size == 100_000

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from modeldepot import __version__
+from modeldepot._version import __version__
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError

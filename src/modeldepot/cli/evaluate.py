@@ -89,14 +89,23 @@ def eval() -> None:
 )
 @click.option("--judge", help="Model that scores open answers (MT-Bench).")
 @click.option("--concurrency", type=int, default=4, show_default=True)
+@click.option(
+    "--server",
+    help="Ask the models through this running depot server (base URL) instead of one run "
+    "inside this command.",
+)
+@click.option("--api-key-env", help="Variable holding the --server's API key.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot
 def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: str | None,
         limit: int | None, seed: int, mc_mode: str, judge: str | None, concurrency: int,
-        as_json: bool) -> None:  # fmt: skip
-    """Score MODELS (local or remote) on tasks; results are stored against each version."""
-    from modeldepot.evaluation.runner import RunOptions, evaluate
+        server: str | None, api_key_env: str | None, as_json: bool) -> None:  # fmt: skip
+    """Score MODELS (local or remote) on tasks; results are stored against each version (for
+    an alias, against the model that answered)."""
+    from modeldepot.config import secret_from_env
+    from modeldepot.evaluation.runs import RunOptions, evaluate
     from modeldepot.evaluation.tasks import resolve
+    from modeldepot.server.inprocess import in_process, over_http
 
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
@@ -104,7 +113,12 @@ def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: st
     options = RunOptions(seed=seed, mc_mode=mc_mode, judge=judge,
                          concurrency=max(1, concurrency), limit=limit)  # fmt: skip
     with _progress() as progress:
-        results = evaluate(depot, list(models), chosen, options, progress=progress)
+        key = secret_from_env(api_key_env)
+        results = evaluate(
+            depot, list(models), chosen, options, progress=progress,
+            connect=(lambda: over_http(server, key)) if server else
+            (lambda: in_process(depot.settings)),
+        )  # fmt: skip
     if as_json:
         print_json([r.to_dict() for r in results])
         return

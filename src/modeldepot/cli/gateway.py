@@ -27,7 +27,7 @@ def remote() -> None:
 def remote_add(depot: Depot, name: str, base_url: str, upstream_model: str,
                api_key_env: str | None) -> None:  # fmt: skip
     """Register (or update) a remote model NAME."""
-    added = depot.add_remote(Remote(name, base_url, upstream_model, api_key_env))
+    added = depot.gateway.add_remote(Remote(name, base_url, upstream_model, api_key_env))
     stdout.print(f"{added.name} -> {added.base_url} ({added.upstream_model})", markup=False)
 
 
@@ -50,7 +50,7 @@ def remote_list(depot: Depot, as_json: bool) -> None:
 @pass_depot
 def remote_rm(depot: Depot, name: str) -> None:
     """Remove a remote model."""
-    depot.remove_remote(name)
+    depot.gateway.remove_remote(name)
     stdout.print(f"removed {name}")
 
 
@@ -66,7 +66,7 @@ def alias() -> None:
 @pass_depot
 def alias_set(depot: Depot, name: str, target: str, fallbacks: tuple[str, ...]) -> None:
     """Point NAME at TARGET, then each --fallback in turn."""
-    made = depot.set_alias(name, [target, *fallbacks])
+    made = depot.gateway.set_alias(name, [target, *fallbacks])
     stdout.print(f"{made.name} -> {' -> '.join(made.targets)}", markup=False)
 
 
@@ -88,5 +88,5 @@ def alias_list(depot: Depot, as_json: bool) -> None:
 @pass_depot
 def alias_rm(depot: Depot, name: str) -> None:
     """Remove an alias."""
-    depot.remove_alias(name)
+    depot.gateway.remove_alias(name)
     stdout.print(f"removed {name}")

@@ -1,4 +1,4 @@
-"""`depot key create|list|revoke`: API keys of the HTTP server."""
+"""`depot key create|list|revoke`: API keys of the HTTP server; `depot usage`: what they served."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def key() -> None:
 def create(depot: Depot, name: str, models: str, rpm: int | None, tpd: int | None,
            private: bool) -> None:  # fmt: skip
     """Create a key; its secret is printed once, only its hash is stored."""
-    created, secret = depot.create_key(name, models=models, rpm=rpm, tpd=tpd, private=private)
+    created, secret = depot.keys.create(name, models=models, rpm=rpm, tpd=tpd, private=private)
     stderr.print(f"key {created.name!r} for models {created.models!r}; keep the secret now:")
     stdout.out(secret)
 
@@ -59,5 +59,23 @@ def list_(depot: Depot, as_json: bool) -> None:
 @pass_depot
 def revoke(depot: Depot, name: str) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    depot.revoke_key(name)
+    depot.keys.revoke(name)
     stdout.print(f"revoked {name}")
+
+
+@app.command()
+@click.option("--key", "key_name", help="Only this key's requests.")
+@click.option("--limit", type=int, default=50, show_default=True, help="The last N requests.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_depot
+def usage(depot: Depot, key_name: str | None, limit: int, as_json: bool) -> None:
+    """Served requests: key, model, endpoint, status, tokens, latency (newest last)."""
+    records = depot.usage.records(key=key_name)[-limit:]
+    if as_json:
+        print_json([{**vars(r), "at": r.at.isoformat() if r.at else None} for r in records])
+        return
+    for r in records:
+        when = f"{r.at:%Y-%m-%d %H:%M:%S}" if r.at else "-"
+        stdout.print(f"{when}  {r.key:<12} {r.model:<24} {r.endpoint:<22} {r.status}  "
+                     f"{r.prompt_tokens}+{r.completion_tokens} tokens  {r.latency_ms:.0f} ms",
+                     markup=False)  # fmt: skip

@@ -6,25 +6,18 @@ from pathlib import Path
 
 import click
 
-from modeldepot import catalogue
 from modeldepot.cli.app import CommandError, app, pass_depot
-from modeldepot.cli.render import (
-    bytes_progress,
-    human_size,
-    print_json,
-    stderr,
-    stdout,
-    version_table,
-)
+from modeldepot.cli.render import bytes_progress, print_json, stderr, stdout, version_table
 from modeldepot.config import secret_from_env
 from modeldepot.depot import Depot
-from modeldepot.formats.base import format_params
+from modeldepot.describe import describe_rows, version_view
+from modeldepot.describe.view import human_size
+from modeldepot.receive import catalogue
 from modeldepot.refs import Reference
 from modeldepot.registry import LineageLink, ModelVersion
+from modeldepot.registry.records import BASE_RELATIONS
 
-__all__ = ["describe"]
-
-_RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge")
+__all__: list[str] = []
 
 
 def _path_size(path: Path) -> int | None:
@@ -35,18 +28,17 @@ def _path_size(path: Path) -> int | None:
     return None
 
 
-def _done(depot: Depot, version: ModelVersion, as_json: bool) -> None:
-    status = depot.governance.trust.status(version.digest)
+def _done(version: ModelVersion, as_json: bool) -> None:
     if as_json:
-        print_json({**version.to_dict(), "status": status.status, "reasons": status.reasons})
+        print_json(version_view(version))
     else:
         tags = ", ".join(version.tags)
         stdout.print(
             f"stored {version.reference.repository} ({tags}) {version.digest} "
             f"{human_size(version.size)}"
         )
-    if status.quarantined:
-        for reason in status.reasons:
+    if version.status == "quarantined":
+        for reason in version.reasons:
             stderr.print(f"  {reason}", markup=False)
         raise CommandError(
             f"{version.reference} is quarantined: stored, but never served or exported "
@@ -74,9 +66,9 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
         if entry.folder is None:
             total = sum(p.stat().st_size for p in entry.model_parts()[1])
     with bytes_progress(f"pulling {name}", total) as advance:
-        version = depot.pull(name, progress=advance, as_name=as_name,
+        version = depot.intake.pull(name, progress=advance, as_name=as_name,
                              api_key=secret_from_env(api_key_env))  # fmt: skip
-    _done(depot, version, as_json)
+    _done(version, as_json)
 
 
 @app.command("import")
@@ -86,7 +78,7 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
 @click.option("--base", "bases", multiple=True, help="Model this one derives from (repeatable).")
 @click.option(
     "--relation",
-    type=click.Choice(_RELATIONS),
+    type=click.Choice(BASE_RELATIONS),
     default="base_model",
     show_default=True,
     help="How it derives from --base.",
@@ -111,10 +103,10 @@ def import_(
     lineage = [LineageLink(relation, base) for base in bases]
     lineage += [LineageLink("dataset", d) for d in datasets]
     with bytes_progress(f"importing {path.name}", _path_size(path)) as advance:
-        version = depot.import_path(
+        version = depot.intake.import_path(
             path, name, format_name=format_name, lineage=lineage, progress=advance
         )
-    _done(depot, version, as_json)
+    _done(version, as_json)
 
 
 @app.command("list")
@@ -123,30 +115,13 @@ def import_(
 @pass_depot
 def list_(depot: Depot, include_untagged: bool, as_json: bool) -> None:
     """List stored models, one line per tag."""
-    versions = depot.versions(include_untagged=include_untagged)
+    versions = depot.names.versions(include_untagged=include_untagged)
     if as_json:
-        held = depot.governance.trust.quarantined_digests()
-        print_json([{**_summary(v), "quarantined": v.digest in held} for v in versions])
+        print_json([version_view(v) for v in versions])
     elif versions:
-        stdout.print(version_table(versions, depot.governance.trust.quarantined_digests()))
+        stdout.print(version_table(versions))
     else:
         stderr.print("no models stored yet; try: depot pull smollm2")
-
-
-def _summary(v: ModelVersion) -> dict[str, object]:
-    return {
-        "name": v.reference.repository,
-        "tag": v.reference.tag,
-        "reference": str(v.reference),
-        "digest": v.digest,
-        "size": v.size,
-        "format": v.info.format,
-        "architecture": v.info.architecture,
-        "parameters": v.info.parameters,
-        "quantization": v.info.quantization,
-        "license": v.info.license,
-        "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in v.files],
-    }
 
 
 @app.command()
@@ -156,56 +131,13 @@ def _summary(v: ModelVersion) -> dict[str, object]:
 def search(depot: Depot, query: tuple[str, ...], as_json: bool) -> None:
     """Find models whose name, tag, format, architecture, quantisation, licence or metadata
     match every term (e.g. `depot search llama q4`)."""
-    versions = depot.search(" ".join(query))
+    versions = depot.names.search(" ".join(query))
     if as_json:
-        held = depot.governance.trust.quarantined_digests()
-        print_json([{**_summary(v), "quarantined": v.digest in held} for v in versions])
+        print_json([version_view(v) for v in versions])
     elif versions:
-        stdout.print(version_table(versions, depot.governance.trust.quarantined_digests()))
+        stdout.print(version_table(versions))
     else:
         stderr.print(f"nothing matches {' '.join(query)!r}")
-
-
-def describe(v: ModelVersion) -> list[tuple[str, str]]:
-    info = v.info
-    rows = [
-        ("digest", v.digest),
-        ("tags", ", ".join(v.tags) or "(untagged)"),
-        ("format", info.format),
-        ("architecture", info.architecture or "unknown"),
-        ("name", info.name or "unknown"),
-    ]
-    if info.parameters:
-        rows.append(("parameters", f"{format_params(info.parameters)} ({info.parameters:,})"))
-    for label, value in (
-        ("context length", info.context_length),
-        ("embedding size", info.embedding_length),
-        ("layers", info.layers),
-        ("vocabulary", info.vocab_size),
-    ):
-        if value is not None:
-            rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
-    if info.quantization:
-        types = ", ".join(f"{k} x{n}" for k, n in sorted(info.tensor_types.items()))
-        rows.append(
-            ("quantisation", f"{info.quantization}" + (f" (tensors: {types})" if types else ""))
-        )
-    licence = info.license or "not stated in the files"
-    if info.license_source:
-        licence += f" (from {info.license_source})"
-    rows.append(("licence", licence))
-    if info.chat_template:
-        rows.append(("chat template", f"yes, {len(info.chat_template):,} characters"))
-    elif info.format == "gguf":
-        rows.append(("chat template", "none in the file (use completion-style prompts)"))
-    rows.append(("size", human_size(v.size)))
-    if v.source:
-        rows.append(("source", v.source))
-    rows.append(("stored", v.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")))
-    for key in ("opset", "inputs", "outputs", "container"):
-        if key in info.details:
-            rows.append((key, str(info.details[key])))
-    return rows
 
 
 @app.command()
@@ -214,13 +146,13 @@ def describe(v: ModelVersion) -> list[tuple[str, str]]:
 @pass_depot
 def show(depot: Depot, name: str, as_json: bool) -> None:
     """Show a model's metadata, files and lineage."""
-    v = depot.show(name)
+    v = depot.names.show(name)
     if as_json:
-        print_json(v.to_dict())
+        print_json(version_view(v))
         return
     stdout.print(f"[bold]{v.reference}[/bold]")
-    facts = depot.governance.facts(v)
-    rows = [*describe(v), ("status", facts.status), ("scan", facts.scan_summary),
+    facts = depot.documents.facts(v)
+    rows = [*describe_rows(v), ("status", facts.status), ("scan", facts.scan_summary),
             ("signatures", ", ".join(facts.signatures) or "none")]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

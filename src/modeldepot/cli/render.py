@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from modeldepot.describe.view import human_size
 from modeldepot.formats.base import format_params
 from modeldepot.registry import ModelVersion
 from modeldepot.store import Progress as ProgressCallback
@@ -30,20 +31,11 @@ stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatt
 stderr = Console(stderr=True, highlight=False)
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
 def print_json(data: Any) -> None:
     stdout.out(json.dumps(data, indent=2, default=str), highlight=False)
 
 
-def version_table(versions: list[ModelVersion], quarantined: set[str] | None = None) -> Table:
+def version_table(versions: list[ModelVersion]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     columns: tuple[str, ...] = (
         "NAME",
@@ -54,9 +46,8 @@ def version_table(versions: list[ModelVersion], quarantined: set[str] | None = N
         "PARAMS",
         "QUANT",
         "LICENCE",
+        "STATUS",
     )
-    if quarantined is not None:
-        columns += ("STATUS",)
     for column in columns:
         table.add_column(column, no_wrap=True)
     for v in versions:
@@ -70,9 +61,8 @@ def version_table(versions: list[ModelVersion], quarantined: set[str] | None = N
             format_params(info.parameters) if info.parameters else "-",
             info.quantization or "-",
             info.license or "-",
-            *(() if quarantined is None else
-              ("quarantined" if v.digest in quarantined else "ok",)),
-        )  # fmt: skip
+            v.status,
+        )
     return table
 
 

@@ -1,36 +1,69 @@
-"""`depot run MODEL [PROMPT]`: chat with a stored model in the terminal."""
+"""`depot run MODEL [PROMPT]`: chat with a stored model in the terminal.
+
+The model goes through the same gate as the server (a pending or quarantined version, or one
+today's policy refuses, is not run). When a `depot serve` of the same DEPOT_HOME is running,
+the chat goes through it, as `ollama run` talks to its daemon; otherwise an engine is started
+for this chat alone."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import httpx
 
-from modeldepot.cli.app import app, pass_depot
+from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.render import stderr, stdout
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
-from modeldepot.runtime.runner import Runner, RunnerSpec, engine_client_limits, find_llama_server
+from modeldepot.runtime import Capability, EngineProcess, Engines, StoredFiles
+from modeldepot.runtime.process import engine_client_limits, free_port
 
 __all__: list[str] = []
 
 
-def _stream(client: httpx.Client, runner: Runner, messages: list[dict[str, str]], max_tokens: int,
-            temperature: float) -> Iterator[str]:  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class _Endpoint:
+    base_url: str
+    """Up to and including `/v1`."""
+    model: str
+    key: str | None = None
+    through_server: bool = False
+
+
+def _running_server(home: Path) -> tuple[str, str] | None:
+    """(URL, local key) of a `depot serve` of this home that answers, if one runs."""
+    try:
+        announced = json.loads((home / "serve.json").read_text())
+        url, key, pid = str(announced["url"]), str(announced["key"]), int(announced["pid"])
+        os.kill(pid, 0)
+        if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            return url, key
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        pass
+    return None
+
+
+def _stream(client: httpx.Client, endpoint: _Endpoint, messages: list[dict[str, str]],
+            max_tokens: int, temperature: float) -> Iterator[str]:  # fmt: skip
     body = {
-        "model": runner.spec.name,
+        "model": endpoint.model,
         "messages": messages,
         "stream": True,
         "max_tokens": max_tokens,
         "temperature": temperature,
     }
-    with client.stream("POST", f"{runner.base_url}/v1/chat/completions", json=body) as response:
+    headers = {"Authorization": f"Bearer {endpoint.key}"} if endpoint.key else {}
+    with client.stream("POST", f"{endpoint.base_url}/chat/completions", json=body,
+                       headers=headers) as response:  # fmt: skip
         if response.status_code != 200:
             detail = json.loads(response.read()).get("error", {}).get("message", "")
-            raise DepotError(f"{runner.spec.name}: {detail or response.status_code}")
+            raise DepotError(f"{endpoint.model}: {detail or response.status_code}")
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
@@ -41,10 +74,10 @@ def _stream(client: httpx.Client, runner: Runner, messages: list[dict[str, str]]
                     yield text
 
 
-def _answer(client: httpx.Client, runner: Runner, messages: list[dict[str, str]],
+def _answer(client: httpx.Client, endpoint: _Endpoint, messages: list[dict[str, str]],
             max_tokens: int, temperature: float) -> str:  # fmt: skip
     parts = []
-    for piece in _stream(client, runner, messages, max_tokens, temperature):
+    for piece in _stream(client, endpoint, messages, max_tokens, temperature):
         stdout.out(piece, end="", highlight=False)
         stdout.file.flush()
         parts.append(piece)
@@ -62,22 +95,35 @@ def _answer(client: httpx.Client, runner: Runner, messages: list[dict[str, str]]
 def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_tokens: int,
         temperature: float) -> None:  # fmt: skip
     """Answer PROMPT with MODEL, streaming; without PROMPT, open an interactive chat."""
-    version = depot.show(model)
-    weights = next((f for f in version.files if f.kind == "weights"), None)
-    if weights is None:
-        raise DepotError(f"{version.reference} has no weights file")
+    version = depot.names.show(model)
+    refusals = depot.admission.refusals(version)
+    if refusals:
+        for reason in refusals:
+            stderr.print(f"  {reason}", markup=False)
+        raise CommandError(f"{version.reference} may not be run: {refusals[0]}", 1)
     settings = depot.settings
-    spec = RunnerSpec.for_version(version, depot.blobs.path(weights.digest), settings)
-    spec = dataclasses.replace(spec, parallel=1, context=spec.context // spec.parallel)
-    runner = Runner.start(spec, find_llama_server(settings), settings.home / "logs")
-    messages = [{"role": "system", "content": system}] if system else []
-    try:
+    with contextlib.ExitStack() as stack:
+        server = _running_server(settings.home)
+        if server is not None:
+            endpoint = _Endpoint(f"{server[0]}/v1", str(version.reference), server[1], True)
+        else:
+            engines = Engines.from_entry_points()
+            spec = engines.spec(version, Capability.CHAT, StoredFiles(depot.store, settings.home),
+                                settings)  # fmt: skip
+            spec = dataclasses.replace(spec, parallel=1, context=spec.context // spec.parallel)
+            port = free_port()
+            launch = engines.get(spec.engine).launch(spec, port, settings)
+            engine = EngineProcess.start(spec, launch, port, settings.home / "logs")
+            stack.callback(engine.stop)
+            endpoint = _Endpoint(f"{engine.base_url}/v1", spec.name)
+        messages = [{"role": "system", "content": system}] if system else []
         with httpx.Client(timeout=None, limits=engine_client_limits()) as client:
             if prompt is not None:
                 messages.append({"role": "user", "content": prompt})
-                _answer(client, runner, messages, max_tokens, temperature)
+                _answer(client, endpoint, messages, max_tokens, temperature)
                 return
-            stderr.print(f"chatting with {version.reference}; an empty line or Ctrl-D ends")
+            via = " through the running depot serve" if endpoint.through_server else ""
+            stderr.print(f"chatting with {version.reference}{via}; an empty line or Ctrl-D ends")
             while True:
                 try:
                     line = input(">>> ")
@@ -86,7 +132,5 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
                 if not line.strip():
                     break
                 messages.append({"role": "user", "content": line})
-                reply = _answer(client, runner, messages, max_tokens, temperature)
+                reply = _answer(client, endpoint, messages, max_tokens, temperature)
                 messages.append({"role": "assistant", "content": reply})
-    finally:
-        runner.stop()

@@ -40,4 +40,6 @@ def serve(depot: Depot, host: str, port: int) -> None:
             "only; create one with `depot key create NAME` or set DEPOT_API_KEYS"
         )
     stderr.print(f"serving on http://{host}:{port}/v1 (Ctrl-C stops)")
-    uvicorn.run(create_app(depot.settings), host=host, port=port, log_level="warning")
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    app = create_app(depot.settings, listen=f"http://{local}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -17,7 +17,7 @@ __all__: list[str] = []
 @pass_depot
 def tag(depot: Depot, source: str, target: str) -> None:
     """Point TARGET (NAME:TAG) at the version SOURCE names; the old version stays stored."""
-    version = depot.tag(source, target)
+    version = depot.names.tag(source, target)
     stdout.print(f"{version.reference} -> {version.digest}")
 
 
@@ -27,7 +27,7 @@ def tag(depot: Depot, source: str, target: str) -> None:
 def rm(depot: Depot, names: tuple[str, ...]) -> None:
     """Remove tags (NAME:TAG) or versions (NAME@sha256:...). Files stay until `depot gc`."""
     for name in names:
-        version = depot.remove(name)
+        version = depot.names.remove(name)
         stdout.print(f"removed {name} ({version.digest})")
 
 
@@ -37,10 +37,12 @@ def rm(depot: Depot, names: tuple[str, ...]) -> None:
 @pass_depot
 def gc(depot: Depot, untagged: bool, as_json: bool) -> None:
     """Delete blobs no stored version uses and leftovers of interrupted imports."""
-    report = depot.gc(prune_untagged=untagged)
+    report = depot.housekeeping.gc(prune_untagged=untagged)
     if as_json:
         print_json(vars(report))
         return
+    for line in report.repaired:
+        stdout.print(f"admitted a version an interrupted import left pending: {line}")
     for ref in report.pruned_versions:
         stdout.print(f"removed untagged {ref}")
     stdout.print(
@@ -54,7 +56,7 @@ def gc(depot: Depot, untagged: bool, as_json: bool) -> None:
 @pass_depot
 def du(depot: Depot, as_json: bool) -> None:
     """Show disk usage: per version, shared bytes, and what `gc` would free."""
-    usage = depot.disk_usage()
+    usage = depot.housekeeping.disk_usage()
     if as_json:
         print_json({**vars(usage), "models": [vars(m) for m in usage.models]})
         return
@@ -79,10 +81,14 @@ def check(depot: Depot, names: tuple[str, ...], as_json: bool) -> None:
 
     Checks the named models, or every stored version when none is named. Exits 1 on damage.
     """
-    versions = [depot.show(n) for n in names] if names else depot.versions(include_untagged=True)
+    versions = (
+        [depot.names.show(n) for n in names]
+        if names
+        else depot.names.versions(include_untagged=True)
+    )
     total = sum({f.digest: f.size for v in versions for f in v.files}.values())
     with bytes_progress("checking", total) as advance:
-        problems = list(depot.check(names, progress=advance))
+        problems = list(depot.integrity.check(names, progress=advance))
     if as_json:
         print_json([vars(p) for p in problems])
     else:

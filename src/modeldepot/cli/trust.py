@@ -4,6 +4,10 @@ audit."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,12 +17,27 @@ from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.render import print_json, stderr, stdout
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
-from modeldepot.governance import edit_in_editor
-from modeldepot.policy import load_policy
+from modeldepot.registry.records import QUARANTINED
 from modeldepot.scan import ScanReport, Severity, scan_path
-from modeldepot.signing import SignatureFailure, Signer, generate_key
+from modeldepot.verify.policy import load_policy
+from modeldepot.verify.signing import SignatureFailure, Signer, generate_key
 
 __all__: list[str] = []
+
+
+def edit_in_editor(text: str, editor: str) -> str:
+    """Open `text` in the user's editor and return what they saved."""
+    with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False, encoding="utf-8") as f:
+        f.write(text)
+        path = f.name
+    try:
+        subprocess.run([*shlex.split(editor), path], check=True)
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise DepotError(f"editor {editor!r} failed: {exc}") from None
+    finally:
+        os.unlink(path)
+
 
 _SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow", "low": "cyan",
                      "info": "dim"}  # fmt: skip
@@ -72,7 +91,7 @@ def scan(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, block: str 
 def keygen(depot: Depot, path: Path | None, exist_ok: bool) -> None:
     """Write a new ECDSA P-256 signing key to PATH (default: the depot's own key,
     DEPOT_HOME/keys/depot) and its public key to PATH.pub."""
-    path = path or depot.governance.default_key
+    path = path or depot.signatures.default_key
     if exist_ok and path.exists():
         stdout.print(f"keeping the key at {path}", markup=False)
         return
@@ -103,14 +122,14 @@ def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path
     """Sign a stored version in the OpenSSF model-signing format."""  # fmt: skip
     if key and sigstore:
         raise UsageError("give either --key PATH or --sigstore")
-    key = key or depot.governance.default_key
+    key = key or depot.signatures.default_key
     if not sigstore and not key.exists():
         raise UsageError(f"no signing key at {key}: create one with `depot keygen`")
-    version = depot.show(name)
+    version = depot.names.show(name)
     signer = Signer("sigstore") if sigstore else Signer("key", key)
-    record = depot.governance.sign(version, signer)
+    record = depot.signatures.sign(version, signer)
     if output:
-        output.write_bytes(depot.blobs.read_bytes(record.digest))
+        output.write_bytes(depot.signatures.bundle(record))
     stdout.print(f"signed {version.reference} ({version.digest}) by {record.identity[:16]}; "
                  f"signature {record.digest}", markup=False)  # fmt: skip
 
@@ -138,7 +157,7 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
     if every == bool(names):
         raise UsageError("name the models to verify, or give --all")
     if every:
-        results = depot.governance.verify_all(depot.versions(include_untagged=True))
+        results = depot.signatures.verify_all(depot.names.versions(include_untagged=True))
         failed = [r for r in results if not r.ok]
         if as_json:
             print_json([{
@@ -163,9 +182,9 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
             raise CommandError(f"{len(failed)} of {len(results)} versions fail verification", 1)
         return
     for name in names:
-        version = depot.show(name)
+        version = depot.names.show(name)
         try:
-            lines = depot.governance.verify(version, list(keys))
+            lines = depot.signatures.verify(version, list(keys))
         except SignatureFailure as exc:
             raise CommandError(f"{version.reference}: {exc}", 1) from None
         for line in lines:
@@ -178,7 +197,7 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
 @pass_depot
 def bom(depot: Depot, name: str, output: Path | None) -> None:
     """Write a CycloneDX 1.6 AI-BOM of a stored version (validated against the schema)."""
-    document = depot.governance.bom(depot.show(name))
+    document = depot.documents.bom(depot.names.show(name))
     text = json.dumps(document, indent=2)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
@@ -198,17 +217,17 @@ def bom(depot: Depot, name: str, output: Path | None) -> None:
 @pass_depot
 def card(depot: Depot, name: str, edit: bool, from_file: Path | None) -> None:
     """Show a version's model card (Hugging Face format, with EU AI Act fields)."""  # fmt: skip
-    version = depot.show(name)
+    version = depot.names.show(name)
     if from_file or edit:
         text = (
             from_file.read_text(encoding="utf-8")
             if from_file
-            else edit_in_editor(depot.governance.card(version), depot.settings.editor)
+            else edit_in_editor(depot.documents.card(version), depot.settings.editor)
         )
-        depot.governance.save_card(version, text)  # fmt: skip
+        depot.documents.save_card(version, text)  # fmt: skip
         stderr.print(f"saved the card of {version.reference}")
         return
-    stdout.out(depot.governance.card(version), highlight=False)
+    stdout.out(depot.documents.card(version), highlight=False)
 
 
 @app.group()
@@ -220,9 +239,9 @@ def quarantine() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot
 def quarantine_list(depot: Depot, as_json: bool) -> None:
-    held = depot.governance.quarantined()
+    held = depot.quarantine.list()
     names: dict[str, list[str]] = {}
-    for v in depot.versions(include_untagged=True):
+    for v in depot.names.versions(include_untagged=True):
         names.setdefault(v.digest, []).append(str(v.reference))
     if as_json:
         print_json([{"digest": s.digest, "names": names.get(s.digest, []), "reasons": s.reasons}
@@ -243,8 +262,8 @@ def quarantine_list(depot: Depot, as_json: bool) -> None:
 @pass_depot
 def quarantine_release(depot: Depot, name: str, reason: str) -> None:
     """Release a quarantined version (recorded in the audit log with the reason)."""
-    version = depot.show(name)
-    depot.governance.release(version, reason)
+    version = depot.names.show(name)
+    depot.quarantine.release(version, reason)
     stdout.print(f"released {version.reference}", markup=False)
 
 
@@ -253,8 +272,8 @@ def quarantine_release(depot: Depot, name: str, reason: str) -> None:
 @pass_depot
 def quarantine_hold(depot: Depot, name: str) -> None:
     """Quarantine a version by hand."""
-    version = depot.show(name)
-    depot.governance.hold(version)
+    version = depot.names.show(name)
+    depot.quarantine.hold(version)
     stdout.print(f"quarantined {version.reference}", markup=False)
 
 
@@ -263,12 +282,12 @@ def quarantine_hold(depot: Depot, name: str) -> None:
 @pass_depot
 def quarantine_delete(depot: Depot, name: str) -> None:
     """Remove every name of a quarantined version; `depot gc` then frees its files."""
-    version = depot.show(name)
-    if not depot.governance.trust.status(version.digest).quarantined:
+    version = depot.names.show(name)
+    if version.status != QUARANTINED:
         raise UsageError(f"{version.reference} is not quarantined; use `depot rm`")
-    for v in depot.versions(include_untagged=True):
+    for v in depot.names.versions(include_untagged=True):
         if v.digest == version.digest:
-            depot.remove(str(v.reference))
+            depot.names.remove(str(v.reference))
             stdout.print(f"removed {v.reference}", markup=False)
 
 
@@ -276,7 +295,7 @@ def quarantine_delete(depot: Depot, name: str) -> None:
 @pass_depot
 def policy(depot: Depot) -> None:
     """Show the policy in force (DEPOT_HOME/policy.toml, else the built-in defaults)."""
-    p = depot.governance.policy()
+    p = depot.admission.policy()
     stdout.print(f"source: {p.source}", markup=False)
     rows = [
         ("blocks at", str(p.block_at)),
@@ -303,16 +322,16 @@ def _since(text: str | None) -> datetime | None:
 
 @app.group(invoke_without_command=True)
 @click.option("--since", help="Only events at or after this ISO date/time.")
-@click.option("--action", help="Only events of this action (import, sign, request, ...).")
+@click.option("--action", help="Only events of this action (import, scan, sign, quarantine, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def audit(ctx: click.Context, since: str | None, action: str | None, as_json: bool) -> None:
-    """The audit log: every import, tag, sign, verify, quarantine, policy change, key change
-    and served request, hash-chained."""
+    """The audit log: every import, scan, tag, sign, verify, quarantine, policy change, key
+    and remote change, hash-chained (served requests are usage: `depot usage`)."""
     if ctx.invoked_subcommand is not None:
         return
     depot: Depot = ctx.obj
-    events = depot.registry.events(since=_since(since), action=action)
+    events = depot.audit.events(since=_since(since), action=action)
     if as_json:
         print_json(
             [
@@ -337,7 +356,7 @@ def audit(ctx: click.Context, since: str | None, action: str | None, as_json: bo
 @pass_depot
 def audit_verify(depot: Depot) -> None:
     """Recompute the hash chain; exits 1 when an event was edited or deleted."""
-    report = depot.governance.audit_verify()
+    report = depot.audit.verify()
     for problem in report.problems:
         stdout.print(f"event {problem.event_id}: {problem.message}", markup=False)
     stdout.print(f"{report.events} events, head {report.head or '-'}", markup=False)

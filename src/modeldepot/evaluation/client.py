@@ -1,28 +1,36 @@
 """Asking models: any model the depot serves, local (through its runtime) or remote (through
-its gateway), by running the depot's own HTTP app in this process and talking to it over
-ASGI. Every response goes through the cache; requests run concurrently within a bound.
+its gateway), through the depot's own HTTP API. The caller hands in the connection (the server
+run in this process over ASGI, or the base URL of a running one): evaluation never imports the
+server. Every response goes through the cache; requests run concurrently within a bound; the
+model that answered each request (an alias may fall back) is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
-import secrets
-from collections.abc import AsyncIterator
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.errors import DepotError, InvalidReference, ModelNotFound
+from modeldepot.errors import DepotError
 from modeldepot.evaluation.cache import ResponseCache, request_key
-from modeldepot.registry.gateway import GatewayStore
 
-__all__ = ["ModelRef", "Models", "RequestFailed"]
+__all__ = ["Connector", "ModelRef", "Models", "RequestFailed", "resolve_model"]
+
+Connector = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+"""Opens a client of the depot's HTTP API (base URL and credentials set)."""
+
+UPSTREAM_HEADER = "x-depot-upstream"
+"""The server names the model that answered (an alias's target) in this header."""
+_UPSTREAM = "_answered_by"
+"""Where a cached response keeps it."""
 
 GROUP_SEQUENCES = 16
 """Prompts per grouped scoring request, not counting each item's first (its context, which
@@ -39,25 +47,25 @@ class ModelRef:
     """As given on the command line."""
     identity: str
     """What results and cached responses are keyed by: the version's digest for a local
-    model, `remote:NAME` for a remote one."""
+    model, `remote:NAME` for a remote one, `alias:NAME` for an alias (its results are recorded
+    under the model that answered)."""
     remote: bool
     label: str
 
+    @property
+    def alias(self) -> bool:
+        return self.identity.startswith("alias:")
+
 
 def resolve_model(depot: Depot, name: str) -> ModelRef:
-    gateway = GatewayStore(depot.registry.engine)
-    remotes = {r.name: r for r in gateway.remotes()}
-    if name in remotes:
-        r = remotes[name]
-        return ModelRef(name, f"remote:{r.name}", True, f"{r.name} ({r.upstream_model})")
-    aliases = {a.name: a for a in gateway.aliases()}
-    if name in aliases:
-        return resolve_model(depot, aliases[name].targets[0])
-    try:
-        version = depot.show(name)
-    except (ModelNotFound, InvalidReference):
-        raise ModelNotFound(f"no model or remote named {name!r}") from None
-    return ModelRef(name, version.digest, False, str(version.reference))
+    """`name` as the depot's resolver sees it (ModelNotFound when it names nothing)."""
+    found = depot.resolver.resolve(name)
+    if found.alias is not None:
+        first = found.targets[0] if found.targets else None
+        remote = first is not None and first.remote is not None
+        return ModelRef(name, f"alias:{name}", remote, name)
+    target = depot.resolver.target(name)
+    return ModelRef(name, target.identity, target.remote is not None, target.label)
 
 
 @dataclass
@@ -68,32 +76,29 @@ class _Waiting:
 
 
 class Models:
-    def __init__(self, settings: Settings, cache: ResponseCache, concurrency: int) -> None:
-        self.secret = secrets.token_urlsafe(24)
-        keys = ",".join(k for k in (settings.api_keys, self.secret) if k)
-        self.settings = dataclasses.replace(settings, api_keys=keys)
+    def __init__(self, connect: Connector, cache: ResponseCache, concurrency: int) -> None:
+        self.connect = connect
         self.cache = cache
         self._gate = asyncio.Semaphore(concurrency)
         self._client: httpx.AsyncClient | None = None
         self._waiting: dict[tuple[str, str], list[_Waiting]] = {}
         self._sending: set[asyncio.Task[None]] = set()
+        self.answered: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        """(model name, task) -> how many responses each upstream model gave."""
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Models]:
-        from modeldepot.server.app import create_app
+        async with self.connect() as client:
+            self._client = client
+            try:
+                yield self
+            finally:
+                self._client = None
 
-        app = create_app(self.settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://depot", timeout=None,
-                headers={"Authorization": f"Bearer {self.secret}"},
-            ) as client:  # fmt: skip
-                self._client = client
-                try:
-                    yield self
-                finally:
-                    self._client = None
+    def _note(self, model: ModelRef, task: str, answer: dict[str, Any]) -> dict[str, Any]:
+        upstream = answer.pop(_UPSTREAM, None)
+        self.answered[(model.name, task)][upstream or model.name] += 1
+        return answer
 
     async def post(
         self, model: ModelRef, task: str, version: str, path: str, body: dict[str, Any]
@@ -101,10 +106,10 @@ class Models:
         key = request_key(model.identity, task, version, path, body)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return self._note(model, task, cached)
         answer = await self._send(model, path, body)
         self.cache.put(key, answer)
-        return answer
+        return self._note(model, task, answer)
 
     async def score(
         self, model: ModelRef, task: str, version: str, body: dict[str, Any]
@@ -115,7 +120,7 @@ class Models:
         key = request_key(model.identity, task, version, "/v1/completions", body)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return self._note(model, task, cached)
         loop = asyncio.get_running_loop()
         common = {k: v for k, v in body.items() if k not in ("prompt", "logprobs_from")}
         group = (model.name, json.dumps(common, sort_keys=True))
@@ -127,7 +132,7 @@ class Models:
         waiting.append(_Waiting(key, body, loop.create_future()))
         if len(waiting) == 1:  # the rest of this moment's items join it first
             loop.call_soon(self._flush, group, model)
-        return await waiting[-1].done
+        return self._note(model, task, await waiting[-1].done)
 
     def _flush(self, group: tuple[str, str], model: ModelRef) -> None:
         waiting = self._waiting.pop(group, [])
@@ -169,7 +174,8 @@ class Models:
         for one in waiting:
             part = [{**c, "index": i} for i, c in enumerate(choices[: len(one.body["prompt"])])]
             choices = choices[len(one.body["prompt"]) :]
-            mine = {"object": answer.get("object"), "model": answer.get("model"), "choices": part}
+            mine = {"object": answer.get("object"), "model": answer.get("model"), "choices": part,
+                    _UPSTREAM: answer.get(_UPSTREAM)}  # fmt: skip
             self.cache.put(one.key, mine)
             one.done.set_result(mine)
 
@@ -188,4 +194,5 @@ class Models:
                 message = reply.text[:300]
             raise RequestFailed(f"{model.name}: {reply.status_code} {message}")
         answer: dict[str, Any] = reply.json()
+        answer[_UPSTREAM] = reply.headers.get(UPSTREAM_HEADER)
         return answer

@@ -1,7 +1,7 @@
-"""Model format readers and their registry.
+"""Model format readers, found through the `modeldepot.formats` entry-point group.
 
 Every reader, built-in or third-party, is an entry point in the `modeldepot.formats` group
-naming a class that implements `ModelFormat`; `FormatRegistry.from_entry_points()` loads them
+naming a class that implements `ModelFormat`; `Formats.from_entry_points()` loads them
 all, and tests or embedders may pass their own list instead.
 """
 
@@ -14,20 +14,20 @@ from pathlib import Path
 from modeldepot.errors import NotFound, UnsupportedFormat, UsageError
 from modeldepot.formats.base import ModelFormat, ModelInfo, ModelSource, SourceFile
 
-__all__ = ["FormatRegistry", "ModelFormat", "ModelInfo", "ModelSource", "SourceFile"]
+__all__ = ["Formats", "ModelFormat", "ModelInfo", "ModelSource", "SourceFile"]
 
 ENTRY_POINT_GROUP = "modeldepot.formats"
 # Detection order: formats recognised by a magic number before those recognised by layout.
 _ORDER = ("gguf", "onnx", "pytorch", "huggingface")
 
 
-class FormatRegistry:
+class Formats:
     def __init__(self, formats: Iterable[ModelFormat]) -> None:
         ranked = sorted(formats, key=lambda f: _ORDER.index(f.name) if f.name in _ORDER else 99)
         self._formats = {f.name: f for f in ranked}
 
     @classmethod
-    def from_entry_points(cls) -> FormatRegistry:
+    def from_entry_points(cls) -> Formats:
         return cls(ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP))
 
     @property

@@ -1,4 +1,5 @@
-"""The audit log's hash chain.
+"""The audit log: an append-only, hash-chained record of every governance action (imports,
+tags, removals, scans, quarantine, signatures, policy, keys, remotes), each with its actor.
 
 Every event stores the hash of the event before it and a sha256 over that hash and its own
 fields (time, actor, action, subject, details in canonical JSON). Editing an event changes its
@@ -15,9 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modeldepot.registry.records import as_utc
+import sqlalchemy as sa
 
-__all__ = ["ChainProblem", "ChainReport", "chain_hash"]
+from modeldepot.registry import schema as t
+from modeldepot.registry.records import Event, as_utc
+
+__all__ = ["AuditLog", "ChainProblem", "ChainReport", "chain_hash"]
 
 
 def _instant(at: datetime) -> str:
@@ -49,3 +53,79 @@ class ChainReport:
     @property
     def intact(self) -> bool:
         return not self.problems
+
+
+class AuditLog:
+    """The one writer and reader of events. `append_in` extends the chain inside the caller's
+    transaction (so a change and its event commit together); `append` in a transaction of its
+    own. On PostgreSQL an advisory transaction lock keeps concurrent writers from forking the
+    chain; on SQLite `BEGIN IMMEDIATE` already serialises writers. Per-request usage is not an
+    event (see `registry.usage`): serving never takes this lock."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def append(self, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            self.append_in(conn, actor, action, subject, details)
+
+    @staticmethod
+    def append_in(
+        conn: sa.Connection, actor: str, action: str, subject: str, details: dict[str, Any]
+    ) -> None:
+        if conn.dialect.name == "postgresql":  # one writer at a time extends the chain
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7004001)"))
+        previous = (
+            conn.scalar(sa.select(t.events.c.hash).order_by(t.events.c.id.desc()).limit(1)) or ""
+        )
+        at = datetime.now(UTC)
+        details = json.loads(json.dumps(details, default=str))  # as it will read back
+        conn.execute(
+            t.events.insert().values(
+                at=at, actor=actor, action=action, subject=subject, details=details,
+                prev_hash=previous,
+                hash=chain_hash(previous, at, actor, action, subject, details),
+            )
+        )  # fmt: skip
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int | None = None,
+        action: str | None = None,
+    ) -> list[Event]:
+        query = sa.select(t.events).order_by(t.events.c.id)
+        if since is not None:
+            query = query.where(t.events.c.at >= since)
+        if action is not None:
+            query = query.where(t.events.c.action == action)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                Event(r.id, as_utc(r.at), r.actor, r.action, r.subject, dict(r.details))
+                for r in conn.execute(query)
+            ]
+
+    def verify(self) -> ChainReport:
+        """Recompute every event's hash and link; report the problems found."""
+        problems: list[ChainProblem] = []
+        previous = ""
+        count = 0
+        with self.engine.connect() as conn:
+            for r in conn.execute(sa.select(t.events).order_by(t.events.c.id)):
+                count += 1
+                if r.prev_hash != previous:
+                    problems.append(ChainProblem(
+                        r.id,
+                        "does not link to the event before it (an event was deleted or reordered)",
+                    ))  # fmt: skip
+                expected = chain_hash(r.prev_hash or "", as_utc(r.at), r.actor, r.action,
+                                      r.subject, r.details)  # fmt: skip
+                if r.hash != expected:
+                    problems.append(ChainProblem(
+                        r.id, "its content does not match its hash (the event was edited)"
+                    ))  # fmt: skip
+                previous = r.hash or ""
+        return ChainReport(count, previous, tuple(problems))

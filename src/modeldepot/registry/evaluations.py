@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from modeldepot.registry import schema as t
 from modeldepot.registry.records import as_utc
-from modeldepot.registry.registry import Registry
+from modeldepot.registry.versions import Registry
 
 __all__ = ["EvaluationRecord", "EvaluationStore"]
 
@@ -50,7 +50,7 @@ class EvaluationStore:
                 )
             )  # fmt: skip
             summary = {m: v["value"] for m, v in result.metrics.items()}
-            self.registry._event(conn, actor, "eval", result.subject,
+            self.registry.audit.append_in(conn, actor, "eval", result.subject,
                                  {"model": result.model, "task": result.task,
                                   "version": result.task_version, "metrics": summary})  # fmt: skip
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from modeldepot.errors import ConflictError, NotFound, UsageError
 from modeldepot.registry import schema as t
+from modeldepot.registry.audit import AuditLog
 
 __all__ = ["Alias", "GatewayStore", "Remote"]
 
@@ -46,10 +47,13 @@ def _check_name(name: str) -> str:
 
 
 class GatewayStore:
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    """Remotes and aliases; each change is recorded in the audit log with `actor`."""
 
-    def add_remote(self, remote: Remote) -> Remote:
+    def __init__(self, engine: sa.Engine, actor: str = "depot") -> None:
+        self.engine = engine
+        self.actor = actor
+
+    def add_remote(self, remote: Remote, *, actor: str | None = None) -> Remote:
         _check_name(remote.name)
         url = httpx.URL(remote.base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -64,12 +68,15 @@ class GatewayStore:
             )
             if done.rowcount == 0:
                 conn.execute(t.remotes.insert().values(**_row(remote)))
+            details = {"base_url": remote.base_url, "model": remote.upstream_model}
+            AuditLog.append_in(conn, actor or self.actor, "remote.add", remote.name, details)
         return remote
 
-    def remove_remote(self, name: str) -> None:
+    def remove_remote(self, name: str, *, actor: str | None = None) -> None:
         with self.engine.begin() as conn:
             if conn.execute(t.remotes.delete().where(t.remotes.c.name == name)).rowcount == 0:
                 raise NotFound(f"no remote named {name!r}; `depot remote list` shows them")
+            AuditLog.append_in(conn, actor or self.actor, "remote.remove", name, {})
 
     def remotes(self) -> list[Remote]:
         with self.engine.connect() as conn:
@@ -79,7 +86,7 @@ class GatewayStore:
     def remote(self, name: str) -> Remote | None:
         return next((r for r in self.remotes() if r.name == name), None)
 
-    def set_alias(self, name: str, targets: list[str]) -> Alias:
+    def set_alias(self, name: str, targets: list[str], *, actor: str | None = None) -> Alias:
         _check_name(name)
         if not targets:
             raise UsageError("an alias needs at least one target")
@@ -96,12 +103,14 @@ class GatewayStore:
             )
             if done.rowcount == 0:
                 conn.execute(t.aliases.insert().values(name=name, targets=targets, updated_at=now))
+            AuditLog.append_in(conn, actor or self.actor, "alias.set", name, {"targets": targets})
         return Alias(name, tuple(targets))
 
-    def remove_alias(self, name: str) -> None:
+    def remove_alias(self, name: str, *, actor: str | None = None) -> None:
         with self.engine.begin() as conn:
             if conn.execute(t.aliases.delete().where(t.aliases.c.name == name)).rowcount == 0:
                 raise NotFound(f"no alias named {name!r}; `depot alias list` shows them")
+            AuditLog.append_in(conn, actor or self.actor, "alias.remove", name, {})
 
     def aliases(self) -> list[Alias]:
         with self.engine.connect() as conn:

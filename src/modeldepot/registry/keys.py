@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from modeldepot.errors import ConflictError, NotFound, UsageError
 from modeldepot.registry import schema as t
+from modeldepot.registry.audit import AuditLog
 
 __all__ = ["ApiKey", "KeyStore", "hash_secret", "keys_from_env"]
 
@@ -57,12 +58,15 @@ def keys_from_env(value: str | None) -> dict[str, ApiKey]:
 
 
 class KeyStore:
-    def __init__(self, engine: sa.Engine) -> None:
+    """API keys; creating and revoking one is recorded in the audit log with `actor`."""
+
+    def __init__(self, engine: sa.Engine, actor: str = "depot") -> None:
         self.engine = engine
+        self.actor = actor
 
     def create(
         self, name: str, *, models: str = "*", rpm: int | None = None, tpd: int | None = None,
-        private: bool = False,
+        private: bool = False, actor: str | None = None,
     ) -> tuple[ApiKey, str]:  # fmt: skip
         if _NAME.fullmatch(name) is None:
             raise UsageError(f"{name!r}: a key name holds letters, digits, . _ - (at most 64)")
@@ -80,9 +84,11 @@ class KeyStore:
                     rpm=rpm, tpd=tpd, private=private, created_at=key.created_at,
                 )
             )  # fmt: skip
+            details = {"models": models, "rpm": rpm, "tpd": tpd, "private": private}
+            AuditLog.append_in(conn, actor or self.actor, "key.create", name, details)
         return key, secret
 
-    def revoke(self, name: str) -> None:
+    def revoke(self, name: str, *, actor: str | None = None) -> None:
         with self.engine.begin() as conn:
             done = conn.execute(
                 t.api_keys.update()
@@ -91,6 +97,7 @@ class KeyStore:
             )
             if done.rowcount == 0:
                 raise NotFound(f"no active key named {name!r}; `depot key list` shows them")
+            AuditLog.append_in(conn, actor or self.actor, "key.revoke", name, {})
 
     def all(self) -> list[ApiKey]:
         with self.engine.connect() as conn:

@@ -10,7 +10,24 @@ from modeldepot.formats.base import ModelInfo
 from modeldepot.refs import Reference
 from modeldepot.store.manifests import Descriptor
 
-__all__ = ["RELATIONS", "Event", "FileRecord", "LineageLink", "ModelVersion", "as_utc"]
+__all__ = [
+    "BASE_RELATIONS",
+    "OK",
+    "PENDING",
+    "QUARANTINED",
+    "RELATIONS",
+    "Event",
+    "FileRecord",
+    "LineageLink",
+    "ModelVersion",
+    "as_utc",
+]
+
+PENDING = "pending"
+"""Stored, not yet scanned and admitted: never served, exported or run."""
+OK = "ok"
+QUARANTINED = "quarantined"
+"""Refused by the policy (or held by hand): kept and listed, never served, exported or run."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,9 @@ class LineageLink:
     target_digest: str | None = None
 
 
-RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge", "dataset")
+BASE_RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge")
+"""How a version can derive from a base model (Hugging Face's `base_model_relation`)."""
+RELATIONS = (*BASE_RELATIONS, "dataset")
 
 
 @dataclass(frozen=True)
@@ -56,10 +75,24 @@ class ModelVersion:
     source: str | None = None
     files: tuple[FileRecord, ...] = ()
     lineage: tuple[LineageLink, ...] = ()
+    status: str = OK
+    """PENDING, OK or QUARANTINED: shared by every tag of the same bytes."""
+    reasons: tuple[str, ...] = ()
+    """Why it is quarantined."""
 
     @property
     def name(self) -> str:
         return str(self.reference)
+
+    @property
+    def layout(self) -> tuple[tuple[str, str], ...]:
+        """(path, blob digest) of each file."""
+        return tuple((f.path, f.digest) for f in self.files)
+
+    @property
+    def admitted(self) -> bool:
+        """Scanned and allowed by the policy when it was last applied."""
+        return self.status == OK
 
     def to_dict(self) -> dict[str, Any]:
         info = self.info.to_dict()

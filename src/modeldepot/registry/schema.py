@@ -9,6 +9,8 @@ compares the two so they never drift apart.
     files     the layers of a manifest
     lineage   base model, adapter, dataset, quantised-from ... of a manifest
     events    who did what, when (hash-chained: an edited or deleted event is detected)
+    usage     one row per answered API request (key, model, tokens, latency): not audit
+              events, so serving never waits on the chain
     scans     scanner findings per manifest
     signatures  OpenSSF model-signing bundles (stored as blobs) per manifest
     cards     model cards (stored as blobs), generated or edited
@@ -37,6 +39,7 @@ __all__ = [
     "scans",
     "signatures",
     "tags",
+    "usage",
     "versions",
 ]
 
@@ -76,7 +79,8 @@ manifests = sa.Table(
     sa.Column("info", sa.JSON, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("created_at", _NOW, nullable=False),
-    # "ok" or "quarantined" (stored and listed, never served or exported)
+    # "pending" until scanned and admitted by the policy, then "ok" or "quarantined" (stored
+    # and listed, never served or exported); only "ok" is ever served
     sa.Column("status", sa.String(16), nullable=False, server_default="ok"),
     sa.Column("status_reasons", sa.JSON),
 )
@@ -136,6 +140,22 @@ events = sa.Table(
     # sha256 over the previous event's hash and this event's fields (see registry/audit.py)
     sa.Column("prev_hash", sa.String(64)),
     sa.Column("hash", sa.String(64)),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", _NOW, nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Index("ix_usage_key_at", "key", "at"),
 )
 
 scans = sa.Table(

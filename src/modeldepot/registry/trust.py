@@ -12,13 +12,11 @@ import sqlalchemy as sa
 
 from modeldepot.errors import ModelNotFound
 from modeldepot.registry import schema as t
-from modeldepot.registry.records import as_utc
-from modeldepot.registry.registry import Registry
+from modeldepot.registry.records import OK, PENDING, QUARANTINED, as_utc
+from modeldepot.registry.versions import Registry
 
-__all__ = ["CardRecord", "ScanRecord", "SignatureRecord", "Status", "TrustStore"]
-
-QUARANTINED = "quarantined"
-OK = "ok"
+__all__ = ["OK", "PENDING", "QUARANTINED", "CardRecord", "ScanRecord", "SignatureRecord",
+           "Status", "TrustStore"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,10 @@ class Status:
     def quarantined(self) -> bool:
         return self.status == QUARANTINED
 
+    @property
+    def pending(self) -> bool:
+        return self.status == PENDING
+
 
 def _rows_of(table: sa.Table, digest: str, *, newest_first: bool = False) -> sa.Select[Any]:
     """The rows of `table` (scans, signatures, cards) that hang off the manifest `digest`."""
@@ -83,8 +85,10 @@ class TrustStore:
 
     def record_scan(
         self, digest: str, version: str, findings: list[dict[str, Any]], *,
-        worst: str | None, actor: str,
+        worst: str | None, actor: str, admit: bool = False,
     ) -> None:  # fmt: skip
+        """Record a scan; with `admit`, a pending version becomes `ok` in the same
+        transaction (the policy found nothing against it)."""
         with self.engine.begin() as conn:
             conn.execute(
                 t.scans.insert().values(
@@ -92,8 +96,16 @@ class TrustStore:
                     findings=findings, scanned_at=datetime.now(UTC),
                 )
             )  # fmt: skip
-            self.registry._event(conn, actor, "scan", digest,
-                                 {"findings": len(findings), "worst": worst or "none"})  # fmt: skip
+            details: dict[str, Any] = {"findings": len(findings), "worst": worst or "none"}
+            if admit:
+                admitted = conn.execute(
+                    t.manifests.update()
+                    .where(t.manifests.c.digest == digest, t.manifests.c.status == PENDING)
+                    .values(status=OK, status_reasons=[])
+                )
+                if admitted.rowcount:
+                    details["admitted"] = True
+            self.registry.audit.append_in(conn, actor, "scan", digest, details)
 
     def latest_scan(self, digest: str) -> ScanRecord | None:
         with self.engine.connect() as conn:
@@ -127,7 +139,7 @@ class TrustStore:
             details: dict[str, Any] = {"reasons": reasons}
             if note:
                 details["note"] = note
-            self.registry._event(conn, actor, action, digest, details)
+            self.registry.audit.append_in(conn, actor, action, digest, details)
 
     def quarantined(self) -> list[Status]:
         with self.engine.connect() as conn:
@@ -138,11 +150,10 @@ class TrustStore:
             ).all()
         return [Status(r.digest, QUARANTINED, list(r.status_reasons or [])) for r in rows]
 
-    def quarantined_digests(self) -> set[str]:
-        return {s.digest for s in self.quarantined()}
-
     def blob_exportable(self, digest: str) -> bool:
-        """False only for a blob that belongs to quarantined versions and to no other."""
+        """False for a blob that belongs only to versions not admitted (quarantined, pending);
+        True for one no version claims (a signature, a card) and for one an admitted version
+        uses."""
         m = t.manifests
         direct = sa.select(m.c.status).where((m.c.digest == digest) | (m.c.config_digest == digest))
         via_files = (
@@ -152,7 +163,7 @@ class TrustStore:
         )
         with self.engine.connect() as conn:
             owners = [*conn.scalars(direct), *conn.scalars(via_files)]
-        return not owners or any(status != QUARANTINED for status in owners)
+        return not owners or any(status == OK for status in owners)
 
     # -- signatures ------------------------------------------------------------------------
 
@@ -166,7 +177,7 @@ class TrustStore:
                     actor=record.actor,
                 )
             )  # fmt: skip
-            self.registry._event(conn, record.actor, "sign", digest,
+            self.registry.audit.append_in(conn, record.actor, "sign", digest,
                                  {"method": record.method, "identity": record.identity,
                                   "signature": record.digest})  # fmt: skip
 
@@ -190,7 +201,9 @@ class TrustStore:
                 )
             )  # fmt: skip
             if edited:
-                self.registry._event(conn, actor, "card.edit", digest, {"card": card_digest})
+                self.registry.audit.append_in(
+                    conn, actor, "card.edit", digest, {"card": card_digest}
+                )
 
     def card(self, digest: str) -> CardRecord | None:
         with self.engine.connect() as conn:

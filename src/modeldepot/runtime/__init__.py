@@ -1,14 +1,33 @@
-"""Running models: one llama.cpp engine process per loaded model, and the pool that loads,
-keeps and unloads them within a memory budget."""
+"""Running models: the engine seam (`Engine`, what a version can do), the engines found
+through the `modeldepot.engines` entry points, engine processes, and the pool that loads, keeps
+and unloads them within a memory budget."""
 
-from modeldepot.runtime.pool import PoolStatus, RunnerPool
-from modeldepot.runtime.runner import ModelUnavailable, Runner, RunnerSpec, find_llama_server
+from modeldepot.runtime.engine import (
+    Adapter,
+    Capabilities,
+    Capability,
+    Engine,
+    EngineSpec,
+    Launch,
+    ModelFiles,
+)
+from modeldepot.runtime.engines import Engines, StoredFiles
+from modeldepot.runtime.pool import EnginePool, PoolStatus, QueueFull
+from modeldepot.runtime.process import EngineProcess, ModelUnavailable
 
 __all__ = [
+    "Adapter",
+    "Capabilities",
+    "Capability",
+    "Engine",
+    "EnginePool",
+    "EngineProcess",
+    "EngineSpec",
+    "Engines",
+    "Launch",
+    "ModelFiles",
     "ModelUnavailable",
     "PoolStatus",
-    "Runner",
-    "RunnerPool",
-    "RunnerSpec",
-    "find_llama_server",
+    "QueueFull",
+    "StoredFiles",
 ]

@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from modeldepot.errors import DepotError
-from modeldepot.runtime.runner import ModelUnavailable, Runner, RunnerSpec
+from modeldepot.runtime.engine import EngineSpec
+from modeldepot.runtime.process import EngineProcess, ModelUnavailable
 
-__all__ = ["PoolStatus", "QueueFull", "RunnerPool"]
+__all__ = ["EnginePool", "Launcher", "PoolStatus", "QueueFull"]
 
-Launcher = Callable[[RunnerSpec], Runner]
+Launcher = Callable[[EngineSpec], EngineProcess]
+"""Starts an engine process for a spec (a fake one in tests, as Ollama's scheduler takes a
+server factory)."""
 
 
 class QueueFull(DepotError):
@@ -35,8 +38,8 @@ class PoolStatus:
     idle_seconds: float
 
 
-class RunnerPool:
-    """Loaded runners by spec key (digest and kind), most recently used last."""
+class EnginePool:
+    """Loaded engines by spec key (digest and kind), most recently used last."""
 
     def __init__(
         self, launcher: Launcher, *, budget: int, keep_alive: float, queue_limit: int = 1 << 30
@@ -45,50 +48,50 @@ class RunnerPool:
         self.budget = budget
         self.keep_alive = keep_alive
         self.queue_limit = queue_limit
-        self._runners: OrderedDict[str, Runner] = OrderedDict()
+        self._loaded: OrderedDict[str, EngineProcess] = OrderedDict()
         self._loading: dict[str, asyncio.Lock] = {}
         self._admit = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def use(self, spec: RunnerSpec) -> AsyncIterator[Runner]:
+    async def use(self, spec: EngineSpec) -> AsyncIterator[EngineProcess]:
         """The running engine for `spec`, started if needed, counted busy while in use."""
-        runner = await self._get(spec)
-        if runner.active >= self.queue_limit:
+        engine = await self._get(spec)
+        if engine.active >= self.queue_limit:
             raise QueueFull(
-                f"{spec.name} has {runner.active} requests in flight, its limit "
+                f"{spec.name} has {engine.active} requests in flight, its limit "
                 "(DEPOT_MAX_QUEUE); retry shortly"
             )
-        runner.active += 1
+        engine.active += 1
         try:
-            yield runner
+            yield engine
         finally:
-            runner.active -= 1
-            runner.last_used = time.monotonic()
+            engine.active -= 1
+            engine.last_used = time.monotonic()
 
-    async def _get(self, spec: RunnerSpec) -> Runner:
+    async def _get(self, spec: EngineSpec) -> EngineProcess:
         lock = self._loading.setdefault(spec.key, asyncio.Lock())
         async with lock:
-            runner = self._runners.get(spec.key)
-            if runner is not None and runner.alive:
-                self._runners.move_to_end(spec.key)
-                runner.last_used = time.monotonic()
-                return runner
-            if runner is not None:  # its engine died: forget it and start a new one
-                self._runners.pop(spec.key)
+            engine = self._loaded.get(spec.key)
+            if engine is not None and engine.alive:
+                self._loaded.move_to_end(spec.key)
+                engine.last_used = time.monotonic()
+                return engine
+            if engine is not None:  # its engine died: forget it and start a new one
+                self._loaded.pop(spec.key)
             async with self._admit:
                 await self._make_room(spec)
-                runner = await asyncio.to_thread(self._launch, spec)
-                self._runners[spec.key] = runner
-            return runner
+                engine = await asyncio.to_thread(self._launch, spec)
+                self._loaded[spec.key] = engine
+            return engine
 
-    async def _make_room(self, spec: RunnerSpec) -> None:
+    async def _make_room(self, spec: EngineSpec) -> None:
         if spec.memory > self.budget:
             raise ModelUnavailable(
                 f"{spec.name} needs about {spec.memory / 2**30:.1f} GiB, more than the memory "
                 f"budget of {self.budget / 2**30:.1f} GiB (DEPOT_MAX_MEMORY)"
             )
         while self.used + spec.memory > self.budget:
-            idle = [d for d, r in self._runners.items() if r.active == 0]
+            idle = [d for d, r in self._loaded.items() if r.active == 0]
             if not idle:
                 raise ModelUnavailable(
                     f"no memory to load {spec.name}: every loaded model is busy; try again"
@@ -97,19 +100,19 @@ class RunnerPool:
 
     @property
     def used(self) -> int:
-        return sum(r.spec.memory for r in self._runners.values() if r.alive)
+        return sum(r.spec.memory for r in self._loaded.values() if r.alive)
 
     async def _unload(self, digest: str) -> None:
-        runner = self._runners.pop(digest, None)
-        if runner is not None:
-            await asyncio.to_thread(runner.stop)
+        engine = self._loaded.pop(digest, None)
+        if engine is not None:
+            await asyncio.to_thread(engine.stop)
 
     async def reap(self) -> None:
         """Unload models idle longer than the keep-alive time, and forget dead engines."""
         now = time.monotonic()
-        for digest, runner in list(self._runners.items()):
-            if not runner.alive or (
-                runner.active == 0 and now - runner.last_used > self.keep_alive
+        for digest, engine in list(self._loaded.items()):
+            if not engine.alive or (
+                engine.active == 0 and now - engine.last_used > self.keep_alive
             ):
                 await self._unload(digest)
 
@@ -119,7 +122,7 @@ class RunnerPool:
             await self.reap()
 
     async def close(self) -> None:
-        for digest in list(self._runners):
+        for digest in list(self._loaded):
             await self._unload(digest)
 
     def status(self) -> list[PoolStatus]:
@@ -135,8 +138,8 @@ class RunnerPool:
                 r.active,
                 now - r.last_used,
             )
-            for r in self._runners.values()
+            for r in self._loaded.values()
         ]
 
-    def get(self, digest: str) -> Runner | None:
-        return self._runners.get(digest)
+    def get(self, digest: str) -> EngineProcess | None:
+        return self._loaded.get(digest)

@@ -11,12 +11,71 @@ this process with the Hugging Face libraries set offline.
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from typing import Any
 
+from modeldepot.config import Settings
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
+from modeldepot.runtime.process import ModelUnavailable
 
-__all__ = ["main"]
+__all__ = ["SentenceEngine", "is_sentence_model", "main"]
+
+
+def is_sentence_model(version: ModelVersion) -> bool:
+    """A sentence-transformers folder: served for embeddings by this engine."""
+    return version.info.format != "gguf" and any(
+        f.path in ("modules.json", "config_sentence_transformers.json") for f in version.files
+    )
+
+
+class SentenceEngine:
+    """The plugin that runs this program for sentence-transformers folders."""
+
+    name = "sentence"
+    native_n = False
+
+    def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
+        return frozenset({Capability.EMBEDDINGS}) if is_sentence_model(version) else frozenset()
+
+    def spec(
+        self,
+        version: ModelVersion,
+        capability: Capability,
+        files: ModelFiles,
+        settings: Settings,
+        adapters: tuple[Adapter, ...] = (),
+    ) -> EngineSpec:
+        if adapters:
+            raise ModelUnavailable(f"the {self.name} engine applies no adapters")
+        weights = sum(f.size for f in version.files if f.kind == "weights")
+        memory = 2 * weights + 400 * 1024 * 1024  # the weights, torch's own overhead
+        return EngineSpec(
+            name=str(version.reference),
+            digest=version.digest,
+            engine=self.name,
+            kind="sentence",
+            weights=files.folder(version),
+            context=version.info.context_length or 512,
+            parallel=1,
+            threads=settings.engine_threads,
+            memory=memory,
+            device_memory=(("cpu", memory),),
+        )
+
+    def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:
+        return Launch(
+            [
+                sys.executable, "-m", "modeldepot.runtime.sentence",
+                "--model", str(spec.weights),
+                "--name", spec.name,
+                "--port", str(port),
+                "--threads", str(spec.threads),
+            ],
+            {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )  # fmt: skip
 
 
 def _handler(model: Any, name: str) -> type[JSONHandler]:

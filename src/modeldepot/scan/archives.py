@@ -160,7 +160,7 @@ class ZipScanner:
 
 def _wants_content(child: Item) -> bool:
     """Whether a member's whole content is needed (anything some scanner accepts)."""
-    from modeldepot.scan.registry import accepting
+    from modeldepot.scan.scanners import accepting
 
     return accepting(child) is not None or child.name == "config.json"
 

@@ -1,91 +1,116 @@
-"""`create_app(settings)`: the depot's HTTP server (FastAPI)."""
+"""`create_app(settings)`: the depot's HTTP server (FastAPI).
+
+On start it admits versions an interrupted import left pending (when no import is running),
+and, when told where it listens, announces itself in `DEPOT_HOME/serve.json` (readable by the
+owner only) with a local key, so that `depot run` on the same home talks to it instead of
+loading a second copy of a model.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from modeldepot import __version__
+from modeldepot._version import __version__
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
-from modeldepot.registry.keys import KeyStore, keys_from_env
-from modeldepot.runtime.pool import RunnerPool
-from modeldepot.runtime.runner import (
-    Runner,
-    RunnerSpec,
-    engine_client_limits,
-    find_llama_server,
-)
+from modeldepot.monitor import Metrics
+from modeldepot.registry.keys import keys_from_env
+from modeldepot.runtime import EnginePool, Engines, StoredFiles
+from modeldepot.runtime.process import engine_client_limits
 from modeldepot.server import native, openai
 from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.directory import Directory
 from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
-from modeldepot.server.metrics import Metrics
 from modeldepot.server.state import ServerState
 
-__all__ = ["create_app"]
+__all__ = ["ANNOUNCEMENT", "create_app"]
+
+ANNOUNCEMENT = "serve.json"
+"""Under DEPOT_HOME while a server of that home runs: its URL, pid and local key."""
 
 
 def _yield_to_engines() -> None:
     """Run the server's event loop (which relays every streamed token) under SCHED_BATCH: a
     relay that wakes up then waits for a scheduling point instead of preempting an engine
     thread in the middle of a decode step, which on a machine whose cores the engine uses
-    stalls the whole step. Engines are started back under the normal policy (runner.py)."""
+    stalls the whole step. Engines are started back under the normal policy (process.py)."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
-def create_app(settings: Settings) -> FastAPI:
+def _announce(path: Path, url: str, local_key: str) -> None:
+    partial = path.with_suffix(".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": url, "pid": os.getpid(), "key": local_key}, f)
+    partial.rename(path)
+
+
+def _withdraw(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engines: Engines | None = None,
+    listen: str | None = None,
+) -> FastAPI:
+    """The server over the depot at `settings`. `engines`: the engine plugins (default: the
+    `modeldepot.engines` entry points). `listen`: the base URL it is reached at, to announce."""
     depot = Depot(settings)
-    log_dir = settings.home / "logs"
-
-    def launch(spec: RunnerSpec) -> Runner:
-        return Runner.start(spec, find_llama_server(settings), log_dir)
-
-    def spent_today(key: str) -> list[tuple[float, int]]:
-        since = datetime.now(UTC) - timedelta(days=1)
-        return [
-            (
-                e.at.timestamp(),
-                e.details.get("prompt_tokens", 0) + e.details.get("completion_tokens", 0),
-            )
-            for e in depot.registry.events(since=since, action="request")
-            if e.details.get("key") == key
-        ]
-
-    pool = RunnerPool(
-        launch,
+    engines = engines or Engines.from_entry_points()
+    pool = EnginePool(
+        engines.launcher(settings, settings.home / "logs"),
         budget=settings.memory_budget,
         keep_alive=settings.keep_alive,
         queue_limit=settings.queue_limit,
     )
     metrics = Metrics(pool)
+    local_key = f"md-local-{secrets.token_urlsafe(24)}"
+
+    def spent_today(key: str) -> list[tuple[float, int]]:
+        since = datetime.now(UTC) - timedelta(days=1)
+        records = depot.usage.records(key=key, since=since)
+        return [(r.at.timestamp(), r.tokens) for r in records if r.at is not None]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _yield_to_engines()
+        await asyncio.to_thread(depot.admission.repair)
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(None, connect=10), limits=engine_client_limits()
         )
         remote_client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
-        gate = Gatekeeper(
-            keys_from_env(settings.api_keys), KeyStore(depot.registry.engine), spent_today
-        )
+        gate = Gatekeeper(keys_from_env(settings.api_keys), depot.keys, spent_today,
+                          local_secret=local_key)  # fmt: skip
         app.state.depot = ServerState(
-            settings, depot, pool, client, remote_client, gate, metrics, Directory(depot)
-        )
+            settings, depot, engines, StoredFiles(depot.store, settings.home), pool, client,
+            remote_client, gate, metrics, Directory(depot, engines),
+        )  # fmt: skip
+        announcement = settings.home / ANNOUNCEMENT
+        if listen is not None:
+            _announce(announcement, listen, local_key)
         reaper = asyncio.create_task(pool.run_reaper())
         try:
             yield
         finally:
+            if listen is not None:
+                _withdraw(announcement)
             reaper.cancel()
             await pool.close()
             await client.aclose()

@@ -20,10 +20,12 @@ from fastapi import Request
 from modeldepot.registry.keys import ApiKey, KeyStore, hash_secret
 from modeldepot.server.errors import APIError
 
-__all__ = ["LOCAL", "Gatekeeper"]
+__all__ = ["LOCAL", "LOCAL_RUN", "Gatekeeper"]
 
 LOCAL = ApiKey("local", "", "*")
 """The caller when no key is configured."""
+LOCAL_RUN = ApiKey("local-run", "", "*")
+"""The caller holding the server's local key (`depot run` on the same home)."""
 _DAY = 86400.0
 
 
@@ -49,8 +51,10 @@ class Gatekeeper:
         store: KeyStore,
         history: History | None = None,
         cache_seconds: float = 2.0,
+        local_secret: str | None = None,
     ) -> None:
         self.env_keys = env_keys
+        self._local = hash_secret(local_secret) if local_secret else None
         self.store = store
         self.history = history
         self.cache_seconds = cache_seconds
@@ -68,10 +72,12 @@ class Gatekeeper:
         return value
 
     async def authenticate(self, request: Request) -> ApiKey:
-        if not await self.enabled():
-            return LOCAL
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
+        if self._local is not None and hash_secret(secret.strip()) == self._local:
+            return LOCAL_RUN
+        if not await self.enabled():
+            return LOCAL
         if scheme.lower() != "bearer" or not secret.strip():
             raise APIError(401, "an API key is required: send `Authorization: Bearer <key>`",
                            "invalid_request_error", "missing_api_key")  # fmt: skip

@@ -1,6 +1,7 @@
 """The names the server resolves, cached for a moment: a request otherwise spends more time
-in registry queries (alias, remote, version, files) than in the relay itself. A tag moved or
-an alias changed takes effect within `ttl` seconds."""
+in registry queries (alias, remote, version, files, policy) than in the relay itself. A tag
+moved, an alias changed or a version quarantined takes effect within `ttl` seconds. The
+resolution itself is the depot's one `Resolver`, over these cached look-ups."""
 
 from __future__ import annotations
 
@@ -9,45 +10,69 @@ import time
 
 from modeldepot.depot import Depot
 from modeldepot.registry import ModelVersion
-from modeldepot.registry.gateway import Alias, GatewayStore, Remote
+from modeldepot.registry.resolver import GatewaySnapshot, Resolution, Resolver
+from modeldepot.runtime import Capabilities, Engines
 
 __all__ = ["Directory"]
 
 
 class Directory:
-    def __init__(self, depot: Depot, ttl: float = 2.0) -> None:
+    def __init__(self, depot: Depot, engines: Engines, ttl: float = 2.0) -> None:
         self.depot = depot
+        self.engines = engines
         self.ttl = ttl
-        self._gateway: tuple[float, dict[str, Alias], dict[str, Remote]] = (-1e9, {}, {})
+        self._gateway: tuple[float, GatewaySnapshot] = (-1e9, ({}, {}))
         self._versions: dict[str, tuple[float, ModelVersion]] = {}
         self._refusals: dict[str, tuple[float, list[str]]] = {}
+        self._resolutions: dict[tuple[str, bool], tuple[float, Resolution]] = {}
+        self._capabilities: dict[str, Capabilities] = {}
+        self.resolver = Resolver(self._version, self._gateway_now, self._refusals_of)
 
-    async def gateway(self) -> tuple[dict[str, Alias], dict[str, Remote]]:
-        loaded, aliases, remotes = self._gateway
-        if time.monotonic() - loaded > self.ttl:
-            store = GatewayStore(self.depot.registry.engine)
-            aliases = {a.name: a for a in await asyncio.to_thread(store.aliases)}
-            remotes = {r.name: r for r in await asyncio.to_thread(store.remotes)}
-            self._gateway = (time.monotonic(), aliases, remotes)
-        return aliases, remotes
+    def _fresh(self, at: float) -> bool:
+        return time.monotonic() - at <= self.ttl
 
-    async def version(self, name: str) -> ModelVersion:
-        """The version `name` names (raises ModelNotFound / InvalidReference)."""
+    def _gateway_now(self) -> GatewaySnapshot:
+        loaded, snapshot = self._gateway
+        if not self._fresh(loaded):
+            store = self.depot.gateway
+            snapshot = ({a.name: a for a in store.aliases()}, {r.name: r for r in store.remotes()})
+            self._gateway = (time.monotonic(), snapshot)
+        return snapshot
+
+    def _version(self, name: str) -> ModelVersion:
         cached = self._versions.get(name)
-        if cached is not None and time.monotonic() - cached[0] <= self.ttl:
+        if cached is not None and self._fresh(cached[0]):
             return cached[1]
-        version = await asyncio.to_thread(self.depot.show, name)
+        version = self.depot.names.show(name)
         self._versions[name] = (time.monotonic(), version)
         return version
 
-    async def refusals(self, version: ModelVersion) -> list[str]:
-        """Why `version` may not be served (quarantine, policy); empty when it may."""
+    def _refusals_of(self, version: ModelVersion) -> list[str]:
         cached = self._refusals.get(version.digest)
-        if cached is not None and time.monotonic() - cached[0] <= self.ttl:
+        if cached is not None and self._fresh(cached[0]):
             return cached[1]
-        found = await asyncio.to_thread(self.depot.governance.serve_refusals, version)
+        found = self.depot.admission.refusals(version)
         self._refusals[version.digest] = (time.monotonic(), found)
         return found
 
-    async def quarantined(self) -> set[str]:
-        return await asyncio.to_thread(self.depot.governance.trust.quarantined_digests)
+    async def resolve(self, name: str, *, private: bool) -> Resolution:
+        """Which models `name` reaches (ModelNotFound / InvalidReference when none)."""
+        cached = self._resolutions.get((name, private))
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
+        found = await asyncio.to_thread(self.resolver.resolve, name, private=private)
+        self._resolutions[(name, private)] = (time.monotonic(), found)
+        return found
+
+    async def gateway(self) -> GatewaySnapshot:
+        return await asyncio.to_thread(self._gateway_now)
+
+    async def refusals(self, version: ModelVersion) -> list[str]:
+        """Why `version` may not be served or exported (pending, quarantine, policy)."""
+        return await asyncio.to_thread(self._refusals_of, version)
+
+    def capabilities(self, version: ModelVersion) -> Capabilities:
+        found = self._capabilities.get(version.digest)
+        if found is None:
+            found = self._capabilities[version.digest] = self.engines.capabilities(version)
+        return found

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from modeldepot.errors import DepotError, NotFound
 from modeldepot.runtime.pool import QueueFull
-from modeldepot.runtime.runner import ModelUnavailable
+from modeldepot.runtime.process import ModelUnavailable
 
 __all__ = [
     "APIError",

@@ -1,6 +1,6 @@
 """The depot's own API (`/api/...`): what another depot needs to pull a model from this one.
 
-    GET /api/models                  stored versions (as `depot list --json`)
+    GET /api/models                  admitted versions (as `depot list --json`)
     GET /api/models/{name}           one version's metadata, files and lineage
     GET /api/manifests/{name}        the manifest's exact bytes; `x-depot-digest` names them
     GET /api/blobs/{digest}          a blob's bytes
@@ -17,9 +17,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from modeldepot.errors import InvalidReference, ModelNotFound
+from modeldepot.describe import version_view
+from modeldepot.errors import InvalidReference, ModelNotFound, NotFound
 from modeldepot.refs import parse_digest
 from modeldepot.registry import ModelVersion
+from modeldepot.registry.trust import TrustStore
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
 from modeldepot.store.manifests import MANIFEST_MEDIA_TYPE
@@ -33,7 +35,7 @@ async def _version(request: Request, name: str) -> ModelVersion:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
     try:
-        version = await asyncio.to_thread(state.depot.show, name)
+        version = await asyncio.to_thread(state.depot.names.show, name)
     except (ModelNotFound, InvalidReference):
         raise APIError(
             404, f"no model named {name}", "invalid_request_error", "not_found"
@@ -53,21 +55,20 @@ def _refused(what: str) -> APIError:
 async def models(request: Request) -> list[dict[str, Any]]:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
-    versions = await asyncio.to_thread(state.depot.versions)
-    held = await state.directory.quarantined()
-    return [v.to_dict() for v in versions if key.allows(str(v.reference)) and v.digest not in held]
+    versions = await asyncio.to_thread(state.depot.names.versions)
+    return [version_view(v) for v in versions if key.allows(str(v.reference)) and v.admitted]
 
 
 @router.get("/models/{name:path}")
 async def model(request: Request, name: str) -> dict[str, Any]:
-    return (await _version(request, name)).to_dict()
+    return version_view(await _version(request, name))
 
 
 @router.get("/manifests/{name:path}")
 async def manifest(request: Request, name: str) -> Response:
     state: ServerState = request.app.state.depot
     version = await _version(request, name)
-    data = await asyncio.to_thread(state.depot.blobs.read_bytes, version.digest)
+    data = await asyncio.to_thread(state.depot.store.read_bytes, version.digest)
     return Response(
         data, media_type=MANIFEST_MEDIA_TYPE, headers={"x-depot-digest": version.digest}
     )
@@ -81,9 +82,10 @@ async def blob(request: Request, digest: str) -> Response:
         digest = parse_digest(digest)
     except InvalidReference as exc:
         raise APIError.bad_request(str(exc)) from None
-    if not await asyncio.to_thread(state.depot.governance.trust.blob_exportable, digest):
+    if not await asyncio.to_thread(TrustStore(state.depot.registry).blob_exportable, digest):
         raise _refused(f"blob {digest}")
-    path = state.depot.blobs.path(digest)
-    if not path.is_file():
-        raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found")
+    try:
+        path = await asyncio.to_thread(state.depot.store.local_path, digest)
+    except NotFound:
+        raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found") from None
     return FileResponse(path, media_type="application/octet-stream")

@@ -19,15 +19,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from modeldepot.config import secret_from_env
+from modeldepot.monitor import Accounting
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.gateway import Remote
-from modeldepot.runtime.pool import QueueFull
-from modeldepot.runtime.runner import ModelUnavailable, RunnerSpec
-from modeldepot.server import routing, scoring, tools
+from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable, QueueFull
+from modeldepot.server import echo, routing, tools
 from modeldepot.server.errors import APIError, depot_error_response, engine_failed, error_body
 from modeldepot.server.relay import EngineStream, RelayError
 from modeldepot.server.state import ServerState
-from modeldepot.server.usage import Accounting
 
 __all__ = ["router"]
 
@@ -51,13 +50,12 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def list_models(request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
-    versions = await asyncio.to_thread(state.depot.versions)
+    versions = await asyncio.to_thread(state.depot.names.versions)
     aliases, remotes = await state.directory.gateway()
-    held = await state.directory.quarantined()
     entries = [
         (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace)
         for v in versions
-        if (v.info.format == "gguf" or routing.is_sentence_model(v)) and v.digest not in held
+        if v.admitted and state.directory.capabilities(v).servable
     ]
     entries += [(name, 0, "remote") for name in remotes]
     entries += [(name, 0, "alias") for name in aliases]
@@ -117,7 +115,7 @@ async def _forward(request: Request, path: str) -> Response:
     await state.gate.admit(key)
     response: Response | None = None
     for i, target in enumerate(targets):
-        account = Accounting(state, key, target.name, path)
+        account = state.accounting(key, target.name, path)
         try:
             if target.remote is not None:
                 response = await _remote(state, target.remote, path, body, account)
@@ -151,23 +149,25 @@ async def _local(
     state: ServerState, version: ModelVersion, path: str, body: dict[str, Any], account: Accounting
 ) -> Response:
     chat = path.endswith("/chat/completions")
+    can = state.directory.capabilities(version)
     if not chat and body.get("echo"):  # prompt scoring: an engine of its own
-        return await scoring.score(state, version, body, account)
-    kind = "embed" if path.endswith("/embeddings") else "generate"
-    spec = routing.engine_spec(state, version, kind)
+        return await echo.score(state, version, body, account)
+    wanted = Capability.EMBEDDINGS if path.endswith("/embeddings") else (
+        Capability.CHAT if chat else Capability.COMPLETION)  # fmt: skip
+    spec = routing.engine_spec(state, version, wanted)
     body["model"] = spec.name
     body.pop("metadata", None)
-    if chat and body.get("tools") and not tools.template_handles_tools(version.info.chat_template):
+    if chat and body.get("tools") and not can.native_tools:
         return await _generic_tools(state, spec, body, account)
-    if int(body.get("n") or 1) > 1 and not body.get("stream"):
+    if int(body.get("n") or 1) > 1 and not body.get("stream") and not can.native_n:
         return await _fan_out(state, spec, path, body, account)
     stack = contextlib.AsyncExitStack()
     try:
-        runner = await stack.enter_async_context(state.pool.use(spec))
+        engine = await stack.enter_async_context(state.pool.use(spec))
     except BaseException:
         await stack.aclose()
         raise
-    url = runner.base_url + path
+    url = engine.base_url + path
     return await _send(
         lambda: EngineStream.open(url, body), bool(body.get("stream")), account, spec.name, stack
     )
@@ -249,7 +249,7 @@ async def _send(
 
 
 async def _fan_out(
-    state: ServerState, spec: RunnerSpec, path: str, body: dict[str, Any], account: Accounting
+    state: ServerState, spec: EngineSpec, path: str, body: dict[str, Any], account: Accounting
 ) -> Response:
     """`n` choices as `n` requests the engine decodes together, so each choice's tokens are
     counted in `usage` (the engine's own `n` reports only the first)."""
@@ -258,10 +258,10 @@ async def _fan_out(
     bodies = [
         {**body, "n": 1, **({"seed": seed + i} if isinstance(seed, int) else {})} for i in range(n)
     ]
-    async with state.pool.use(spec) as runner:
+    async with state.pool.use(spec) as engine:
         try:
             replies = await asyncio.gather(
-                *(state.client.post(runner.base_url + path, json=b) for b in bodies)
+                *(state.client.post(engine.base_url + path, json=b) for b in bodies)
             )
         except httpx.HTTPError as exc:
             return engine_failed(spec.name, exc)
@@ -280,13 +280,13 @@ async def _fan_out(
 
 
 async def _generic_tools(
-    state: ServerState, spec: RunnerSpec, body: dict[str, Any], account: Accounting
+    state: ServerState, spec: EngineSpec, body: dict[str, Any], account: Accounting
 ) -> Response:
     """Tool calling through a JSON schema, for templates without tools (see `tools`)."""
-    async with state.pool.use(spec) as runner:
+    async with state.pool.use(spec) as engine:
         try:
             upstream = await state.client.post(
-                f"{runner.base_url}/v1/chat/completions", json=tools.encode_request(body)
+                f"{engine.base_url}/v1/chat/completions", json=tools.encode_request(body)
             )
         except httpx.HTTPError as exc:
             return engine_failed(spec.name, exc)

@@ -8,10 +8,11 @@ import httpx
 
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.runtime.pool import RunnerPool
+from modeldepot.monitor import Accounting, Metrics
+from modeldepot.registry.keys import ApiKey
+from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.directory import Directory
-from modeldepot.server.metrics import Metrics
 
 __all__ = ["ServerState"]
 
@@ -20,7 +21,9 @@ __all__ = ["ServerState"]
 class ServerState:
     settings: Settings
     depot: Depot
-    pool: RunnerPool
+    engines: Engines
+    files: StoredFiles
+    pool: EnginePool
     client: httpx.AsyncClient
     """To the engines on loopback (no keep-alive)."""
     remote_client: httpx.AsyncClient
@@ -28,3 +31,7 @@ class ServerState:
     gate: Gatekeeper
     metrics: Metrics
     directory: Directory
+
+    def accounting(self, key: ApiKey, model: str, endpoint: str) -> Accounting:
+        return Accounting(self.metrics, self.gate.spend, self.depot.usage.record, key, model,
+                          endpoint)  # fmt: skip

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["answer_chunks", "decode_answer", "encode_request", "template_handles_tools"]
+__all__ = ["answer_chunks", "decode_answer", "encode_request"]
 
 _INSTRUCTIONS = (
     "You can call the following tools. Each is given as a JSON schema of its arguments.\n\n"
@@ -24,10 +24,6 @@ _INSTRUCTIONS = (
     '{{"tool_calls": [{{"name": "<tool name>", "arguments": {{...}}}}]}}. '
     'To answer without a tool: {{"response": "<your answer>"}}.'
 )
-
-
-def template_handles_tools(chat_template: str | None) -> bool:
-    return bool(chat_template) and "tools" in (chat_template or "")
 
 
 def _call_schema(tools: list[dict[str, Any]], parallel: bool) -> dict[str, Any]:

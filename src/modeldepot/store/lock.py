@@ -2,8 +2,10 @@
 
 Many imports may run at once (each writes its own temporary files and renames blobs into
 place atomically); `gc` must not run during any of them, or it would delete blobs an import
-has written but not yet recorded. An advisory `flock` on `DEPOT_HOME/store.lock` gives exactly
-that, and the kernel releases it when a process dies, even by `kill -9`.
+has written but not yet recorded. The lock is a strategy: on one machine an advisory `flock` on
+`DEPOT_HOME/store.lock` (`FileLock`), which the kernel releases when a process dies, even by
+`kill -9`; when several machines share a registry on PostgreSQL, a lease held in the registry
+(`registry.lease.LeaseLock`), which the server releases when the holder's connection ends.
 """
 
 from __future__ import annotations
@@ -14,13 +16,32 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from modeldepot.errors import StoreLocked
 
-__all__ = ["StoreLock"]
+__all__ = ["FileLock", "StoreLock"]
 
 
-class StoreLock:
+class StoreLock(Protocol):
+    def shared(self, timeout: float = 600.0) -> contextlib.AbstractContextManager[None]:
+        """Held while writing blobs and recording them (many holders at once)."""
+        ...
+
+    def exclusive(self, timeout: float = 600.0) -> contextlib.AbstractContextManager[None]:
+        """Held by garbage collection and repairs (nobody else meanwhile); with timeout 0,
+        raises StoreLocked at once when it is held."""
+        ...
+
+
+def busy(where: str, what: str) -> StoreLocked:
+    return StoreLocked(
+        f"the store at {where} is busy ({what} is waiting for another depot command to "
+        "finish); try again when it has"
+    )
+
+
+class FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
 
@@ -36,10 +57,7 @@ class StoreLock:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise StoreLocked(
-                            f"the store at {self.path.parent} is busy ({what} is waiting for "
-                            "another depot command to finish); try again when it has"
-                        ) from None
+                        raise busy(str(self.path.parent), what) from None
                     time.sleep(0.05)
             yield
         finally:

@@ -8,13 +8,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from modeldepot.runtime.pool import RunnerPool
+from modeldepot.runtime.pool import EnginePool
 
 __all__ = ["Metrics"]
 
 
 class _PoolCollector(Collector):
-    def __init__(self, pool: RunnerPool) -> None:
+    def __init__(self, pool: EnginePool) -> None:
         self.pool = pool
 
     def collect(self) -> Iterator[Metric]:
@@ -34,7 +34,7 @@ class _PoolCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, pool: RunnerPool) -> None:
+    def __init__(self, pool: EnginePool) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("depot_requests", "API requests", ["model", "endpoint", "status"],
                                 registry=self.registry)  # fmt: skip

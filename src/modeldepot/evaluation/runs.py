@@ -14,8 +14,8 @@ from typing import Any
 from modeldepot.depot import Depot
 from modeldepot.errors import UsageError
 from modeldepot.evaluation.cache import ResponseCache
-from modeldepot.evaluation.client import ModelRef, Models, RequestFailed, resolve_model
-from modeldepot.evaluation.scoring import ItemResult, Scorer
+from modeldepot.evaluation.client import Connector, ModelRef, Models, RequestFailed, resolve_model
+from modeldepot.evaluation.grading import ItemResult, Scorer
 from modeldepot.evaluation.stats import bootstrap_stderr, mean, mean_stderr
 from modeldepot.evaluation.tasks import Task, limited
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
@@ -43,6 +43,8 @@ class TaskResult:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     cached: int = 0
+    answered_by: dict[str, int] = field(default_factory=dict)
+    """The model that answered (an alias's target) and how many responses each gave."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class TaskResult:
             "failed": self.failed,
             "cached": self.cached,
             "seconds": round(self.seconds, 2),
+            "answered_by": self.answered_by,
         }
 
 
@@ -103,8 +106,10 @@ async def _run_task(
 
     results = await asyncio.gather(*(one(doc) for doc in task.items()))
     items = [r for r in results if r is not None]
+    answered = dict(scorer.models.answered[(model.name, task.name)].most_common())
     return TaskResult(model, task, aggregate(task, items), items, failed,
-                      time.perf_counter() - started, scorer.models.cache.hits - hits)  # fmt: skip
+                      time.perf_counter() - started, scorer.models.cache.hits - hits,
+                      answered)  # fmt: skip
 
 
 def evaluate(
@@ -113,9 +118,11 @@ def evaluate(
     tasks: list[Task],
     options: RunOptions,
     *,
+    connect: Connector,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> list[TaskResult]:
-    """Run every task against every model; results are recorded as they complete."""
+    """Run every task against every model through `connect` (the depot's API); results are
+    recorded as they complete, each under the model that answered it."""
     models = [resolve_model(depot, name) for name in model_names]
     judge = resolve_model(depot, options.judge) if options.judge else None
     tasks = [limited(t, options.limit) for t in tasks]
@@ -127,7 +134,7 @@ def evaluate(
     results: list[TaskResult] = []
 
     async def main() -> None:
-        client = Models(depot.settings, cache, options.concurrency)
+        client = Models(connect, cache, options.concurrency)
         async with client.running():
             scorer = Scorer(client, seed=options.seed, mc_mode=options.mc_mode, judge=judge)
             for model in models:
@@ -135,6 +142,9 @@ def evaluate(
                     label = f"{model.name} {task.name}"
                     advance = progress(label, len(task.items())) if progress else (lambda n: None)
                     result = await _run_task(scorer, model, task, advance)
+                    if model.alias and result.answered_by:
+                        first = next(iter(result.answered_by))
+                        result.model = resolve_model(depot, first)
                     results.append(result)
                     if result.metrics:
                         store.record(_record(result, options, judge), actor=depot.settings.actor)
@@ -156,6 +166,7 @@ def _record(result: TaskResult, options: RunOptions, judge: ModelRef | None) -> 
         metrics=result.metrics,
         items={it.id: it.scores for it in result.items},
         settings={"seed": options.seed, "mc_mode": options.mc_mode, "limit": options.limit,
-                  "judge": judge.label if judge else None, "failed": len(result.failed)},
+                  "judge": judge.label if judge else None, "failed": len(result.failed),
+                  "answered_by": result.answered_by},
         at=now(),
     )  # fmt: skip

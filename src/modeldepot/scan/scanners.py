@@ -1,4 +1,4 @@
-"""The scanner registry and the entry point of every scan.
+"""The scanners, and the entry point of every scan.
 
 Scanners are entry points in the `modeldepot.scanners` group; each file (and each member of an
 archive) goes to the first scanner that accepts its content. Folders also get the Hugging Face

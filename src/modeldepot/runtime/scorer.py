@@ -3,7 +3,7 @@
 
 Runs as its own process, one per model, like the generation engine:
 
-    python -m modeldepot.runtime.scoring --model PATH --port N [--threads N] [--ctx N]
+    python -m modeldepot.runtime.scorer --model PATH --port N [--threads N] [--ctx N]
 
 Each token's log-probability is read from the logits at the position before it (llama-cpp-
 python's own `echo` reads them at the token's own position, which is wrong for some models).
@@ -22,17 +22,77 @@ The engine drives llama.cpp's context directly, so that:
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from modeldepot.config import Settings
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
+from modeldepot.runtime.llama import memory_estimate, single_weights
+from modeldepot.runtime.process import ModelUnavailable
 
-__all__ = ["BATCH", "Scorer", "main"]
+__all__ = ["BATCH", "SCORING_CONTEXT", "Scorer", "ScoringEngine", "main"]
 
 BATCH = 512
+
+SCORING_CONTEXT = 2048
+"""Longest prompt the scoring engine takes."""
+
+
+class ScoringEngine:
+    """The plugin that runs this program for GGUF models."""
+
+    name = "scorer"
+    native_n = False
+
+    def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
+        return frozenset({Capability.SCORING}) if version.info.format == "gguf" else frozenset()
+
+    def spec(
+        self,
+        version: ModelVersion,
+        capability: Capability,
+        files: ModelFiles,
+        settings: Settings,
+        adapters: tuple[Adapter, ...] = (),
+    ) -> EngineSpec:
+        if adapters:
+            raise ModelUnavailable(f"the {self.name} engine applies no adapters")
+        info = version.info
+        if info.format != "gguf":
+            raise ModelUnavailable(f"{version.reference} is {info.format}; scoring needs GGUF")
+        per_sequence = min(settings.context, info.context_length or settings.context)
+        context = min(per_sequence, SCORING_CONTEXT)
+        scores = min(context, BATCH) * (info.vocab_size or 32000) * 4  # logit rows
+        memory = memory_estimate(version, context) + scores
+        return EngineSpec(
+            name=str(version.reference),
+            digest=version.digest,
+            engine=self.name,
+            kind="score",
+            weights=files.file(single_weights(version)),
+            context=context,
+            parallel=1,
+            threads=settings.engine_threads,
+            memory=memory,
+            device_memory=(("cpu", memory),),
+        )
+
+    def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:
+        return Launch([
+            sys.executable, "-m", "modeldepot.runtime.scorer",
+            "--model", str(spec.weights),
+            "--port", str(port),
+            "--threads", str(spec.threads),
+            "--ctx", str(spec.context),
+        ])  # fmt: skip
+
+
 """Tokens per llama_decode, and so the most rows of logits the engine holds at once."""
 _BRANCHES = 16
 """Most prompts of one request decoded together; a request with more runs them in turn."""

@@ -1,5 +1,6 @@
-"""Per-request accounting: tokens, time to first token, decode speed; recorded in the
-metrics, against the key's quota, and as a `request` event in the registry."""
+"""Per-request accounting: tokens, time to first token, decode speed; handed, once the response
+is sent, to the metrics, to the key's quota and to the usage log (`registry.usage`), which is
+not the audit chain: recording usage takes no global lock."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modeldepot.monitor.metrics import Metrics
 from modeldepot.registry.keys import ApiKey
-from modeldepot.server.state import ServerState
+from modeldepot.registry.usage import UsageRecord
 
 __all__ = ["Accounting"]
 
 
 @dataclass
 class Accounting:
-    state: ServerState
+    metrics: Metrics
+    spend: Callable[[ApiKey, int], None]
+    """Charges tokens to the key's quota."""
+    record: Callable[[UsageRecord], None]
+    """Writes the usage row (called in a worker thread)."""
     key: ApiKey
     model: str
     endpoint: str
@@ -57,19 +64,17 @@ class Accounting:
     async def finish(self) -> None:
         elapsed = time.perf_counter() - self.started
         ttft = self.first - self.started if self.first is not None else None
-        self.state.metrics.observe(self.model, self.endpoint, self.status, self.prompt,
-                                   self.completion, ttft, self.decode_rate)  # fmt: skip
-        self.state.gate.spend(self.key, self.prompt + self.completion)
-        details = {
-            "key": self.key.name,
-            "endpoint": self.endpoint,
-            "status": self.status,
-            "prompt_tokens": self.prompt,
-            "completion_tokens": self.completion,
-            "latency_ms": round(elapsed * 1000, 1),
-        }
-        if ttft is not None:
-            details["ttft_ms"] = round(ttft * 1000, 1)
-        await asyncio.to_thread(
-            self.state.depot.registry.add_event, self.key.name, "request", self.model, details
+        self.metrics.observe(self.model, self.endpoint, self.status, self.prompt,
+                             self.completion, ttft, self.decode_rate)  # fmt: skip
+        self.spend(self.key, self.prompt + self.completion)
+        usage = UsageRecord(
+            key=self.key.name,
+            model=self.model,
+            endpoint=self.endpoint,
+            status=self.status,
+            prompt_tokens=self.prompt,
+            completion_tokens=self.completion,
+            latency_ms=round(elapsed * 1000, 1),
+            ttft_ms=round(ttft * 1000, 1) if ttft is not None else None,
         )
+        await asyncio.to_thread(self.record, usage)

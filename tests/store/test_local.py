@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 
 from modeldepot.errors import IntegrityError, NotFound
-from modeldepot.store.blobs import BlobStore
+from modeldepot.store.local import LocalBlobStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "home")
+def store(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "home")
 
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_put_file_names_the_blob_by_its_sha256(store: BlobStore, tmp_path: Path) -> None:
+def test_put_file_names_the_blob_by_its_sha256(store: LocalBlobStore, tmp_path: Path) -> None:
     data = os.urandom(5 * 1024 * 1024 + 17)  # more than one chunk
     src = tmp_path / "weights.bin"
     src.write_bytes(data)
@@ -34,7 +34,7 @@ def test_put_file_names_the_blob_by_its_sha256(store: BlobStore, tmp_path: Path)
     assert list(store.tmp.iterdir()) == []
 
 
-def test_same_bytes_are_stored_once(store: BlobStore, tmp_path: Path) -> None:
+def test_same_bytes_are_stored_once(store: LocalBlobStore, tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"same")
     (tmp_path / "b").write_bytes(b"same")
     first = store.put_file(tmp_path / "a")
@@ -44,7 +44,9 @@ def test_same_bytes_are_stored_once(store: BlobStore, tmp_path: Path) -> None:
     assert not store.put_bytes(b"same").new
 
 
-def test_source_edited_later_does_not_change_the_blob(store: BlobStore, tmp_path: Path) -> None:
+def test_source_edited_later_does_not_change_the_blob(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
     src = tmp_path / "model.gguf"
     src.write_bytes(b"original")
     blob = store.put_file(src)
@@ -53,7 +55,7 @@ def test_source_edited_later_does_not_change_the_blob(store: BlobStore, tmp_path
     assert store.rehash(blob.digest) == blob.digest
 
 
-def test_expected_digest_mismatch_stores_nothing(store: BlobStore, tmp_path: Path) -> None:
+def test_expected_digest_mismatch_stores_nothing(store: LocalBlobStore, tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"payload")
     with pytest.raises(IntegrityError, match="nothing was stored"):
@@ -62,13 +64,13 @@ def test_expected_digest_mismatch_stores_nothing(store: BlobStore, tmp_path: Pat
     assert list(store.tmp.iterdir()) == []
 
 
-def test_put_stream_concatenates_parts(store: BlobStore) -> None:
+def test_put_stream_concatenates_parts(store: LocalBlobStore) -> None:
     parts = [io.BytesIO(b"abc"), io.BytesIO(b""), io.BytesIO(b"def")]
     blob = store.put_stream(parts, expected=_digest(b"abcdef"))
     assert store.read_bytes(blob.digest) == b"abcdef"
 
 
-def test_rehash_detects_a_flipped_byte(store: BlobStore) -> None:
+def test_rehash_detects_a_flipped_byte(store: LocalBlobStore) -> None:
     blob = store.put_bytes(b"0123456789")
     path = store.path(blob.digest)
     path.chmod(0o644)
@@ -76,14 +78,14 @@ def test_rehash_detects_a_flipped_byte(store: BlobStore) -> None:
     assert store.rehash(blob.digest) != blob.digest
 
 
-def test_missing_source_and_blob_are_not_found(store: BlobStore, tmp_path: Path) -> None:
+def test_missing_source_and_blob_are_not_found(store: LocalBlobStore, tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         store.put_file(tmp_path / "absent")
     with pytest.raises(NotFound):
         store.read_bytes("sha256:" + "1" * 64)
 
 
-def test_temporaries_of_dead_processes_are_cleaned(store: BlobStore) -> None:
+def test_temporaries_of_dead_processes_are_cleaned(store: LocalBlobStore) -> None:
     store.ensure()
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

@@ -1,5 +1,5 @@
 """Prompt scoring over the API: `/v1/completions` with `echo` (and `logprobs`), answered by
-the scoring engine (`runtime.scoring`) in OpenAI's legacy completions format."""
+the scoring engine (`runtime.scorer`) in OpenAI's legacy completions format."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 from fastapi.responses import JSONResponse, Response
 
+from modeldepot.monitor import Accounting
 from modeldepot.registry import ModelVersion
+from modeldepot.runtime import Capability
 from modeldepot.server.errors import APIError, engine_failed, error_body
 from modeldepot.server.routing import engine_spec
 from modeldepot.server.state import ServerState
-from modeldepot.server.usage import Accounting
 
 __all__ = ["MAX_ECHO_TOKENS", "score"]
 
@@ -50,11 +51,11 @@ async def score(
         raise APIError.bad_request(
             "`logprobs_from` is a character offset (an integer >= 0) or a list of one per prompt"
         )
-    spec = engine_spec(state, version, "score")
-    async with state.pool.use(spec) as runner:
+    spec = engine_spec(state, version, Capability.SCORING)
+    async with state.pool.use(spec) as engine:
         try:
             reply = await state.client.post(
-                f"{runner.base_url}/score",
+                f"{engine.base_url}/score",
                 json={"prompts": prompts, "top": top, "generate": generate, "from": start},
             )
         except httpx.HTTPError as exc:

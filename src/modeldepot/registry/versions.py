@@ -1,10 +1,9 @@
-"""The registry: which models exist, their versions and tags, their files and lineage, and the
-events that changed them. Each write is one transaction, so a model becomes visible whole or
-not at all."""
+"""The registry: which models exist, their versions and tags, their files and lineage. Each
+write is one transaction with its audit event, so a model becomes visible whole or not at all;
+a new manifest is recorded `pending` until admission has scanned it."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -17,9 +16,9 @@ from modeldepot.errors import ModelNotFound
 from modeldepot.formats.base import ModelInfo
 from modeldepot.refs import Reference
 from modeldepot.registry import schema as t
-from modeldepot.registry.audit import ChainProblem, ChainReport, chain_hash
+from modeldepot.registry.audit import AuditLog
 from modeldepot.registry.database import connect, migrate
-from modeldepot.registry.records import Event, FileRecord, LineageLink, ModelVersion, as_utc
+from modeldepot.registry.records import PENDING, FileRecord, LineageLink, ModelVersion, as_utc
 
 __all__ = ["Registry"]
 
@@ -51,6 +50,8 @@ _VERSION_COLUMNS = (
     t.manifests.c.info,
     t.manifests.c.source,
     t.versions.c.created_at,
+    t.manifests.c.status,
+    t.manifests.c.status_reasons,
 )
 
 # Every tag with its version, ordered for listing.
@@ -66,6 +67,7 @@ _TAGGED = (
 class Registry:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.audit = AuditLog(engine)
 
     @classmethod
     def open(cls, url: str, lock_dir: Path) -> Registry:
@@ -110,6 +112,7 @@ class Registry:
                     "info": info.to_dict(),
                     "source": source,
                     "created_at": _now(),
+                    "status": PENDING,
                 },
             )
             manifest_id = self._manifest_id(conn, digest)
@@ -128,7 +131,9 @@ class Registry:
             version_id = self._version_id(conn, model_id, manifest_id)
             if ref.tag is not None:
                 self._set_tag(conn, model_id, ref.tag, version_id)
-            self._event(conn, actor, action, f"{ref.repository}:{ref.tag}@{digest}", details or {})
+            self.audit.append_in(
+                conn, actor, action, f"{ref.repository}:{ref.tag}@{digest}", details or {}
+            )
         return self.resolve(
             Reference(ref.namespace, ref.name, ref.tag, None if ref.tag else digest)
         )
@@ -142,7 +147,7 @@ class Registry:
             model_id = self._model_id(conn, target)
             version_id = self._version_id(conn, model_id, manifest_id)
             self._set_tag(conn, model_id, target.tag, version_id)
-            self._event(
+            self.audit.append_in(
                 conn, actor, "tag", str(target), {"source": str(source), "digest": found.digest}
             )
         return self.resolve(target)
@@ -171,7 +176,7 @@ class Registry:
                 conn.execute(t.tags.delete().where(t.tags.c.version_id == version_id))
                 conn.execute(t.versions.delete().where(t.versions.c.id == version_id))
             self._drop_orphans(conn, model_id)
-            self._event(conn, actor, "remove", str(ref), {"digest": found.digest})
+            self.audit.append_in(conn, actor, "remove", str(ref), {"digest": found.digest})
         return found
 
     def prune_untagged(self, *, actor: str) -> list[str]:
@@ -194,12 +199,8 @@ class Registry:
                 conn.execute(t.versions.delete().where(t.versions.c.id.in_([r[0] for r in rows])))
                 for model_id in {r[1] for r in rows}:
                     self._drop_orphans(conn, model_id)
-                self._event(conn, actor, "prune", "untagged versions", {"removed": pruned})
+                self.audit.append_in(conn, actor, "prune", "untagged versions", {"removed": pruned})
         return pruned
-
-    def add_event(self, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            self._event(conn, actor, action, subject, details)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -258,6 +259,18 @@ class Registry:
         with self.engine.connect() as conn:
             return self._versions(conn, conn.execute(query).all(), None)
 
+    def pending(self) -> list[ModelVersion]:
+        """Every version not yet admitted (left so by an import that died before its scan)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*_VERSION_COLUMNS, sa.null().label("tag"))
+                .join(t.versions, t.versions.c.model_id == t.models.c.id)
+                .join(t.manifests, t.manifests.c.id == t.versions.c.manifest_id)
+                .where(t.manifests.c.status == PENDING)
+                .order_by(t.versions.c.id)
+            ).all()
+            return self._versions(conn, rows, None)
+
     def referenced_digests(self) -> set[str]:
         """Every blob some recorded version needs: manifests, their configs, their files, their
         signatures and model cards."""
@@ -268,26 +281,6 @@ class Registry:
             found |= set(conn.scalars(sa.select(t.signatures.c.digest)))
             found |= set(conn.scalars(sa.select(t.cards.c.digest)))
         return found
-
-    def events(
-        self,
-        *,
-        since: datetime | None = None,
-        limit: int | None = None,
-        action: str | None = None,
-    ) -> list[Event]:
-        query = sa.select(t.events).order_by(t.events.c.id)
-        if since is not None:
-            query = query.where(t.events.c.at >= since)
-        if action is not None:
-            query = query.where(t.events.c.action == action)
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [
-                Event(r.id, as_utc(r.at), r.actor, r.action, r.subject, dict(r.details))
-                for r in conn.execute(query)
-            ]
 
     # -- internals -------------------------------------------------------------------------
 
@@ -356,54 +349,6 @@ class Registry:
             conn.execute(t.models.delete().where(t.models.c.id == model_id))
 
     @staticmethod
-    def _event(
-        conn: sa.Connection, actor: str, action: str, subject: str, details: dict[str, Any]
-    ) -> None:
-        """Append one event to the hash chain, inside the caller's transaction."""
-        if conn.dialect.name == "postgresql":  # one writer at a time extends the chain
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7004001)"))
-        previous = (
-            conn.scalar(sa.select(t.events.c.hash).order_by(t.events.c.id.desc()).limit(1)) or ""
-        )
-        at = _now()
-        details = json.loads(json.dumps(details, default=str))  # as it will read back
-        conn.execute(
-            t.events.insert().values(
-                at=at, actor=actor, action=action, subject=subject, details=details,
-                prev_hash=previous,
-                hash=chain_hash(previous, at, actor, action, subject, details),
-            )
-        )  # fmt: skip
-
-    def verify_chain(self) -> ChainReport:
-        """Recompute every event's hash and link; report the first problems found."""
-        problems: list[ChainProblem] = []
-        previous = ""
-        count = 0
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.events).order_by(t.events.c.id))
-            for r in rows:
-                count += 1
-                if r.prev_hash != previous:
-                    problems.append(
-                        ChainProblem(
-                            r.id,
-                            "does not link to the event before it "
-                            "(an event was deleted or reordered)",
-                        )
-                    )
-                expected = chain_hash(r.prev_hash or "", as_utc(r.at), r.actor, r.action,
-                                      r.subject, r.details)  # fmt: skip
-                if r.hash != expected:
-                    problems.append(
-                        ChainProblem(
-                            r.id, "its content does not match its hash (the event was edited)"
-                        )
-                    )
-                previous = r.hash or ""  # fmt: skip
-        return ChainReport(count, previous, tuple(problems))
-
-    @staticmethod
     def _not_found_message(conn: sa.Connection, ref: Reference) -> str:
         tags = conn.scalars(
             sa.select(t.tags.c.name)
@@ -463,6 +408,8 @@ class Registry:
                     source=r.source,
                     files=tuple(files[r.manifest_id]),
                     lineage=tuple(links[r.manifest_id]),
+                    status=r.status,
+                    reasons=tuple(r.status_reasons or ()),
                 )
             )
         return out

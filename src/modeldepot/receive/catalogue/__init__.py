@@ -120,7 +120,11 @@ def _entry(key: str, raw: dict[str, Any]) -> PackagedModel:
 
 def load_catalogue(text: str | None = None) -> dict[str, PackagedModel]:
     if text is None:
-        text = files("modeldepot.catalogue").joinpath("packaged.toml").read_text(encoding="utf-8")
+        text = (
+            files("modeldepot.receive.catalogue")
+            .joinpath("packaged.toml")
+            .read_text(encoding="utf-8")
+        )
     return {key: _entry(key, raw) for key, raw in tomllib.loads(text).items()}
 
 

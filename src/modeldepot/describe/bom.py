@@ -16,8 +16,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from modeldepot import __version__
-from modeldepot.card import CardFacts
+from modeldepot._version import __version__
+from modeldepot.describe.card import CardFacts
 from modeldepot.errors import DepotError
 from modeldepot.licences import licence_terms
 from modeldepot.registry.records import ModelVersion

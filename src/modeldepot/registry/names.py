@@ -1,0 +1,39 @@
+"""Local names: a version by name, tag or digest; listing, search; moving and removing tags.
+Each change is recorded with its actor."""
+
+from __future__ import annotations
+
+from modeldepot.errors import UsageError
+from modeldepot.refs import Reference
+from modeldepot.registry.records import ModelVersion
+from modeldepot.registry.versions import Registry
+
+__all__ = ["Names"]
+
+
+class Names:
+    def __init__(self, registry: Registry, actor: str) -> None:
+        self.registry = registry
+        self.actor = actor
+
+    def show(self, name: str) -> ModelVersion:
+        """The version `name` (NAME[:TAG] or NAME@sha256:...) names; ModelNotFound if none."""
+        return self.registry.resolve(Reference.parse(name))
+
+    def versions(self, *, include_untagged: bool = False) -> list[ModelVersion]:
+        return self.registry.versions(include_untagged=include_untagged)
+
+    def search(self, query: str) -> list[ModelVersion]:
+        terms = query.split()
+        if not terms:
+            raise UsageError("give at least one search term, e.g. `depot search llama q4`")
+        return self.registry.search(terms)
+
+    def tag(self, source: str, target: str, *, actor: str | None = None) -> ModelVersion:
+        dst = Reference.parse(target)
+        if dst.digest is not None:
+            raise UsageError(f"{target!r}: a tag cannot name a digest; use NAME:TAG")
+        return self.registry.tag(Reference.parse(source), dst, actor=actor or self.actor)
+
+    def remove(self, name: str, *, actor: str | None = None) -> ModelVersion:
+        return self.registry.remove(Reference.parse(name), actor=actor or self.actor)

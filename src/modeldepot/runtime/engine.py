@@ -1,0 +1,143 @@
+"""The engine seam: what the depot asks of anything that runs a model.
+
+An engine is a plugin in the `modeldepot.engines` entry-point group (the built-in ones register
+the same way): it says what it can do for a version (`capabilities`), what it needs to run it
+(`spec`: files, context, threads, adapters, a memory estimate per device) and how to start it
+(`launch`: a command that serves HTTP on a loopback port, with `GET /health`). The pool starts,
+keeps and stops engine processes; the server only ever talks to them over HTTP.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from modeldepot.config import Settings
+from modeldepot.registry import ModelVersion
+
+__all__ = [
+    "Adapter",
+    "Capabilities",
+    "Capability",
+    "Engine",
+    "EngineSpec",
+    "Launch",
+    "ModelFiles",
+]
+
+
+class Capability(enum.StrEnum):
+    CHAT = "chat"
+    COMPLETION = "completion"
+    EMBEDDINGS = "embeddings"
+    SCORING = "scoring"
+    """Log-probabilities of a prompt's own tokens (`/v1/completions` with `echo`)."""
+    TOOLS = "tools"
+    ADAPTERS = "adapters"
+    """LoRA adapters applied at load time."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a version can do, and which engine does each thing: the one answer every route
+    asks (the `/v1/models` filter, echo scoring, tool calling, `n` choices)."""
+
+    engines: Mapping[Capability, str] = field(default_factory=dict)
+    native_tools: bool = False
+    """The chat template formats tool calls itself; otherwise the depot's JSON-schema
+    fallback does (server/tools.py)."""
+    native_n: bool = False
+    """The engine returns `n` choices with correct usage; otherwise they are fanned out."""
+
+    def __contains__(self, capability: object) -> bool:
+        return capability in self.engines
+
+    @property
+    def servable(self) -> bool:
+        return bool(self.engines)
+
+    def to_list(self) -> list[str]:
+        return sorted(str(c) for c in self.engines)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter applied by the engine, with its scale."""
+
+    path: Path
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to start one engine for one model version."""
+
+    name: str
+    digest: str
+    engine: str
+    """The engine plugin's name."""
+    kind: str
+    """What the process serves: `generate`, `embed`, `score` or `sentence`; with `digest`,
+    the pool's key (one process per version and kind)."""
+    weights: Path
+    context: int
+    parallel: int
+    threads: int
+    memory: int = 0
+    """Bytes of host memory the loaded model is estimated to need."""
+    device_memory: tuple[tuple[str, int], ...] = ()
+    """Estimated bytes per accelerator (`cuda:0` ...), for GPU engines."""
+    chat_template: str | None = None
+    """A built-in template name, for models whose file has none."""
+    full_swa_cache: bool = False
+    """Keep the whole context in sliding-window layers' cache too, so a repeated prefix can
+    be reused (llama.cpp cannot cut a sliding-window cache back to an arbitrary prefix)."""
+    adapters: tuple[Adapter, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.digest}:{self.kind}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start an engine process: its command line and extra environment."""
+
+    argv: list[str]
+    environment: Mapping[str, str] | None = None
+
+
+class ModelFiles(Protocol):
+    """Where an engine finds a version's bytes as real files."""
+
+    def file(self, digest: str) -> Path: ...
+
+    def folder(self, version: ModelVersion) -> Path: ...
+
+
+class Engine(Protocol):
+    name: str
+    native_n: bool
+
+    def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
+        """What this engine can do for `version` (empty: it cannot run it)."""
+        ...
+
+    def spec(
+        self,
+        version: ModelVersion,
+        capability: Capability,
+        files: ModelFiles,
+        settings: Settings,
+        adapters: tuple[Adapter, ...] = (),
+    ) -> EngineSpec:
+        """What to start to serve `capability` of `version` (with `adapters` applied); raises
+        ModelUnavailable when the engine cannot."""
+        ...
+
+    def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:
+        """The command that serves `spec` over HTTP on 127.0.0.1:`port`."""
+        ...

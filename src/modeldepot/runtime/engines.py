@@ -1,0 +1,104 @@
+"""The engines the depot knows, found through the `modeldepot.engines` entry-point group
+(llama.cpp's server, the scoring engine and the sentence-transformers engine register there
+like any third-party engine), and the one place that answers what a version can do and which
+engine does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from modeldepot.config import Settings
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime.engine import Adapter, Capabilities, Capability, Engine, EngineSpec
+from modeldepot.runtime.process import EngineProcess, ModelUnavailable, free_port
+from modeldepot.store import BlobStore, materialize
+
+__all__ = ["ENTRY_POINT_GROUP", "Engines", "StoredFiles"]
+
+ENTRY_POINT_GROUP = "modeldepot.engines"
+# When two engines can do the same thing, the first in this order does it.
+_ORDER = ("llama-server", "scorer", "sentence")
+
+
+@dataclass(frozen=True)
+class StoredFiles:
+    """A version's bytes as real files, from the blob store."""
+
+    store: BlobStore
+    home: Path
+
+    def file(self, digest: str) -> Path:
+        return self.store.local_path(digest)
+
+    def folder(self, version: ModelVersion) -> Path:
+        return materialize(self.store, version.digest, version.layout, self.home)
+
+
+class Engines:
+    def __init__(self, engines: Iterable[Engine]) -> None:
+        ranked = sorted(engines, key=lambda e: _ORDER.index(e.name) if e.name in _ORDER else 99)
+        self._engines = {e.name: e for e in ranked}
+
+    @classmethod
+    def from_entry_points(cls) -> Engines:
+        return cls(ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._engines)
+
+    def get(self, name: str) -> Engine:
+        try:
+            return self._engines[name]
+        except KeyError:
+            raise ModelUnavailable(
+                f"no engine named {name!r}; installed: {', '.join(self._engines)}"
+            ) from None
+
+    def capabilities(self, version: ModelVersion) -> Capabilities:
+        """What `version` can do, and which engine does each thing."""
+        chosen: dict[Capability, str] = {}
+        for engine in self._engines.values():
+            for capability in engine.capabilities(version):
+                chosen.setdefault(capability, engine.name)
+        generator = chosen.get(Capability.CHAT) or chosen.get(Capability.COMPLETION)
+        native_tools = False
+        native_n = False
+        if generator is not None:
+            engine = self._engines[generator]
+            native_n = engine.native_n
+            tools = getattr(engine, "native_tools", None)
+            native_tools = bool(tools(version)) if callable(tools) else False
+        return Capabilities(chosen, native_tools=native_tools, native_n=native_n)
+
+    def spec(
+        self,
+        version: ModelVersion,
+        capability: Capability,
+        files: StoredFiles,
+        settings: Settings,
+        adapters: tuple[Adapter, ...] = (),
+    ) -> EngineSpec:
+        """What to start to serve `capability` of `version` (ModelUnavailable when no engine
+        can)."""
+        name = self.capabilities(version).engines.get(capability)
+        if name is None:
+            raise ModelUnavailable(
+                f"{version.reference} ({version.info.format}) cannot serve {capability}: no "
+                f"installed engine can (engines: {', '.join(self._engines)})"
+            )
+        return self._engines[name].spec(version, capability, files, settings, adapters)
+
+    def launcher(self, settings: Settings, log_dir: Path) -> Callable[[EngineSpec], EngineProcess]:
+        """The pool's way to start an engine process for a spec."""
+
+        def launch(spec: EngineSpec) -> EngineProcess:
+            port = free_port()
+            command = self.get(spec.engine).launch(spec, port, settings)
+            return EngineProcess.start(spec, command, port, log_dir)
+
+        return launch

@@ -1,0 +1,165 @@
+"""The llama.cpp engine: `llama-server`, built from the llama.cpp sources inside the pinned
+llama-cpp-python sdist, for GGUF models. It decodes concurrent requests together (continuous
+batching over `--parallel` slots), reuses the KV cache of a repeated prompt prefix, constrains
+output by JSON schema, parses tool calls in the formats of the templates that define them,
+serves embeddings, and applies LoRA adapters loaded at start."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from modeldepot.config import Settings
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
+from modeldepot.runtime.process import ModelUnavailable
+
+__all__ = [
+    "ARCHITECTURE_TEMPLATES",
+    "LlamaServer",
+    "find_llama_server",
+    "memory_estimate",
+    "single_weights",
+]
+
+# Chat templates llama.cpp has built in, for models whose file carries none: the template the
+# architecture is trained with, never llama.cpp's silent default.
+ARCHITECTURE_TEMPLATES = {
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "qwen2": "chatml",
+    "qwen3": "chatml",
+    "olmo2": "chatml",
+    "llama": "llama3",
+    "mistral": "mistral-v7",
+    "phi3": "phi3",
+    "granite": "granite",
+    "falcon": "falcon3",
+    "deepseek2": "deepseek3",
+}
+
+
+def find_llama_server(settings: Settings) -> Path:
+    if settings.llama_server is not None:
+        candidates = [settings.llama_server]
+    else:
+        candidates = [Path(sys.executable).parent / "llama-server"]
+        on_path = shutil.which("llama-server")
+        if on_path:
+            candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ModelUnavailable(
+        "llama.cpp's llama-server is not installed; build it with `make setup` "
+        "(scripts/build-llama-server.sh) or point DEPOT_LLAMA_SERVER at one"
+    )
+
+
+def memory_estimate(version: ModelVersion, context_tokens: int) -> int:
+    """Bytes the loaded model will need: weights plus an f16 KV cache for `context_tokens`."""
+    info = version.info
+    weights = sum(f.size for f in version.files if f.kind == "weights")
+    arch = info.architecture or ""
+    heads = info.details.get(f"{arch}.attention.head_count") or 0
+    kv_heads = info.details.get(f"{arch}.attention.head_count_kv") or heads
+    if heads and info.embedding_length and info.layers:
+        kv_width = info.embedding_length * kv_heads // heads
+        kv_cache = 2 * info.layers * kv_width * context_tokens * 2
+    else:
+        kv_cache = weights // 4
+    return weights + kv_cache + 64 * 1024 * 1024
+
+
+def single_weights(version: ModelVersion) -> str:
+    """The digest of the version's one weights file (ModelUnavailable when it has not one)."""
+    weights = [f for f in version.files if f.kind == "weights"]
+    if len(weights) != 1:
+        raise ModelUnavailable(f"{version.reference} has no single weights file to serve")
+    return weights[0].digest
+
+
+def template_handles_tools(chat_template: str | None) -> bool:
+    return bool(chat_template) and "tools" in (chat_template or "")
+
+
+class LlamaServer:
+    name = "llama-server"
+    native_n = False  # its `n` reports the usage of the first choice only
+
+    def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
+        if version.info.format != "gguf":
+            return frozenset()
+        return frozenset({Capability.CHAT, Capability.COMPLETION, Capability.EMBEDDINGS,
+                          Capability.TOOLS, Capability.ADAPTERS})  # fmt: skip
+
+    def native_tools(self, version: ModelVersion) -> bool:
+        return template_handles_tools(version.info.chat_template)
+
+    def spec(
+        self,
+        version: ModelVersion,
+        capability: Capability,
+        files: ModelFiles,
+        settings: Settings,
+        adapters: tuple[Adapter, ...] = (),
+    ) -> EngineSpec:
+        info = version.info
+        if info.format != "gguf":
+            raise ModelUnavailable(
+                f"{version.reference} is {info.format}; the local engine serves GGUF models "
+                "(convert it to GGUF first)"
+            )
+        per_sequence = min(settings.context, info.context_length or settings.context)
+        template = None
+        if not info.chat_template:
+            template = ARCHITECTURE_TEMPLATES.get(info.architecture or "", "chatml")
+        context = per_sequence * settings.parallel
+        memory = memory_estimate(version, context)
+        return EngineSpec(
+            name=str(version.reference),
+            digest=version.digest,
+            engine=self.name,
+            kind="embed" if capability == Capability.EMBEDDINGS else "generate",
+            weights=files.file(single_weights(version)),
+            context=context,
+            parallel=settings.parallel,
+            threads=settings.engine_threads,
+            memory=memory,
+            device_memory=(("cpu", memory),),
+            chat_template=template,
+            full_swa_cache=f"{info.architecture}.attention.sliding_window" in info.details,
+            adapters=adapters,
+        )
+
+    def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:
+        command = [
+            str(find_llama_server(settings)),
+            "--model", str(spec.weights),
+            "--alias", spec.name,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--ctx-size", str(spec.context),
+            "--parallel", str(spec.parallel),
+            "--threads", str(spec.threads),
+            "--threads-batch", str(spec.threads),
+            "--no-webui",
+            "--metrics",
+        ]  # fmt: skip
+        if spec.chat_template:
+            # A built-in template by name, rendered by llama.cpp itself: with jinja (on by
+            # default) the name would be taken for the template's text. Tools for such models
+            # go through the depot.
+            command += ["--no-jinja", "--chat-template", spec.chat_template]
+        else:
+            command += ["--jinja"]  # the model's own template, tool-call formats included
+        if spec.full_swa_cache:
+            command += ["--swa-full"]
+        if spec.kind == "embed":
+            command += ["--embeddings", "--pooling", "mean"]
+        for adapter in spec.adapters:
+            command += ["--lora-scaled", f"{adapter.path}:{adapter.scale}"]
+        return Launch(command)

@@ -1,0 +1,175 @@
+"""Signing and verifying stored versions in the OpenSSF model-signing format, and re-checking
+the whole store (`depot verify --all`): signatures, today's scanners and advisories, the policy.
+
+The signer works on the folder of links to the stored blobs (`Admission.folder`), so the bytes
+signed are exactly the stored ones and the bundle verifies on a plain copy of the files."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modeldepot.config import Settings
+from modeldepot.errors import DepotError
+from modeldepot.registry import ModelVersion, Registry
+from modeldepot.registry.trust import QUARANTINED, SignatureRecord, TrustStore
+from modeldepot.scan import Finding
+from modeldepot.store import BlobStore
+from modeldepot.verify.admission import Admission
+from modeldepot.verify.policy import load_policy
+from modeldepot.verify.signing import (
+    SignatureFailure,
+    Signer,
+    fingerprint,
+    public_key_pem,
+    sign_folder,
+    verify_folder,
+)
+
+__all__ = ["Signatures", "Verification"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of re-checking one version."""
+
+    version: ModelVersion
+    signatures: list[str]
+    """One line per signature: who signed, and whether it verifies."""
+    problems: list[str]
+    status_before: str
+    status_after: str
+    new_findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def changed(self) -> bool:
+        return self.status_before != self.status_after or bool(self.new_findings)
+
+
+class Signatures:
+    def __init__(
+        self, settings: Settings, store: BlobStore, registry: Registry, admission: Admission
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.trust = TrustStore(registry)
+        self.admission = admission
+
+    @property
+    def default_key(self) -> Path:
+        """The depot's own signing key (`depot keygen` with no path)."""
+        return self.settings.home / "keys" / "depot"
+
+    def sign(
+        self, version: ModelVersion, signer: Signer, *, actor: str | None = None
+    ) -> SignatureRecord:
+        """Sign `version`; a key that already signed it is not asked again (the existing
+        signature is returned)."""
+        if signer.key is not None:
+            identity = fingerprint(public_key_pem(signer.key))
+            for record in self.trust.signatures(version.digest):
+                if record.identity == identity:
+                    return record
+        folder = self.admission.folder(version)
+        with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
+            out = Path(tmp) / "signature.json"
+            identity = sign_folder(folder, out, signer)
+            blob = self.store.put_file(out)
+        record = SignatureRecord(
+            digest=blob.digest, method=signer.method, identity=identity,
+            public_key=public_key_pem(signer.key) if signer.key else None,
+            signed_at=datetime.now(UTC), actor=actor or self.settings.actor,
+        )  # fmt: skip
+        self.trust.add_signature(version.digest, record)
+        return record
+
+    def bundle(self, record: SignatureRecord) -> bytes:
+        return self.store.read_bytes(record.digest)
+
+    def verify(
+        self, version: ModelVersion, keys: list[Path] | None = None, *, actor: str | None = None
+    ) -> list[str]:
+        """Check every signature of `version` by re-hashing its blobs. `keys`: public keys to
+        accept (default: the policy's trusted keys, else each signature's own recorded key).
+        Returns one line per signature; raises `SignatureFailure` when one fails."""
+        actor = actor or self.settings.actor
+        records = self.trust.signatures(version.digest)
+        if not records:
+            raise DepotError(f"{version.reference} is not signed")
+        policy = load_policy(self.settings.home)
+        key_files = list(keys or policy.trusted_keys)
+        accepted = {fingerprint(Path(k).read_text()): Path(k) for k in key_files}
+        folder = self.admission.folder(version)
+        lines: list[str] = []
+        failures: list[str] = []
+        for record in records:
+            bundle = self.store.local_path(record.digest)
+            with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
+                key = accepted.get(record.identity)
+                note = "an accepted key" if key else "the key recorded at signing (untrusted)"
+                if key is None and record.public_key and not key_files:
+                    key = Path(tmp) / "signer.pub"
+                    key.write_text(record.public_key)
+                if key is None:
+                    failures.append(f"signed by {record.identity[:16]}, which is not an "
+                                    "accepted key")  # fmt: skip
+                    continue
+                try:
+                    verify_folder(folder, bundle, public_key=key)
+                except SignatureFailure as exc:
+                    failures.append(f"signature by {record.identity[:16]}: {exc}")
+                    self.registry.audit.append(
+                        actor,
+                        "verify.fail",
+                        version.digest,
+                        {"files": exc.files, "identity": record.identity},
+                    )
+                    continue
+            lines.append(f"{record.method} signature by {record.identity[:16]} verified "
+                         f"with {note}")  # fmt: skip
+        self.registry.audit.append(actor, "verify", version.digest,
+                                   {"verified": len(lines), "failed": len(failures)})  # fmt: skip
+        if failures:
+            raise SignatureFailure("; ".join(failures), [])
+        return lines
+
+    def verify_all(
+        self, versions: list[ModelVersion], *, actor: str | None = None
+    ) -> list[Verification]:
+        """Re-check every version against its signatures, today's scanners and advisories,
+        re-apply the policy, and report what changed."""
+        actor = actor or self.settings.actor
+        results = []
+        seen: set[str] = set()
+        for version in versions:
+            if version.digest in seen:
+                continue
+            seen.add(version.digest)
+            before = self.trust.status(version.digest).status
+            old = {(f.code, f.location) for f in self.admission.findings(version)}
+            problems: list[str] = []
+            signatures: list[str] = []
+            if self.trust.signatures(version.digest):
+                try:
+                    signatures = self.verify(version, actor=actor)
+                except SignatureFailure as exc:
+                    problems.append(str(exc))
+            report = self.admission.scan(version)
+            admitted = self.admission.admit(version, report, actor=actor)
+            if problems and admitted.status != QUARANTINED:
+                self.trust.set_status(version.digest, QUARANTINED,
+                                      [f"signature: {p}" for p in problems], actor=actor,
+                                      action="quarantine")  # fmt: skip
+            status = self.trust.status(version.digest)
+            problems += [r for r in status.reasons if r.removeprefix("signature: ") not in problems]
+            new = [f for f in report.findings if (f.code, f.location) not in old]
+            results.append(Verification(version, signatures, problems, before, status.status,
+                                        new))  # fmt: skip
+        return results

@@ -1,0 +1,140 @@
+"""The engine seam, driven through a fake engine (a real process speaking HTTP, standing in for
+llama.cpp): what a version can do is answered in one place, the pool starts, reuses, unloads and
+restarts engines through the plugin's launch, and the server routes to whatever engine the
+capabilities name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from builders import write_gguf, write_onnx
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from modeldepot.registry import ModelVersion
+from modeldepot.runtime import (
+    Adapter,
+    Capability,
+    EnginePool,
+    Engines,
+    EngineSpec,
+    Launch,
+    ModelFiles,
+    StoredFiles,
+)
+from modeldepot.runtime.llama import LlamaServer
+from modeldepot.runtime.scorer import ScoringEngine
+from modeldepot.runtime.sentence import SentenceEngine
+from modeldepot.server import create_app
+
+FAKE = Path(__file__).parent.parent / "fake_engine.py"
+MIB = 1024 * 1024
+
+
+class FakeEngine:
+    """Serves chat and completions for ONNX files (which no built-in engine runs)."""
+
+    name = "fake"
+    native_n = False
+
+    def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
+        if version.info.format != "onnx":
+            return frozenset()
+        return frozenset({Capability.CHAT, Capability.COMPLETION})
+
+    def spec(self, version: ModelVersion, capability: Capability, files: ModelFiles,
+             settings: Settings, adapters: tuple[Adapter, ...] = ()) -> EngineSpec:  # fmt: skip
+        return EngineSpec(
+            name=str(version.reference), digest=version.digest, engine=self.name,
+            kind="generate", weights=files.file(version.files[0].digest), context=128,
+            parallel=1, threads=1, memory=150 * MIB, device_memory=(("cpu", 150 * MIB),),
+        )  # fmt: skip
+
+    def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:
+        return Launch([sys.executable, str(FAKE), "--port", str(port), "--name", spec.name],
+                      {"PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+
+
+@pytest.fixture
+def depot(tmp_path: Path) -> Depot:
+    return Depot(Settings(home=tmp_path / "depot", user="t"))
+
+
+def test_capabilities_are_answered_in_one_place(depot: Depot, tmp_path: Path) -> None:
+    engines = Engines([FakeEngine(), LlamaServer(), ScoringEngine(), SentenceEngine()])
+    gguf = depot.intake.import_path(write_gguf(tmp_path / "m.gguf"), "chat")
+    onnx = depot.intake.import_path(write_onnx(tmp_path / "m.onnx"), "vision")
+    can = engines.capabilities(gguf)
+    assert can.engines[Capability.CHAT] == "llama-server"
+    assert can.engines[Capability.SCORING] == "scorer"
+    assert Capability.ADAPTERS in can and not can.native_n
+    assert not can.native_tools  # ChatML without tools: the depot's fallback formats them
+    assert engines.capabilities(onnx).to_list() == ["chat", "completion"]
+    assert not Engines([LlamaServer()]).capabilities(onnx).servable
+    assert Engines.from_entry_points().names == ["llama-server", "scorer", "sentence"]
+
+
+def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(
+    depot: Depot, tmp_path: Path
+) -> None:
+    engines = Engines([FakeEngine()])
+    files = StoredFiles(depot.store, depot.settings.home)
+    a = depot.intake.import_path(write_onnx(tmp_path / "a.onnx"), "a")
+    b = depot.intake.import_path(write_onnx(tmp_path / "b.onnx", seed=1), "b")
+    spec_a = engines.spec(a, Capability.CHAT, files, depot.settings)
+    spec_b = engines.spec(b, Capability.CHAT, files, depot.settings)
+    assert spec_a.key != spec_b.key
+
+    async def scenario() -> None:
+        pool = EnginePool(engines.launcher(depot.settings, tmp_path / "logs"),
+                          budget=200 * MIB, keep_alive=60)  # fmt: skip
+        try:
+            async with pool.use(spec_a) as first:
+                answer = httpx.post(f"{first.base_url}/v1/chat/completions", json={})
+                assert answer.json()["choices"][0]["message"]["content"] == "a:latest answer 1"
+            async with pool.use(spec_a) as again:
+                assert again is first  # kept loaded, not started twice
+            async with pool.use(spec_b) as other:  # a and b do not fit together: a goes
+                assert [s.name for s in pool.status()] == ["b:latest"]
+                assert not first.alive
+            os.kill(other.process.pid, signal.SIGKILL)
+            other.process.wait()
+            async with pool.use(spec_b) as restarted:
+                assert restarted.alive and restarted.process.pid != other.process.pid
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_server_routes_to_the_engine_the_capabilities_name(depot: Depot, tmp_path: Path) -> None:
+    depot.intake.import_path(write_onnx(tmp_path / "m.onnx"), "vision")
+    depot.close()
+    app = create_app(depot.settings, engines=Engines([FakeEngine(), LlamaServer()]))
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://d") as client:
+                listed = (await client.get("/v1/models")).json()["data"]
+                assert [m["id"] for m in listed] == ["vision:latest"]
+                chat = {"model": "vision", "messages": [{"role": "user", "content": "hi"}]}
+                reply = await client.post("/v1/chat/completions", json=chat)
+                assert reply.status_code == 200, reply.text
+                assert reply.json()["choices"][0]["message"]["content"].startswith("vision")
+                assert reply.headers["x-depot-upstream"] == "vision:latest"
+                many = await client.post("/v1/chat/completions", json={**chat, "n": 3})
+                assert [c["index"] for c in many.json()["choices"]] == [0, 1, 2]  # fanned out
+                assert many.json()["usage"]["completion_tokens"] == 6
+                embed = await client.post("/v1/embeddings", json={"model": "vision",
+                                                                  "input": "x"})  # fmt: skip
+                assert embed.status_code == 400
+                assert embed.json()["error"]["code"] == "model_not_servable"
+
+    asyncio.run(scenario())
