@@ -127,7 +127,7 @@ def main() -> None:
         f"| **added by the depot (p50)** | **{added:.2f}** | |",
         "",
         "The depot's part: key check, alias and remote lookup in the registry, the relayed "
-        "request, and the usage event written after the response.",
+        "request, and the usage row written after the response (not an audit event).",
     ]
     print(write_section("gateway_overhead", lines))
 

@@ -1,4 +1,4 @@
-"""API keys, scopes, quotas, usage events and metrics against a real `depot serve`."""
+"""API keys, scopes, quotas, usage records and metrics against a real `depot serve`."""
 
 from __future__ import annotations
 

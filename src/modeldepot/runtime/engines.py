@@ -85,11 +85,16 @@ class Engines:
     ) -> EngineSpec:
         """What to start to serve `capability` of `version` (ModelUnavailable when no engine
         can)."""
-        name = self.capabilities(version).engines.get(capability)
+        can = self.capabilities(version)
+        name = can.engines.get(capability)
         if name is None:
+            hint = (
+                f"it serves {', '.join(can.to_list())}" if can.servable
+                else "the local engines run GGUF models (convert it to GGUF first)"
+            )  # fmt: skip
             raise ModelUnavailable(
-                f"{version.reference} ({version.info.format}) cannot serve {capability}: no "
-                f"installed engine can (engines: {', '.join(self._engines)})"
+                f"{version.reference} is {version.info.format} and no installed engine can serve "
+                f"{capability} for it; {hint}"
             )
         return self._engines[name].spec(version, capability, files, settings, adapters)
 
