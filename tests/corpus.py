@@ -226,6 +226,28 @@ def _hf_folder(auto_map: dict[str, str], code: bool) -> Callable[[Path], None]:
     return build
 
 
+def _onnx_external(location: str) -> Callable[[Path], None]:
+    """An ONNX model whose weights are external data at `location` (CVE-2024-27318/27319)."""
+
+    def write(path: Path) -> None:
+        from onnx import TensorProto, helper
+
+        weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[4, 3])
+        weight.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", "0"), ("length", "48")):
+            entry = weight.external_data.add()
+            entry.key, entry.value = key, value
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight],
+        )  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        path.write_bytes(model.SerializeToString())
+
+    return write
+
+
 HOSTILE: tuple[Case, ...] = (
     Case("reduce-os-system", "model.pkl", _write(_reduce_call("os", "system")),
          "pickle.dangerous-global", "GLOBAL os.system + REDUCE"),
@@ -322,6 +344,12 @@ HOSTILE: tuple[Case, ...] = (
     Case("hf-auto-map-elsewhere", "repo", _hf_folder(
         {"AutoModel": "attacker/repo--modeling.EvilModel"}, False),
          "hf.remote-code-elsewhere", "auto_map into another repository"),
+    Case("onnx-external-absolute", "model.onnx", _onnx_external("/etc/shadow"),
+         "onnx.external-data-escape", "ONNX external data at an absolute path"),
+    Case("onnx-external-traversal", "model.onnx", _onnx_external("../../.ssh/id_rsa"),
+         "onnx.external-data-escape", "ONNX external data climbing out with .."),
+    Case("onnx-not-onnx", "model.onnx", _write(b"\x08\x07\x12\xff\xff\xff\xff\x0f" + b"\x00" * 64),
+         "onnx.unparsable", "a .onnx file that does not parse as ONNX"),
 )  # fmt: skip
 
 

@@ -56,3 +56,46 @@ class _Trap:
 
     def __reduce__(self) -> tuple[object, ...]:
         return (open, (self.path, "w"))
+
+
+def _external(folder: Path) -> Path:
+    """An ONNX model in `folder` whose weights live in `weights.bin` beside it."""
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(write_onnx(folder / "tmp.onnx")))
+    (folder / "tmp.onnx").unlink()
+    onnx.save(model, str(folder / "model.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)  # fmt: skip
+    return folder
+
+
+def test_onnx_folder_is_stored_with_its_external_data(tmp_path: Path) -> None:
+    from modeldepot.config import Settings
+    from modeldepot.depot import Depot
+
+    folder = _external(tmp_path / "exported")
+    with Depot(Settings(home=tmp_path / "depot", user="t")) as depot:
+        version = depot.intake.import_path(folder, "linear")
+        assert {f.path for f in version.files} == {"model.onnx", "weights.bin"}
+        assert version.status == "ok"
+        stored = depot.store.read_bytes(next(f.digest for f in version.files
+                                             if f.path == "weights.bin"))  # fmt: skip
+    assert stored == (folder / "weights.bin").read_bytes()
+
+
+def test_onnx_external_data_outside_its_folder_is_refused_and_reported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from corpus import HOSTILE, build
+
+    case = next(c for c in HOSTILE if c.name == "onnx-external-traversal")
+    path = build(case, tmp_path)
+    with pytest.raises(FormatError, match="outside the model's folder"):
+        Formats.from_entry_points().read(path)
+    depot = [sys.executable, "-c", "from modeldepot.cli import main; main()"]
+    scan = subprocess.run([*depot, "scan", str(path.parent), "--json"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert scan.returncode == 1
+    assert "onnx.external-data-escape" in scan.stdout

@@ -1,9 +1,11 @@
 """ONNX models, read with the `onnx` package (graph only; external weights are listed, not
-loaded)."""
+loaded): a `.onnx` file, or a folder holding one `.onnx` file, stored with every external-data
+file it names (which must lie inside its folder)."""
 
 from __future__ import annotations
 
 import math
+import posixpath
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +14,7 @@ from modeldepot.formats.base import ModelInfo, ModelSource, SourceFile
 from modeldepot.licences import normalize_licence
 from modeldepot.store.manifests import LayerKind
 
-__all__ = ["ONNXFormat"]
+__all__ = ["ONNXFormat", "escapes"]
 
 
 def _signature(values: Any) -> list[dict[str, Any]]:
@@ -27,16 +29,40 @@ def _signature(values: Any) -> list[dict[str, Any]]:
     return out
 
 
+def escapes(location: str) -> bool:
+    """An external-data location that is absolute or climbs out of the model's folder."""
+    drive = len(location) > 1 and location[1] == ":"
+    if not location or location.startswith(("/", "\\")) or drive:
+        return True
+    normal = posixpath.normpath(location.replace("\\", "/"))
+    return normal == ".." or normal.startswith("../")
+
+
+def _only_onnx(folder: Path) -> Path | None:
+    """The one `.onnx` file at the top of `folder` (None when there are none or several, or
+    the folder has other weights: then it is another format's)."""
+    found = [p for p in folder.iterdir() if p.suffix.lower() == ".onnx" and p.is_file()]
+    others = any(p.suffix.lower() in (".safetensors", ".gguf") for p in folder.iterdir())
+    return found[0] if len(found) == 1 and not others else None
+
+
 class ONNXFormat:
     name: ClassVar[str] = "onnx"
 
     def detect(self, path: Path) -> bool:
+        if path.is_dir():
+            return _only_onnx(path) is not None
         return path.is_file() and path.suffix.lower() == ".onnx"
 
     def read(self, path: Path) -> ModelSource:
         import onnx
         from google.protobuf.message import DecodeError
 
+        if path.is_dir():
+            found = _only_onnx(path)
+            if found is None:
+                raise FormatError(f"{path}: a folder read as ONNX holds exactly one .onnx file")
+            path = found
         if not path.is_file():
             raise NotFound(f"{path}: no such file")
         try:
@@ -62,8 +88,11 @@ class ONNXFormat:
         files = [SourceFile(relpath=path.name, kind=LayerKind.WEIGHTS, path=path)]
         for location in external:
             data = (path.parent / location).resolve()
-            if path.parent.resolve() not in data.parents or not data.is_file():
-                raise FormatError(f"{path}: external weights {location!r} are missing or outside")
+            if escapes(location) or path.parent.resolve() not in data.parents:
+                raise FormatError(f"{path}: external weights {location!r} lie outside the model's "
+                                  "folder (refused: CVE-2024-27318, CVE-2024-27319)")  # fmt: skip
+            if not data.is_file():
+                raise FormatError(f"{path}: external weights {location!r} are missing")
             files.append(SourceFile(relpath=location, kind=LayerKind.WEIGHTS, path=data))
         opsets = {op.domain or "ai.onnx": op.version for op in model.opset_import}
         props = {p.key: p.value for p in model.metadata_props}

@@ -24,7 +24,7 @@ ENTRY_POINT_GROUP = "modeldepot.scanners"
 SCANNER_VERSION = "1"
 """Raised whenever a rule changes, so `depot verify --all` knows old results are stale."""
 _ORDER = ("gguf", "jinja", "safetensors", "zip", "tar", "7z", "numpy", "keras-h5", "keras-config",
-          "pickle", "compressed")  # fmt: skip
+          "pickle", "onnx", "compressed")  # fmt: skip
 
 
 @cache
