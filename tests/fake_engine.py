@@ -1,28 +1,64 @@
-"""A fake engine program for the engine seam's tests: serves `GET /health` and OpenAI-shaped
-answers on a loopback port, answering every chat with the model's name and a request count."""
+"""A fake engine program for tests of the engine seam and the API: serves `GET /health` and
+OpenAI-shaped answers on a loopback port, like llama-server (it takes llama-server's command
+line, so it can stand in for it through DEPOT_LLAMA_SERVER). Each answer names the model, a
+request count and the `max_tokens` it was asked for; `fake_delay` (seconds) makes it work that
+long first, stopping early, as llama-server does, when the client closes the connection.
+`GET /stats` counts answered and cancelled requests."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import select
+import socket
+import stat
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from modeldepot.runtime.engine_http import JSONHandler, serve
 
 
+def llama_server_stand_in(folder: Path) -> Path:
+    """An executable in `folder` that runs this fake with llama-server's command line (for
+    DEPOT_LLAMA_SERVER)."""
+    script = folder / "llama-server"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__)}" "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--name", required=True)
-    args = parser.parse_args()
+    parser.add_argument("--name", "--alias", dest="name", default="fake")
+    args, _ = parser.parse_known_args()
     counter = itertools.count(1)
+    stats = {"answered": 0, "cancelled": 0}
 
     class Handler(JSONHandler):
+        def do_GET(self) -> None:
+            if self.path == "/stats":
+                self.reply(200, dict(stats))
+            else:
+                super().do_GET()
+
+        def _client_gone(self, seconds: float) -> bool:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                readable, _, _ = select.select([self.connection], [], [], 0.05)
+                if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            return False
+
         def do_POST(self) -> None:
             body: dict[str, Any] = self.read_json()
             n = next(counter)
-            text = f"{args.name} answer {n}"
+            if self._client_gone(float(body.get("fake_delay") or 0)):
+                stats["cancelled"] += 1
+                return
+            text = f"{args.name} answer {n} max_tokens={body.get('max_tokens')}"
             usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
             if self.path == "/v1/chat/completions":
                 choice: dict[str, Any] = {
@@ -34,6 +70,7 @@ def main() -> None:
             else:
                 choice = {"index": 0, "finish_reason": "stop", "text": text}
                 kind = "text_completion"
+            stats["answered"] += 1
             self.reply(
                 200,
                 {

@@ -249,3 +249,50 @@ def test_audit_command(home: Path, tmp_path: Path) -> None:
     assert "import" in depot("audit", "--since", "2000-01-01").output
     assert depot("audit", "--since", "yesterday").exit_code == 2
     assert depot("audit", "--action", "nothing-like-this", "--json").output.strip() == "[]"
+
+
+def test_anchored_checkpoints_catch_truncation_and_rewriting(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    from modeldepot.registry.audit import chain_hash
+    from modeldepot.verify.signing import generate_key
+
+    settings = Settings(home=tmp_path / "depot", user="auditor", database_url=database_url)
+    generate_key(settings.home / "keys" / "depot")
+    with Depot(settings) as d:
+        d.intake.import_path(write_gguf(tmp_path / "a.gguf"), "a")
+        d.names.tag("a", "a:v2")
+    with Depot(settings) as d:  # closing the first anchored the chain, signed
+        (checkpoint,) = d.anchors.checkpoints()
+        assert checkpoint.signature and checkpoint.events == d.audit.head()[0]
+        assert d.anchors.verify(d.audit).intact
+        # Removing the newest event leaves a valid chain, but not the anchored one.
+        newest = d.audit.events()[-1]
+        with d.registry.engine.begin() as conn:
+            conn.execute(sa.delete(t.events).where(t.events.c.id == newest.id))
+        assert d.audit.verify().intact
+        cut = d.anchors.verify(d.audit)
+        assert not cut.intact and "removed from its end" in cut.problems[0].message
+        # Editing an event and recomputing every later hash also passes the chain alone.
+        events = d.audit.events()
+        with d.registry.engine.begin() as conn:
+            previous = ""
+            for e in events:
+                actor = "mallory" if e.id == events[1].id else e.actor
+                row = conn.execute(sa.select(t.events).where(t.events.c.id == e.id)).one()
+                new = chain_hash(previous, row.at, actor, e.action, e.subject, e.details)
+                conn.execute(t.events.update().where(t.events.c.id == e.id)
+                             .values(actor=actor, prev_hash=previous, hash=new))  # fmt: skip
+                previous = new
+            conn.execute(t.events.insert().values(  # and put an event back at the end
+                at=newest.at, actor="mallory", action="tag", subject="x", details={},
+                prev_hash=previous,
+                hash=chain_hash(previous, newest.at, "mallory", "tag", "x", {})))  # fmt: skip
+        assert d.audit.verify().intact
+        rewritten = d.anchors.verify(d.audit)
+        assert not rewritten.intact and "rewritten" in rewritten.problems[0].message
+        # A forged checkpoint does not verify with the depot's key.
+        lines = d.anchors.path.read_text().splitlines()
+        forged = json.loads(lines[0]) | {"events": 1}
+        d.anchors.path.write_text(json.dumps(forged) + "\n")
+        assert "forged" in d.anchors.verify(d.audit).problems[-1].message

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modeldepot.errors import UsageError
 
@@ -163,23 +164,37 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment; a value out of range is refused with the name of
+        its variable (UsageError)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DEPOT_HOME") or "~/.modeldepot").expanduser()
         server = env.get("DEPOT_LLAMA_SERVER")
-        try:
-            return cls(
-                home=home.absolute(),
-                database_url=env.get("DEPOT_DATABASE_URL") or None,
-                user=env.get("DEPOT_USER") or None,
-                llama_server=Path(server) if server else None,
-                max_memory=_parse_size(env.get("DEPOT_MAX_MEMORY") or "0"),
-                keep_alive=float(env.get("DEPOT_KEEP_ALIVE") or 300),
-                threads=int(env.get("DEPOT_THREADS") or 0),
-                parallel=int(env.get("DEPOT_PARALLEL") or 4),
-                context=int(env.get("DEPOT_CONTEXT") or 4096),
-                api_keys=env.get("DEPOT_API_KEYS") or None,
-                max_queue=int(env.get("DEPOT_MAX_QUEUE") or 0),
-                editor=env.get("EDITOR") or "vi",
-            )
-        except ValueError as exc:
-            raise UsageError(f"invalid setting in the environment: {exc}") from None
+
+        def number(name: str, default: float, low: float, kind: type = int) -> Any:
+            text = env.get(name) or ""
+            if not text:
+                return kind(default)
+            try:
+                value = _parse_size(text) if name == "DEPOT_MAX_MEMORY" else kind(text)
+            except ValueError:
+                raise UsageError(
+                    f"{name}={text!r} is not {'an integer' if kind is int else 'a number'}"
+                ) from None
+            if value < low:
+                raise UsageError(f"{name}={text!r}: it must be at least {low:g}")
+            return value
+
+        return cls(
+            home=home.absolute(),
+            database_url=env.get("DEPOT_DATABASE_URL") or None,
+            user=env.get("DEPOT_USER") or None,
+            llama_server=Path(server) if server else None,
+            max_memory=number("DEPOT_MAX_MEMORY", 0, 0),
+            keep_alive=number("DEPOT_KEEP_ALIVE", 300, 0, float),
+            threads=number("DEPOT_THREADS", 0, 0),
+            parallel=number("DEPOT_PARALLEL", 4, 1),
+            context=number("DEPOT_CONTEXT", 4096, 64),
+            api_keys=env.get("DEPOT_API_KEYS") or None,
+            max_queue=number("DEPOT_MAX_QUEUE", 0, 0),
+            editor=env.get("EDITOR") or "vi",
+        )

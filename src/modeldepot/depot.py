@@ -10,7 +10,8 @@ holds no logic of its own; each stage is a service reached through it:
     depot.documents     describe   model card, AI-BOM
     depot.housekeeping  store      gc, disk usage
     depot.resolver      serve      which model a name reaches (aliases, remotes, versions)
-    depot.keys, depot.gateway, depot.audit, depot.usage   access, remotes, the audit log, usage
+    depot.keys, depot.gateway, depot.audit, depot.anchors, depot.usage
+                                   access, remotes, the audit log and its checkpoints, usage
 
 The store, the lock and the format readers may be passed in (a `MemoryBlobStore`, a fake
 reader); by default they come from the settings.
@@ -18,6 +19,7 @@ reader); by default they come from the settings.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 
 from modeldepot.config import Settings
@@ -36,6 +38,7 @@ from modeldepot.registry.resolver import Resolver
 from modeldepot.registry.usage import UsageLog
 from modeldepot.store import BlobStore, FileLock, LocalBlobStore, StoreLock
 from modeldepot.verify.admission import Admission
+from modeldepot.verify.anchors import Anchors
 from modeldepot.verify.integrity import Integrity
 from modeldepot.verify.quarantine import Quarantine
 from modeldepot.verify.signatures import Signatures
@@ -78,6 +81,8 @@ class Depot:
 
     def close(self) -> None:
         if "registry" in self.__dict__:
+            with contextlib.suppress(OSError):  # anchoring must not lose the command's work
+                self.anchors.record(self.registry.audit)
             self.registry.close()
             for name in list(self.__dict__):
                 if name not in ("settings", "store", "_lock", "formats", "packaged"):
@@ -152,6 +157,11 @@ class Depot:
     @cached_property
     def audit(self) -> AuditLog:
         return self.registry.audit
+
+    @cached_property
+    def anchors(self) -> Anchors:
+        return Anchors(self.settings.home / "audit" / "checkpoints.jsonl",
+                       self.settings.home / "keys" / "depot")  # fmt: skip
 
     @cached_property
     def usage(self) -> UsageLog:

@@ -1,17 +1,27 @@
-"""Licence names as model files state them, normalised to SPDX identifiers where one exists.
+"""Licence names as model files state them, normalised to SPDX where SPDX has them.
 
-Model metadata writes licences loosely (`apache-2.0`, `Apache 2.0`, `llama3.1`, `gemma`); the
-registry records one spelling so that search and policy can rely on it. Names with no SPDX
-identifier keep the Hugging Face spelling (`llama3.1`, `gemma`, `qwen`), which is what model
-cards use.
+Model metadata writes licences loosely (`apache-2.0`, `Apache 2.0`, `gpl-2.0`, `Apache-2.0 OR
+MIT`, `llama3.1`, `gemma`); the registry records one spelling so that search and policy can rely
+on it. SPDX identifiers and expressions are normalised by `license-expression` (`gpl-2.0` ->
+`GPL-2.0-only`, `mit and bsd-3-clause` -> `MIT AND BSD-3-Clause`). The hand table below is only
+for model licences SPDX lacks (Llama, Gemma, Qwen, Falcon, the OpenRAIL family) and for loose
+spellings; those keep the Hugging Face spelling, which is what model cards use.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-__all__ = ["LicenceTerms", "licence_from_text", "licence_terms", "normalize_licence"]
+__all__ = [
+    "LicenceTerms",
+    "licence_alternatives",
+    "licence_from_text",
+    "licence_terms",
+    "normalize_licence",
+]
 
 _ALIASES = {
     "apache-2.0": "Apache-2.0",
@@ -27,8 +37,6 @@ _ALIASES = {
     "cc-by-nc-4.0": "CC-BY-NC-4.0",
     "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0",
     "cc0-1.0": "CC0-1.0",
-    "gpl-3.0": "GPL-3.0-only",
-    "agpl-3.0": "AGPL-3.0-only",
     "openrail": "OpenRAIL",
     "openrail++": "OpenRAIL++",
     "creativeml-openrail-m": "CreativeML-OpenRAIL-M",
@@ -63,14 +71,56 @@ _TEXT_MARKERS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@cache
+def _spdx() -> Any:
+    from license_expression import get_spdx_licensing
+
+    return get_spdx_licensing()
+
+
+@cache
 def normalize_licence(raw: str | None) -> str | None:
-    """`apache-2.0` -> `Apache-2.0`; unknown names are kept as written (trimmed)."""
+    """`apache-2.0` -> `Apache-2.0`, `gpl-2.0` -> `GPL-2.0-only`, `apache-2.0 or mit` ->
+    `Apache-2.0 OR MIT`; model licences keep their Hugging Face spelling; unknown names are
+    kept as written (trimmed)."""
     if raw is None:
         return None
     text = " ".join(str(raw).split())
     if not text:
         return None
-    return _ALIASES.get(text.lower(), text)
+    if text.lower() in _ALIASES:
+        return _ALIASES[text.lower()]
+    info = _spdx().validate(text)
+    if not info.errors and info.normalized_expression:
+        return str(info.normalized_expression)
+    return text
+
+
+def licence_alternatives(licence: str | None) -> list[list[str]]:
+    """A licence as the choices it offers: each inner list is a set of licences that must all
+    be met (`A OR (B AND C)` -> [[A], [B, C]]). A plain name is one choice of one."""
+    if not licence:
+        return []
+    if not re.search(r"\b(OR|AND|WITH)\b", licence):
+        return [[licence]]
+    try:
+        parsed = _spdx().parse(licence, validate=False).simplify()
+    except Exception:  # an unparsable expression: judged as one unknown licence
+        return [[licence]]
+    return [sorted(str(k) for k in _spdx().license_keys(term)) for term in _dnf(parsed)]
+
+
+def _dnf(expression: Any) -> list[Any]:
+    """The expression's alternatives (disjunctive normal form): ORs at the top."""
+    name = type(expression).__name__
+    if name == "OR":
+        return [alt for arg in expression.args for alt in _dnf(arg)]
+    if name == "AND":
+        combos: list[list[Any]] = [[]]
+        for arg in expression.args:
+            combos = [[*c, alt] for c in combos for alt in _dnf(arg)]
+        return [combo[0] if len(combo) == 1 else type(expression)(*combo) for combo in combos]
+    return [expression]
 
 
 def licence_from_text(text: str) -> str | None:
@@ -145,9 +195,60 @@ for _version in ("llama3", "llama3.1", "llama3.2", "llama3.3", "llama4"):
                                     'start with "Llama"')  # fmt: skip
 
 
+# SPDX licences by family, for those not listed in _TERMS: (identifier pattern, terms).
+_SPDX_FAMILIES: tuple[tuple[re.Pattern[str], LicenceTerms], ...] = (
+    (re.compile(r"^CC-BY(-SA)?-NC|^CC-BY-NC"), LicenceTerms("non-commercial", False,
+                                                              attribution=True)),
+    (re.compile(r"^CC-BY(-NC)?-ND"), LicenceTerms("no-derivatives", True, attribution=True,
+                                                  notes="no derivatives (fine-tuning is one)")),
+    (re.compile(r"^CC-BY-SA"), LicenceTerms("creative-commons", True, attribution=True,
+                                            share_alike=True)),
+    (re.compile(r"^CC-BY-\d"), LicenceTerms("creative-commons", True, attribution=True)),
+    (re.compile(r"^(CC0|Unlicense|0BSD)"), LicenceTerms("public-domain", True)),
+    (re.compile(r"^AGPL-"), LicenceTerms("copyleft", True, attribution=True, share_alike=True,
+                                         notes="network use counts as distribution")),
+    (re.compile(r"^GPL-"), LicenceTerms("copyleft", True, attribution=True, share_alike=True)),
+    (re.compile(r"^(LGPL|MPL|EPL|CDDL)-"), LicenceTerms("weak-copyleft", True, attribution=True,
+                                                       share_alike=True,
+                                                       notes="changed files stay under it")),
+    (re.compile(r"^(Apache|MIT|BSD|ISC|Zlib|PSF|Python|BSL|UPL|NCSA)"), _PERMISSIVE),
+)  # fmt: skip
+
+
+def _single_terms(licence: str) -> LicenceTerms:
+    found = _TERMS.get(licence) or _TERMS.get(normalize_licence(licence) or "")
+    if found:
+        return found
+    for pattern, terms in _SPDX_FAMILIES:
+        if pattern.search(licence):
+            return terms
+    return LicenceTerms("other", None, notes=f"{licence}: terms not recognised")
+
+
 def licence_terms(licence: str | None) -> LicenceTerms:
-    """The terms of a licence as `normalize_licence` spells it; unknown ones say so."""
+    """The terms of a licence as `normalize_licence` spells it; unknown ones say so. For an
+    expression: the most favourable alternative (the user may choose), each alternative bound
+    by all of its parts."""
     if licence is None:
         return LicenceTerms(None, None, notes="no licence recorded")
-    found = _TERMS.get(licence) or _TERMS.get(normalize_licence(licence) or "")
-    return found or LicenceTerms("other", None, notes=f"{licence}: terms not recognised")
+    choices = licence_alternatives(licence)
+    if choices == [[licence]]:
+        return _single_terms(licence)
+    combined = [_combine([_single_terms(part) for part in choice]) for choice in choices]
+    rank = {True: 0, None: 1, False: 2}
+    return min(combined, key=lambda t: (rank[t.commercial_use], len(t.obligations())))
+
+
+def _combine(parts: list[LicenceTerms]) -> LicenceTerms:
+    """Terms that bind all of `parts` at once (an AND)."""
+    if len(parts) == 1:
+        return parts[0]
+    uses = [p.commercial_use for p in parts]
+    commercial = False if False in uses else (None if None in uses else True)
+    caps = [p.user_cap for p in parts if p.user_cap]
+    families = sorted({p.family or "other" for p in parts})
+    return LicenceTerms(
+        "+".join(families), commercial, min(caps) if caps else None,
+        any(p.use_policy_flows_down for p in parts), any(p.attribution for p in parts),
+        any(p.share_alike for p in parts), "; ".join(p.notes for p in parts if p.notes),
+    )  # fmt: skip

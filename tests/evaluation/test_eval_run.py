@@ -100,7 +100,7 @@ def test_killed_run_resumes_and_a_repeat_is_free(home: Path) -> None:
 
 def test_humaneval_is_scored_by_running_the_tests_in_the_sandbox(home: Path) -> None:
     result = _json(depot(home, "eval", "smollm2", "--task", "humaneval", "--limit", "3",
-                         "--json"))[0]  # fmt: skip
+                         "--max-tokens", "160", "--json"))[0]  # fmt: skip
     assert result["items"] == 3 and "pass@1" in result["metrics"]  # type: ignore[operator]
 
 
@@ -146,8 +146,9 @@ def test_errors_are_clear(home: Path) -> None:
 
 
 def test_judged_answers_and_generated_text_metrics(home: Path, tmp_path: Path) -> None:
+    # Bounded (--max-tokens) so that its duration does not grow with a rambling answer.
     judged = _json(depot(home, "eval", "smollm2", "--task", "mtbench", "--limit", "1",
-                         "--judge", "smollm2", "--json"))[0]  # fmt: skip
+                         "--judge", "smollm2", "--max-tokens", "48", "--json"))[0]  # fmt: skip
     assert judged["items"] == 1 and set(judged["metrics"]) <= {"judge"}  # type: ignore[arg-type]
 
     (tmp_path / "echo.jsonl").write_text(

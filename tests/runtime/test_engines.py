@@ -97,7 +97,9 @@ def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(
         try:
             async with pool.use(spec_a) as first:
                 answer = httpx.post(f"{first.base_url}/v1/chat/completions", json={})
-                assert answer.json()["choices"][0]["message"]["content"] == "a:latest answer 1"
+                assert answer.json()["choices"][0]["message"]["content"].startswith(
+                    "a:latest answer 1"
+                )
             async with pool.use(spec_a) as again:
                 assert again is first  # kept loaded, not started twice
             async with pool.use(spec_b) as other:  # a and b do not fit together: a goes

@@ -78,6 +78,7 @@ def eval() -> None:
 )
 @click.option("--suite", "-s", help="A named set of built-in tasks (core, reasoning, ...).")
 @click.option("--limit", type=int, help="Score only the first N items of each task.")
+@click.option("--max-tokens", type=int, help="Cap every generated answer at N tokens.")
 @click.option("--seed", type=int, default=1234, show_default=True)
 @click.option(
     "--mc",
@@ -98,8 +99,9 @@ def eval() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot
 def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: str | None,
-        limit: int | None, seed: int, mc_mode: str, judge: str | None, concurrency: int,
-        server: str | None, api_key_env: str | None, as_json: bool) -> None:  # fmt: skip
+        limit: int | None, max_tokens: int | None, seed: int, mc_mode: str, judge: str | None,
+        concurrency: int, server: str | None, api_key_env: str | None,
+        as_json: bool) -> None:  # fmt: skip
     """Score MODELS (local or remote) on tasks; results are stored against each version (for
     an alias, against the model that answered)."""
     from modeldepot.config import secret_from_env
@@ -109,9 +111,12 @@ def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: st
 
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
+    if max_tokens is not None and max_tokens < 1:
+        raise UsageError("--max-tokens must be at least 1")
     chosen = resolve(list(tasks), suite)
     options = RunOptions(seed=seed, mc_mode=mc_mode, judge=judge,
-                         concurrency=max(1, concurrency), limit=limit)  # fmt: skip
+                         concurrency=max(1, concurrency), limit=limit,
+                         max_tokens=max_tokens)  # fmt: skip
     with _progress() as progress:
         key = secret_from_env(api_key_env)
         results = evaluate(

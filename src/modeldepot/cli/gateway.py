@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modeldepot.cli.app import app, pass_depot
-from modeldepot.cli.render import print_json, stdout
+from modeldepot.cli.render import json_option, print_json, report, stdout
 from modeldepot.depot import Depot
 from modeldepot.registry.gateway import Remote
 
@@ -23,12 +23,13 @@ def remote() -> None:
 @click.option("--base-url", required=True, help="e.g. https://api.example.com/v1")
 @click.option("--model", "upstream_model", required=True, help="The model's name upstream.")
 @click.option("--api-key-env", help="Environment variable holding the upstream API key.")
+@json_option
 @pass_depot
 def remote_add(depot: Depot, name: str, base_url: str, upstream_model: str,
-               api_key_env: str | None) -> None:  # fmt: skip
+               api_key_env: str | None, as_json: bool) -> None:  # fmt: skip
     """Register (or update) a remote model NAME."""
     added = depot.gateway.add_remote(Remote(name, base_url, upstream_model, api_key_env))
-    stdout.print(f"{added.name} -> {added.base_url} ({added.upstream_model})", markup=False)
+    report(as_json, vars(added), f"{added.name} -> {added.base_url} ({added.upstream_model})")
 
 
 @remote.command("list")
@@ -47,11 +48,12 @@ def remote_list(depot: Depot, as_json: bool) -> None:
 
 @remote.command("rm")
 @click.argument("name")
+@json_option
 @pass_depot
-def remote_rm(depot: Depot, name: str) -> None:
+def remote_rm(depot: Depot, name: str, as_json: bool) -> None:
     """Remove a remote model."""
     depot.gateway.remove_remote(name)
-    stdout.print(f"removed {name}")
+    report(as_json, {"removed": name}, f"removed {name}")
 
 
 @app.group()
@@ -63,11 +65,14 @@ def alias() -> None:
 @click.argument("name")
 @click.argument("target")
 @click.option("--fallback", "fallbacks", multiple=True, help="Tried in order when TARGET fails.")
+@json_option
 @pass_depot
-def alias_set(depot: Depot, name: str, target: str, fallbacks: tuple[str, ...]) -> None:
+def alias_set(depot: Depot, name: str, target: str, fallbacks: tuple[str, ...],
+              as_json: bool) -> None:  # fmt: skip
     """Point NAME at TARGET, then each --fallback in turn."""
     made = depot.gateway.set_alias(name, [target, *fallbacks])
-    stdout.print(f"{made.name} -> {' -> '.join(made.targets)}", markup=False)
+    report(as_json, {"name": made.name, "targets": list(made.targets)},
+           f"{made.name} -> {' -> '.join(made.targets)}")  # fmt: skip
 
 
 @alias.command("list")
@@ -85,8 +90,9 @@ def alias_list(depot: Depot, as_json: bool) -> None:
 
 @alias.command("rm")
 @click.argument("name")
+@json_option
 @pass_depot
-def alias_rm(depot: Depot, name: str) -> None:
+def alias_rm(depot: Depot, name: str, as_json: bool) -> None:
     """Remove an alias."""
     depot.gateway.remove_alias(name)
-    stdout.print(f"removed {name}")
+    report(as_json, {"removed": name}, f"removed {name}")

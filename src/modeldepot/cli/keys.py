@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modeldepot.cli.app import app, pass_depot
-from modeldepot.cli.render import print_json, stderr, stdout
+from modeldepot.cli.render import json_option, print_json, report, stderr, stdout
 from modeldepot.depot import Depot
 
 __all__: list[str] = []
@@ -27,11 +27,15 @@ def key() -> None:
 @click.option("--rpm", type=int, help="Requests per minute allowed.")
 @click.option("--tpd", type=int, help="Tokens (prompt + completion) per day allowed.")
 @click.option("--private", is_flag=True, help="Requests with this key never reach remote models.")
+@json_option
 @pass_depot
 def create(depot: Depot, name: str, models: str, rpm: int | None, tpd: int | None,
-           private: bool) -> None:  # fmt: skip
+           private: bool, as_json: bool) -> None:  # fmt: skip
     """Create a key; its secret is printed once, only its hash is stored."""
     created, secret = depot.keys.create(name, models=models, rpm=rpm, tpd=tpd, private=private)
+    if as_json:
+        print_json({**vars(created), "secret": secret})
+        return
     stderr.print(f"key {created.name!r} for models {created.models!r}; keep the secret now:")
     stdout.out(secret)
 
@@ -56,11 +60,12 @@ def list_(depot: Depot, as_json: bool) -> None:
 
 @key.command("revoke")
 @click.argument("name")
+@json_option
 @pass_depot
-def revoke(depot: Depot, name: str) -> None:
+def revoke(depot: Depot, name: str, as_json: bool) -> None:
     """Revoke a key: requests with it are refused from now on."""
     depot.keys.revoke(name)
-    stdout.print(f"revoked {name}")
+    report(as_json, {"revoked": name}, f"revoked {name}")
 
 
 @app.command()

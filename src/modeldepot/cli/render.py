@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,7 +25,16 @@ from modeldepot.formats.base import format_params
 from modeldepot.registry import ModelVersion
 from modeldepot.store import Progress as ProgressCallback
 
-__all__ = ["bytes_progress", "human_size", "print_json", "stderr", "stdout", "version_table"]
+__all__ = [
+    "bytes_progress",
+    "human_size",
+    "json_option",
+    "print_json",
+    "report",
+    "stderr",
+    "stdout",
+    "version_table",
+]
 
 # Piped output keeps whole lines (no wrapping or ellipsis at 80 columns) so scripts can cut it.
 stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 400)
@@ -33,6 +43,18 @@ stderr = Console(stderr=True, highlight=False)
 
 def print_json(data: Any) -> None:
     stdout.out(json.dumps(data, indent=2, default=str), highlight=False)
+
+
+def report(as_json: bool, data: Any, text: str) -> None:
+    """What a command did: `data` as JSON with --json, else `text` for a person."""
+    if as_json:
+        print_json(data)
+    else:
+        stdout.print(text, markup=False)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+"""The --json flag every listing and every state-changing command has."""
 
 
 def version_table(versions: list[ModelVersion]) -> Table:

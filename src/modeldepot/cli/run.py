@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import click
 import httpx
 
 from modeldepot.cli.app import CommandError, app, pass_depot
+from modeldepot.cli.daemon import running_server
 from modeldepot.cli.render import stderr, stdout
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
@@ -34,19 +35,6 @@ class _Endpoint:
     model: str
     key: str | None = None
     through_server: bool = False
-
-
-def _running_server(home: Path) -> tuple[str, str] | None:
-    """(URL, local key) of a `depot serve` of this home that answers, if one runs."""
-    try:
-        announced = json.loads((home / "serve.json").read_text())
-        url, key, pid = str(announced["url"]), str(announced["key"]), int(announced["pid"])
-        os.kill(pid, 0)
-        if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-            return url, key
-    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
-        pass
-    return None
 
 
 def _stream(client: httpx.Client, endpoint: _Endpoint, messages: list[dict[str, str]],
@@ -68,6 +56,8 @@ def _stream(client: httpx.Client, endpoint: _Endpoint, messages: list[dict[str, 
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             event = json.loads(line[6:])
+            if isinstance(event.get("error"), dict):  # the engine failed mid-stream
+                raise DepotError(f"{endpoint.model}: {event['error'].get('message', 'failed')}")
             for choice in event.get("choices", []):
                 text = (choice.get("delta") or {}).get("content")
                 if text:
@@ -85,6 +75,24 @@ def _answer(client: httpx.Client, endpoint: _Endpoint, messages: list[dict[str, 
     return "".join(parts)
 
 
+@contextlib.contextmanager
+def _history(path: Path) -> Iterator[None]:
+    """Line editing and a history kept across chats, on a terminal."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    import readline
+
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    try:
+        yield
+    finally:
+        readline.set_history_length(1000)
+        with contextlib.suppress(OSError):
+            readline.write_history_file(path)
+
+
 @app.command()
 @click.argument("model")
 @click.argument("prompt", required=False)
@@ -94,7 +102,13 @@ def _answer(client: httpx.Client, endpoint: _Endpoint, messages: list[dict[str, 
 @pass_depot
 def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_tokens: int,
         temperature: float) -> None:  # fmt: skip
-    """Answer PROMPT with MODEL, streaming; without PROMPT, open an interactive chat."""
+    """Answer PROMPT with MODEL, streaming; without PROMPT, open an interactive chat (with line
+    editing and history). Text piped in is added to PROMPT: `cat notes.txt | depot run MODEL
+    "summarise this"`."""
+    if prompt is not None and not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        if piped.strip():
+            prompt = f"{prompt}\n\n{piped}"
     version = depot.names.show(model)
     refusals = depot.admission.refusals(version)
     if refusals:
@@ -103,9 +117,9 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
         raise CommandError(f"{version.reference} may not be run: {refusals[0]}", 1)
     settings = depot.settings
     with contextlib.ExitStack() as stack:
-        server = _running_server(settings.home)
+        server = running_server(settings.home)
         if server is not None:
-            endpoint = _Endpoint(f"{server[0]}/v1", str(version.reference), server[1], True)
+            endpoint = _Endpoint(f"{server.url}/v1", str(version.reference), server.key, True)
         else:
             engines = Engines.from_entry_points()
             spec = engines.spec(version, Capability.CHAT, StoredFiles(depot.store, settings.home),
@@ -124,6 +138,7 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
                 return
             via = " through the running depot serve" if endpoint.through_server else ""
             stderr.print(f"chatting with {version.reference}{via}; an empty line or Ctrl-D ends")
+            stack.enter_context(_history(settings.home / "run_history"))
             while True:
                 try:
                     line = input(">>> ")

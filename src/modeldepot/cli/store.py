@@ -5,8 +5,16 @@ from __future__ import annotations
 import click
 
 from modeldepot.cli.app import CommandError, app, pass_depot
-from modeldepot.cli.render import bytes_progress, human_size, print_json, stdout
+from modeldepot.cli.render import (
+    bytes_progress,
+    human_size,
+    json_option,
+    print_json,
+    report,
+    stdout,
+)
 from modeldepot.depot import Depot
+from modeldepot.describe import version_view
 
 __all__: list[str] = []
 
@@ -14,21 +22,28 @@ __all__: list[str] = []
 @app.command()
 @click.argument("source")
 @click.argument("target")
+@json_option
 @pass_depot
-def tag(depot: Depot, source: str, target: str) -> None:
+def tag(depot: Depot, source: str, target: str, as_json: bool) -> None:
     """Point TARGET (NAME:TAG) at the version SOURCE names; the old version stays stored."""
     version = depot.names.tag(source, target)
-    stdout.print(f"{version.reference} -> {version.digest}")
+    report(as_json, version_view(version), f"{version.reference} -> {version.digest}")
 
 
 @app.command()
 @click.argument("names", nargs=-1, required=True)
+@json_option
 @pass_depot
-def rm(depot: Depot, names: tuple[str, ...]) -> None:
+def rm(depot: Depot, names: tuple[str, ...], as_json: bool) -> None:
     """Remove tags (NAME:TAG) or versions (NAME@sha256:...). Files stay until `depot gc`."""
+    removed = []
     for name in names:
         version = depot.names.remove(name)
-        stdout.print(f"removed {name} ({version.digest})")
+        removed.append({"removed": name, "digest": version.digest})
+        if not as_json:
+            stdout.print(f"removed {name} ({version.digest})")
+    if as_json:
+        print_json(removed)
 
 
 @app.command()

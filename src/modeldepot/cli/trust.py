@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from modeldepot.cli.app import CommandError, app, pass_depot
-from modeldepot.cli.render import print_json, stderr, stdout
+from modeldepot.cli.render import json_option, print_json, report, stderr, stdout
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
 from modeldepot.registry.records import QUARANTINED
@@ -87,16 +87,19 @@ def scan(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, block: str 
 @app.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--exist-ok", is_flag=True, help="Keep an existing key instead of failing.")
+@json_option
 @pass_depot
-def keygen(depot: Depot, path: Path | None, exist_ok: bool) -> None:
+def keygen(depot: Depot, path: Path | None, exist_ok: bool, as_json: bool) -> None:
     """Write a new ECDSA P-256 signing key to PATH (default: the depot's own key,
     DEPOT_HOME/keys/depot) and its public key to PATH.pub."""
     path = path or depot.signatures.default_key
     if exist_ok and path.exists():
-        stdout.print(f"keeping the key at {path}", markup=False)
+        report(as_json, {"private": str(path), "public": f"{path}.pub", "created": False},
+               f"keeping the key at {path}")  # fmt: skip
         return
     private, public = generate_key(path)
-    stdout.print(f"private key: {private} (keep it secret)\npublic key:  {public}", markup=False)
+    report(as_json, {"private": str(private), "public": str(public), "created": True},
+           f"private key: {private} (keep it secret)\npublic key:  {public}")  # fmt: skip
 
 
 @app.command()
@@ -117,8 +120,10 @@ def keygen(depot: Depot, path: Path | None, exist_ok: bool) -> None:
     type=click.Path(path_type=Path),
     help="Also write the signature bundle here (for `model_signing verify`).",
 )
+@json_option
 @pass_depot
-def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path | None) -> None:
+def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path | None,
+         as_json: bool) -> None:  # fmt: skip
     """Sign a stored version in the OpenSSF model-signing format."""  # fmt: skip
     if key and sigstore:
         raise UsageError("give either --key PATH or --sigstore")
@@ -130,8 +135,11 @@ def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path
     record = depot.signatures.sign(version, signer)
     if output:
         output.write_bytes(depot.signatures.bundle(record))
-    stdout.print(f"signed {version.reference} ({version.digest}) by {record.identity[:16]}; "
-                 f"signature {record.digest}", markup=False)  # fmt: skip
+    report(as_json, {"reference": str(version.reference), "digest": version.digest,
+                     "method": record.method, "identity": record.identity,
+                     "signature": record.digest},
+           f"signed {version.reference} ({version.digest}) by {record.identity[:16]}; "
+           f"signature {record.digest}")  # fmt: skip
 
 
 @app.command()
@@ -181,14 +189,24 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
         if failed:
             raise CommandError(f"{len(failed)} of {len(results)} versions fail verification", 1)
         return
+    checked: list[dict[str, object]] = []
     for name in names:
         version = depot.names.show(name)
         try:
             lines = depot.signatures.verify(version, list(keys))
         except SignatureFailure as exc:
+            if as_json:
+                print_json([*checked, {"reference": str(version.reference),
+                                       "digest": version.digest, "verified": False,
+                                       "problem": str(exc), "files": exc.files}])  # fmt: skip
             raise CommandError(f"{version.reference}: {exc}", 1) from None
-        for line in lines:
-            stdout.print(f"{version.reference}: {line}", markup=False)
+        checked.append({"reference": str(version.reference), "digest": version.digest,
+                        "verified": True, "signatures": lines})  # fmt: skip
+        if not as_json:
+            for line in lines:
+                stdout.print(f"{version.reference}: {line}", markup=False)
+    if as_json:
+        print_json(checked)
 
 
 @app.command()
@@ -214,8 +232,9 @@ def bom(depot: Depot, name: str, output: Path | None) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="Replace the card with this file (front matter checked).",
 )
+@json_option
 @pass_depot
-def card(depot: Depot, name: str, edit: bool, from_file: Path | None) -> None:
+def card(depot: Depot, name: str, edit: bool, from_file: Path | None, as_json: bool) -> None:
     """Show a version's model card (Hugging Face format, with EU AI Act fields)."""  # fmt: skip
     version = depot.names.show(name)
     if from_file or edit:
@@ -225,9 +244,16 @@ def card(depot: Depot, name: str, edit: bool, from_file: Path | None) -> None:
             else edit_in_editor(depot.documents.card(version), depot.settings.editor)
         )
         depot.documents.save_card(version, text)  # fmt: skip
-        stderr.print(f"saved the card of {version.reference}")
+        if as_json:
+            print_json({"reference": str(version.reference), "saved": True, "card": text})
+        else:
+            stderr.print(f"saved the card of {version.reference}")
         return
-    stdout.out(depot.documents.card(version), highlight=False)
+    text = depot.documents.card(version)
+    if as_json:
+        print_json({"reference": str(version.reference), "card": text})
+    else:
+        stdout.out(text, highlight=False)
 
 
 @app.group()
@@ -259,43 +285,63 @@ def quarantine_list(depot: Depot, as_json: bool) -> None:
 @quarantine.command("release")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why it is safe to release (recorded).")
+@json_option
 @pass_depot
-def quarantine_release(depot: Depot, name: str, reason: str) -> None:
+def quarantine_release(depot: Depot, name: str, reason: str, as_json: bool) -> None:
     """Release a quarantined version (recorded in the audit log with the reason)."""
     version = depot.names.show(name)
     depot.quarantine.release(version, reason)
-    stdout.print(f"released {version.reference}", markup=False)
+    report(as_json, {"released": str(version.reference), "digest": version.digest},
+           f"released {version.reference}")  # fmt: skip
 
 
 @quarantine.command("hold")
 @click.argument("name")
+@json_option
 @pass_depot
-def quarantine_hold(depot: Depot, name: str) -> None:
+def quarantine_hold(depot: Depot, name: str, as_json: bool) -> None:
     """Quarantine a version by hand."""
     version = depot.names.show(name)
     depot.quarantine.hold(version)
-    stdout.print(f"quarantined {version.reference}", markup=False)
+    report(as_json, {"quarantined": str(version.reference), "digest": version.digest},
+           f"quarantined {version.reference}")  # fmt: skip
 
 
 @quarantine.command("delete")
 @click.argument("name")
+@json_option
 @pass_depot
-def quarantine_delete(depot: Depot, name: str) -> None:
+def quarantine_delete(depot: Depot, name: str, as_json: bool) -> None:
     """Remove every name of a quarantined version; `depot gc` then frees its files."""
     version = depot.names.show(name)
     if version.status != QUARANTINED:
         raise UsageError(f"{version.reference} is not quarantined; use `depot rm`")
+    removed = []
     for v in depot.names.versions(include_untagged=True):
         if v.digest == version.digest:
             depot.names.remove(str(v.reference))
-            stdout.print(f"removed {v.reference}", markup=False)
+            removed.append(str(v.reference))
+            if not as_json:
+                stdout.print(f"removed {v.reference}", markup=False)
+    if as_json:
+        print_json({"removed": removed, "digest": version.digest})
 
 
 @app.command()
+@json_option
 @pass_depot
-def policy(depot: Depot) -> None:
+def policy(depot: Depot, as_json: bool) -> None:
     """Show the policy in force (DEPOT_HOME/policy.toml, else the built-in defaults)."""
     p = depot.admission.policy()
+    if as_json:
+        print_json({"source": p.source, "fingerprint": p.fingerprint, "block_at": str(p.block_at),
+                    "licences_allowed": list(p.licences_allowed),
+                    "licences_denied": list(p.licences_denied),
+                    "require_commercial_use": p.require_commercial_use,
+                    "formats_allowed": list(p.formats_allowed),
+                    "signature_required": p.signature_required,
+                    "trusted_keys": [str(k) for k in p.trusted_keys]})  # fmt: skip
+        return
     stdout.print(f"source: {p.source}", markup=False)
     rows = [
         ("blocks at", str(p.block_at)),
@@ -353,12 +399,18 @@ def audit(ctx: click.Context, since: str | None, action: str | None, as_json: bo
 
 
 @audit.command("verify")
+@json_option
 @pass_depot
-def audit_verify(depot: Depot) -> None:
-    """Recompute the hash chain; exits 1 when an event was edited or deleted."""
-    report = depot.audit.verify()
-    for problem in report.problems:
-        stdout.print(f"event {problem.event_id}: {problem.message}", markup=False)
-    stdout.print(f"{report.events} events, head {report.head or '-'}", markup=False)
-    if not report.intact:
-        raise CommandError(f"audit chain broken at {len(report.problems)} places", 1)
+def audit_verify(depot: Depot, as_json: bool) -> None:
+    """Recompute the hash chain and check its signed checkpoints; exits 1 when an event was
+    edited, deleted or removed from the end, or the chain was rewritten."""
+    chain = depot.anchors.verify(depot.audit)
+    if as_json:
+        print_json({"events": chain.events, "head": chain.head, "intact": chain.intact,
+                    "problems": [vars(p) for p in chain.problems]})  # fmt: skip
+    else:
+        for problem in chain.problems:
+            stdout.print(f"event {problem.event_id}: {problem.message}", markup=False)
+        stdout.print(f"{chain.events} events, head {chain.head or '-'}", markup=False)
+    if not chain.intact:
+        raise CommandError(f"audit chain broken at {len(chain.problems)} places", 1)

@@ -19,18 +19,23 @@ from typing import Any
 from modeldepot._version import __version__
 from modeldepot.describe.card import CardFacts
 from modeldepot.errors import DepotError
-from modeldepot.licences import licence_terms
+from modeldepot.licences import licence_alternatives, licence_terms
 from modeldepot.registry.records import ModelVersion
 
 __all__ = ["build_bom", "validate_bom"]
 
 
 def _licence(name: str | None) -> list[dict[str, Any]]:
+    """A licence as CycloneDX writes it: an SPDX id, an SPDX expression, or a name."""
     if not name:
         return []
     from cyclonedx.spdx import is_supported_id
 
-    return [{"license": {"id": name} if is_supported_id(name) else {"name": name}}]
+    if is_supported_id(name):
+        return [{"license": {"id": name}}]
+    if licence_alternatives(name) != [[name]]:  # an expression (`Apache-2.0 OR MIT`)
+        return [{"expression": name}]
+    return [{"license": {"name": name}}]
 
 
 def _metric(e: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class Scorer:
     mc_mode: str = "auto"
     """auto (log-likelihood for local models, letters for remote ones), loglikelihood, letter."""
     judge: ModelRef | None = None
+    judge_tokens: int = 512
+    """Longest verdict the judge may write."""
     code_limits: Limits = field(default_factory=Limits)
     _sandbox: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
@@ -201,7 +203,7 @@ class Scorer:
             verdict = await self._chat(self.judge, task, [
                 {"role": "system", "content": template["system_prompt"]},
                 {"role": "user", "content": template["prompt_template"].format(**fields)},
-            ], 512)  # fmt: skip
+            ], self.judge_tokens)  # fmt: skip
             match = _RATING.search(verdict)
             ratings.append(float(match.group(1)) if match else math.nan)
         valid = [r for r in ratings if not math.isnan(r)]

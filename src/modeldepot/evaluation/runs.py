@@ -5,6 +5,7 @@ registry against the model version."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ class RunOptions:
     judge: str | None = None
     concurrency: int = 4
     limit: int | None = None
+    max_tokens: int | None = None
+    """Caps every generated answer and verdict (a task's own `max_tokens` when lower)."""
 
 
 @dataclass
@@ -126,6 +129,9 @@ def evaluate(
     models = [resolve_model(depot, name) for name in model_names]
     judge = resolve_model(depot, options.judge) if options.judge else None
     tasks = [limited(t, options.limit) for t in tasks]
+    if options.max_tokens is not None:
+        tasks = [dataclasses.replace(t, max_tokens=min(t.max_tokens, options.max_tokens))
+                 for t in tasks]  # fmt: skip
     for task in tasks:
         if task.output == "judge" and judge is None:
             raise UsageError(f"task {task.name} is scored by a judge model: add --judge MODEL")
@@ -136,7 +142,8 @@ def evaluate(
     async def main() -> None:
         client = Models(connect, cache, options.concurrency)
         async with client.running():
-            scorer = Scorer(client, seed=options.seed, mc_mode=options.mc_mode, judge=judge)
+            scorer = Scorer(client, seed=options.seed, mc_mode=options.mc_mode, judge=judge,
+                            judge_tokens=min(512, options.max_tokens or 512))  # fmt: skip
             for model in models:
                 for task in tasks:
                     label = f"{model.name} {task.name}"
@@ -166,6 +173,7 @@ def _record(result: TaskResult, options: RunOptions, judge: ModelRef | None) -> 
         metrics=result.metrics,
         items={it.id: it.scores for it in result.items},
         settings={"seed": options.seed, "mc_mode": options.mc_mode, "limit": options.limit,
+                  "max_tokens": options.max_tokens,
                   "judge": judge.label if judge else None, "failed": len(result.failed),
                   "answered_by": result.answered_by},
         at=now(),

@@ -22,8 +22,8 @@ __all__ = ["Accounting"]
 @dataclass
 class Accounting:
     metrics: Metrics
-    spend: Callable[[ApiKey, int], None]
-    """Charges tokens to the key's quota."""
+    spend: Callable[[ApiKey, int, int], None]
+    """Charges tokens to the key's quota, releasing the tokens reserved for the request."""
     record: Callable[[UsageRecord], None]
     """Writes the usage row (called in a worker thread)."""
     key: ApiKey
@@ -35,12 +35,17 @@ class Accounting:
     prompt: int = 0
     completion: int = 0
     decode_rate: float | None = None
+    reserved: int = 0
+    """Tokens reserved against the key's daily quota for this request."""
+    events: int = 0
+    """Stream events relayed: what a stream cut short (the client left) is charged."""
     _tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=4))
 
     def chunk(self, data: bytes) -> None:
         """A piece of a stream went to the client (the last few are kept for its usage)."""
         if self.first is None:
             self.first = time.perf_counter()
+        self.events += data.count(b"data: {")
         self._tail.append(data)
 
     def read_body(self, body: dict[str, Any]) -> None:
@@ -66,7 +71,9 @@ class Accounting:
         ttft = self.first - self.started if self.first is not None else None
         self.metrics.observe(self.model, self.endpoint, self.status, self.prompt,
                              self.completion, ttft, self.decode_rate)  # fmt: skip
-        self.spend(self.key, self.prompt + self.completion)
+        if self.events and not self.completion:  # cut short: each event carried a token
+            self.completion = self.events
+        self.spend(self.key, self.prompt + self.completion, self.reserved)
         usage = UsageRecord(
             key=self.key.name,
             model=self.model,

@@ -108,6 +108,23 @@ class AuditLog:
                 for r in conn.execute(query)
             ]
 
+    def head(self) -> tuple[int, str]:
+        """How many events the chain holds, and the hash of the last."""
+        with self.engine.connect() as conn:
+            count = conn.scalar(sa.select(sa.func.count()).select_from(t.events)) or 0
+            last = conn.scalar(sa.select(t.events.c.hash).order_by(t.events.c.id.desc()).limit(1))
+        return int(count), last or ""
+
+    def hash_at(self, position: int) -> str | None:
+        """The hash of the `position`-th event (1-based, in chain order), if there is one."""
+        if position < 1:
+            return ""
+        with self.engine.connect() as conn:
+            found: str | None = conn.scalar(
+                sa.select(t.events.c.hash).order_by(t.events.c.id).offset(position - 1).limit(1)
+            )
+        return found
+
     def verify(self) -> ChainReport:
         """Recompute every event's hash and link; report the problems found."""
         problems: list[ChainProblem] = []

@@ -108,6 +108,12 @@ class KeyStore:
             query = sa.select(sa.func.count()).where(t.api_keys.c.revoked_at.is_(None))
             return bool(conn.scalar(query))
 
+    def ever_created(self) -> bool:
+        """Whether any key was ever created (revoked ones included): once keys have been
+        turned on, the server never opens again by itself."""
+        with self.engine.connect() as conn:
+            return bool(conn.scalar(sa.select(sa.func.count()).select_from(t.api_keys)))
+
     def lookup(self, secret: str) -> ApiKey | None:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modeldepot.errors import ModelNotFound
+from modeldepot.refs import Reference
 from modeldepot.registry import schema as t
 from modeldepot.registry.records import OK, PENDING, QUARANTINED, as_utc
 from modeldepot.registry.versions import Registry
@@ -150,20 +151,33 @@ class TrustStore:
             ).all()
         return [Status(r.digest, QUARANTINED, list(r.status_reasons or [])) for r in rows]
 
-    def blob_exportable(self, digest: str) -> bool:
-        """False for a blob that belongs only to versions not admitted (quarantined, pending);
-        True for one no version claims (a signature, a card) and for one an admitted version
-        uses."""
-        m = t.manifests
-        direct = sa.select(m.c.status).where((m.c.digest == digest) | (m.c.config_digest == digest))
-        via_files = (
-            sa.select(m.c.status)
-            .join(t.files, t.files.c.manifest_id == m.c.id)
-            .where(t.files.c.digest == digest)
+    def blob_users(self, digest: str) -> list[tuple[tuple[str, ...], str]]:
+        """Every version whose manifest, config, files, signatures or cards include the blob
+        `digest`: its names (the repository, and `repository:tag` for each tag) and status."""
+        m, v, mo, tg = t.manifests, t.versions, t.models, t.tags
+        owning = sa.or_(
+            m.c.digest == digest,
+            m.c.config_digest == digest,
+            sa.exists().where(t.files.c.manifest_id == m.c.id, t.files.c.digest == digest),
+            sa.exists().where(t.signatures.c.manifest_id == m.c.id,
+                              t.signatures.c.digest == digest),
+            sa.exists().where(t.cards.c.manifest_id == m.c.id, t.cards.c.digest == digest),
+        )  # fmt: skip
+        query = (
+            sa.select(v.c.id, mo.c.namespace, mo.c.name, m.c.status, tg.c.name.label("tag"))
+            .join(m, m.c.id == v.c.manifest_id)
+            .join(mo, mo.c.id == v.c.model_id)
+            .outerjoin(tg, tg.c.version_id == v.c.id)
+            .where(owning)
         )
+        found: dict[int, tuple[list[str], str]] = {}
         with self.engine.connect() as conn:
-            owners = [*conn.scalars(direct), *conn.scalars(via_files)]
-        return not owners or any(status == OK for status in owners)
+            for row in conn.execute(query):
+                repo = Reference(row.namespace, row.name, None, None).repository
+                names, _ = found.setdefault(row.id, ([repo], row.status))
+                if row.tag:
+                    names.append(f"{repo}:{row.tag}")
+        return [(tuple(names), status) for names, status in found.values()]
 
     # -- signatures ------------------------------------------------------------------------
 

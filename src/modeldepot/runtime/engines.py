@@ -32,9 +32,13 @@ class StoredFiles:
     home: Path
 
     def file(self, digest: str) -> Path:
-        return self.store.local_path(digest)
+        """The blob's file, re-verified if it changed since last found good: an engine never
+        loads bytes that are not the ones admitted."""
+        return self.store.verified_path(digest)
 
     def folder(self, version: ModelVersion) -> Path:
+        for _, digest in version.layout:
+            self.store.verified_path(digest)
         return materialize(self.store, version.digest, version.layout, self.home)
 
 

@@ -121,6 +121,14 @@ class EnginePool:
             await asyncio.sleep(every)
             await self.reap()
 
+    async def stop(self, digest: str) -> list[PoolStatus]:
+        """Unload every engine of the version `digest` (waiting for none of its requests: they
+        fail as if the engine had died). Returns what was stopped."""
+        stopped = [s for s in self.status() if s.digest == digest]
+        for key in [k for k, e in self._loaded.items() if e.spec.digest == digest]:
+            await self._unload(key)
+        return stopped
+
     async def close(self) -> None:
         for digest in list(self._loaded):
             await self._unload(digest)

@@ -16,10 +16,13 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modeldepot._version import __version__
 from modeldepot.config import Settings
@@ -32,7 +35,13 @@ from modeldepot.runtime.process import engine_client_limits
 from modeldepot.server import native, openai
 from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.directory import Directory
-from modeldepot.server.errors import APIError, api_error_handler, depot_error_handler
+from modeldepot.server.errors import (
+    APIError,
+    api_error_handler,
+    depot_error_handler,
+    http_error_handler,
+    validation_error_handler,
+)
 from modeldepot.server.state import ServerState
 
 __all__ = ["ANNOUNCEMENT", "create_app"]
@@ -62,6 +71,14 @@ def _withdraw(path: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
+
+
+async def _anchor_every(depot: Depot, seconds: float) -> None:
+    """Checkpoint the audit chain while the server runs (governance actions through it)."""
+    while True:
+        await asyncio.sleep(seconds)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(depot.anchors.record, depot.audit)
 
 
 def create_app(
@@ -106,20 +123,26 @@ def create_app(
         if listen is not None:
             _announce(announcement, listen, local_key)
         reaper = asyncio.create_task(pool.run_reaper())
+        anchoring = asyncio.create_task(_anchor_every(depot, 60.0))
         try:
             yield
         finally:
             if listen is not None:
                 _withdraw(announcement)
             reaper.cancel()
+            anchoring.cancel()
             await pool.close()
             await client.aclose()
             await remote_client.aclose()
             depot.close()
 
-    app = FastAPI(title="modeldepot", version=__version__, lifespan=lifespan)
+    # No open /docs: the schema is served at /openapi.json to callers the API would admit.
+    app = FastAPI(title="modeldepot", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)  # fmt: skip
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(DepotError, depot_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(openai.router)
     app.include_router(native.router)
 
@@ -127,8 +150,19 @@ def create_app(
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> dict[str, Any]:
+        await request.app.state.depot.gate.authenticate(request)
+        return app.openapi()
+
     @app.get("/health")
-    async def health() -> dict[str, object]:
+    async def health(request: Request) -> dict[str, object]:
+        """Up or not, to anyone; what is loaded (engine PIDs, memory), to callers the API
+        would admit."""
+        try:
+            await request.app.state.depot.gate.authenticate(request)
+        except APIError:
+            return {"status": "ok"}
         return {"status": "ok", "loaded": [vars(s) for s in pool.status()]}
 
     return app

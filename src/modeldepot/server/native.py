@@ -4,6 +4,8 @@
     GET /api/models/{name}           one version's metadata, files and lineage
     GET /api/manifests/{name}        the manifest's exact bytes; `x-depot-digest` names them
     GET /api/blobs/{digest}          a blob's bytes
+    GET /api/ps                      the engines loaded now (`depot ps`)
+    POST /api/stop {"model": NAME}   unload a model's engines (`depot stop`)
 
 The puller re-hashes everything it receives, so a damaged or dishonest server cannot plant
 anything: a byte that does not match its digest fails the pull and nothing is recorded.
@@ -21,8 +23,9 @@ from modeldepot.describe import version_view
 from modeldepot.errors import InvalidReference, ModelNotFound, NotFound
 from modeldepot.refs import parse_digest
 from modeldepot.registry import ModelVersion
-from modeldepot.registry.trust import TrustStore
+from modeldepot.registry.trust import OK, TrustStore
 from modeldepot.server.errors import APIError
+from modeldepot.server.requests import read_json
 from modeldepot.server.state import ServerState
 from modeldepot.store.manifests import MANIFEST_MEDIA_TYPE
 
@@ -31,15 +34,19 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api")
 
 
-async def _version(request: Request, name: str) -> ModelVersion:
-    state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
+async def _version_named(state: ServerState, name: str) -> ModelVersion:
     try:
-        version = await asyncio.to_thread(state.depot.names.show, name)
+        return await asyncio.to_thread(state.depot.names.show, name)
     except (ModelNotFound, InvalidReference):
         raise APIError(
             404, f"no model named {name}", "invalid_request_error", "not_found"
         ) from None
+
+
+async def _version(request: Request, name: str) -> ModelVersion:
+    state: ServerState = request.app.state.depot
+    key = await state.gate.authenticate(request)
+    version = await _version_named(state, name)
     state.gate.authorize(key, str(version.reference))
     if await state.directory.refusals(version):
         raise _refused(str(version.reference))
@@ -76,16 +83,39 @@ async def manifest(request: Request, name: str) -> Response:
 
 @router.get("/blobs/{digest}")
 async def blob(request: Request, digest: str) -> Response:
+    """A blob, to a caller whose key may use an admitted version that holds it (a blob is
+    reached through a model, never by digest alone)."""
     state: ServerState = request.app.state.depot
-    await state.gate.authenticate(request)
+    key = await state.gate.authenticate(request)
     try:
         digest = parse_digest(digest)
     except InvalidReference as exc:
         raise APIError.bad_request(str(exc)) from None
-    if not await asyncio.to_thread(TrustStore(state.depot.registry).blob_exportable, digest):
+    users = await asyncio.to_thread(TrustStore(state.depot.registry).blob_users, digest)
+    mine = [status for names, status in users if any(key.allows(n) for n in names)]
+    if not mine:  # not stored, or only in models this key may not use: the same answer
+        raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found")
+    if OK not in mine:
         raise _refused(f"blob {digest}")
     try:
         path = await asyncio.to_thread(state.depot.store.local_path, digest)
     except NotFound:
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found") from None
     return FileResponse(path, media_type="application/octet-stream")
+
+
+@router.get("/ps")
+async def ps(request: Request) -> list[dict[str, Any]]:
+    state: ServerState = request.app.state.depot
+    key = await state.gate.authenticate(request)
+    return [vars(s) for s in state.pool.status() if key.allows(s.name)]
+
+
+@router.post("/stop")
+async def stop(request: Request) -> list[dict[str, Any]]:
+    state: ServerState = request.app.state.depot
+    key = await state.gate.authenticate(request)
+    body = await read_json(request)
+    version = await _version_named(state, body["model"])
+    state.gate.authorize(key, str(version.reference))
+    return [vars(s) for s in await state.pool.stop(version.digest)]

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import APIRouter, Request
@@ -26,28 +26,18 @@ from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable, QueueFu
 from modeldepot.server import echo, routing, tools
 from modeldepot.server.errors import APIError, depot_error_response, engine_failed, error_body
 from modeldepot.server.relay import EngineStream, RelayError
+from modeldepot.server.requests import check_chat, check_common, read_json
 from modeldepot.server.state import ServerState
 
 __all__ = ["router"]
 
+_T = TypeVar("_T")
+
 router = APIRouter(prefix="/v1")
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise APIError.bad_request(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise APIError.bad_request("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise APIError.bad_request("`model` is required: a model name from GET /v1/models", "model")
-    return body
-
-
-@router.get("/models")
-async def list_models(request: Request) -> dict[str, Any]:
+async def _models(request: Request) -> list[dict[str, Any]]:
+    """What this caller may use: admitted local versions an engine can serve, remotes, aliases."""
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.names.versions)
@@ -59,14 +49,27 @@ async def list_models(request: Request) -> dict[str, Any]:
     ]
     entries += [(name, 0, "remote") for name in remotes]
     entries += [(name, 0, "alias") for name in aliases]
-    return {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": owner}
-            for name, created, owner in entries
-            if key.allows(name)
-        ],
-    }
+    return [
+        {"id": name, "object": "model", "created": created, "owned_by": owner}
+        for name, created, owner in entries
+        if key.allows(name)
+    ]
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": await _models(request)}
+
+
+@router.get("/models/{model:path}")
+async def retrieve_model(request: Request, model: str) -> dict[str, Any]:
+    """One model, as `client.models.retrieve(NAME)` asks (a bare name reaches its `latest`)."""
+    listed = await _models(request)
+    wanted = {model, f"{model}:latest"}
+    found = next((m for m in listed if m["id"] in wanted), None)
+    if found is None:
+        raise APIError.model_not_found(model)
+    return found
 
 
 @router.post("/chat/completions")
@@ -74,19 +77,16 @@ async def chat_completions(request: Request) -> Response:
     return await _forward(request, "/v1/chat/completions")
 
 
-def _check_chat(body: dict[str, Any]) -> None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise APIError.bad_request("`messages` must be a non-empty list", "messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise APIError.bad_request(f"`messages[{i}]` must be an object with a `role`")
-
-
 def _check_text(body: dict[str, Any], field: str) -> None:
     value = body.get(field)
     if not isinstance(value, str | list) or not value:
         raise APIError.bad_request(f"`{field}` is required: a string or a list of them", field)
+    flat = isinstance(value, list) and all(isinstance(v, str | int) for v in value)
+    nested = isinstance(value, list) and all(
+        isinstance(v, list) and all(isinstance(t, int) for t in v) for v in value
+    )
+    if isinstance(value, list) and not (flat or nested):
+        raise APIError.bad_request(f"`{field}` must hold strings or token lists", field)
 
 
 @router.post("/completions")
@@ -102,26 +102,34 @@ async def embeddings(request: Request) -> Response:
 async def _forward(request: Request, path: str) -> Response:
     state: ServerState = request.app.state.depot
     key = await state.gate.authenticate(request)
-    body = await _json_body(request)
+    body = await read_json(request)
     chat = path.endswith("/chat/completions")
     if chat:
-        _check_chat(body)
+        check_chat(body)
     else:
         _check_text(body, "input" if path.endswith("/embeddings") else "prompt")
+        check_common(body)
     metadata = body.get("metadata")
     private = key.private or (isinstance(metadata, dict) and metadata.get("private") is True)
     targets = await routing.targets_for(state, body["model"], private=private)
     state.gate.authorize(key, body["model"] if len(targets) > 1 else targets[0].name)
-    await state.gate.admit(key)
+    wanted = body.get("max_completion_tokens") or body.get("max_tokens")
+    grant = await state.gate.admit(key, wanted)
+    generates = not path.endswith("/embeddings") and not body.get("echo")
+    if grant is not None and generates and (wanted is None or grant < wanted):
+        body["max_tokens"] = grant  # generation stops at the key's daily quota
+        body.pop("max_completion_tokens", None)
     response: Response | None = None
     for i, target in enumerate(targets):
         account = state.accounting(key, target.name, path)
+        account.reserved = grant or 0
         try:
             if target.remote is not None:
-                response = await _remote(state, target.remote, path, body, account)
+                response = await _remote(state, target.remote, path, body, account, request)
             else:
                 assert target.version is not None
-                response = await _local(state, target.version, path, dict(body), account)
+                response = await _local(state, target.version, path, dict(body), account,
+                                        request)  # fmt: skip
         except (ModelUnavailable, QueueFull) as exc:  # may be answered by the next target
             response = depot_error_response(exc)
         account.status = response.status_code
@@ -130,6 +138,7 @@ async def _forward(request: Request, path: str) -> Response:
         retryable = response.status_code == 429 or response.status_code >= 500
         if not retryable or i == len(targets) - 1:
             return response
+        account.reserved = 0  # the next attempt holds the reservation
         await _discard(response)
     assert response is not None
     return response
@@ -146,7 +155,12 @@ async def _discard(response: Response) -> None:
 
 
 async def _local(
-    state: ServerState, version: ModelVersion, path: str, body: dict[str, Any], account: Accounting
+    state: ServerState,
+    version: ModelVersion,
+    path: str,
+    body: dict[str, Any],
+    account: Accounting,
+    request: Request,
 ) -> Response:
     chat = path.endswith("/chat/completions")
     can = state.directory.capabilities(version)
@@ -168,13 +182,17 @@ async def _local(
         await stack.aclose()
         raise
     url = engine.base_url + path
-    return await _send(
-        lambda: EngineStream.open(url, body), bool(body.get("stream")), account, spec.name, stack
-    )
+    return await _send(lambda: EngineStream.open(url, body), bool(body.get("stream")), account,
+                       spec.name, stack, request)  # fmt: skip
 
 
 async def _remote(
-    state: ServerState, remote: Remote, path: str, body: dict[str, Any], account: Accounting
+    state: ServerState,
+    remote: Remote,
+    path: str,
+    body: dict[str, Any],
+    account: Accounting,
+    request: Request,
 ) -> Response:
     """Pass a request to a remote OpenAI-compatible model (its key from its variable)."""
     upstream_body = {k: v for k, v in body.items() if k != "metadata"}
@@ -191,7 +209,7 @@ async def _remote(
         return _HTTPXStream(await client.send(request, stream=True))
 
     response = await _send(open_upstream, bool(body.get("stream")), account, remote.name,
-                           contextlib.AsyncExitStack())  # fmt: skip
+                           contextlib.AsyncExitStack(), request)  # fmt: skip
     if response.status_code in (401, 403):  # the depot's credentials, not the client's
         await _discard(response)
         where = f" (check ${remote.api_key_env})" if remote.api_key_env else ""
@@ -223,17 +241,28 @@ async def _send(
     account: Accounting,
     name: str,
     stack: contextlib.AsyncExitStack,
+    request: Request | None = None,
 ) -> Response:
     """Open the upstream answer and hand it back, relaying a stream as it comes; `stack`
-    holds what must stay open while it streams (the engine, the upstream connection)."""
+    holds what must stay open while it streams (the engine, the upstream connection). A client
+    that leaves before a whole answer is ready closes the upstream connection, which stops the
+    engine's work on it."""
     try:
+        if not stream:
+            whole = await _unless_gone(request, _whole(open_upstream, stack))
+            await stack.aclose()
+            if whole is None:  # the client left: closing the connection stopped the engine
+                account.status = 499
+                return Response(status_code=499)
+            status, content = whole
+            if status == 200:
+                account.read_body(json.loads(content))
+            return Response(content, status, media_type="application/json")
         upstream = await open_upstream()
         stack.push_async_callback(upstream.aclose)
-        if upstream.status_code != 200 or not stream:
+        if upstream.status_code != 200:
             content = await upstream.read()
             await stack.aclose()
-            if upstream.status_code == 200:
-                account.read_body(json.loads(content))
             return Response(content, upstream.status_code, media_type="application/json")
     except (httpx.HTTPError, RelayError) as exc:
         await stack.aclose()
@@ -246,6 +275,35 @@ async def _send(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
+
+
+async def _whole(
+    open_upstream: Callable[[], Awaitable[EngineStream | _HTTPXStream]],
+    stack: contextlib.AsyncExitStack,
+) -> tuple[int, bytes]:
+    upstream = await open_upstream()
+    stack.push_async_callback(upstream.aclose)
+    return upstream.status_code, await upstream.read()
+
+
+async def _unless_gone(request: Request | None, work: Awaitable[_T]) -> _T | None:
+    """`work`'s result, or None (with `work` cancelled) as soon as the client has gone."""
+    task = asyncio.ensure_future(work)
+    if request is None:
+        return await task
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                return None
+    except BaseException:
+        task.cancel()
+        raise
 
 
 async def _fan_out(

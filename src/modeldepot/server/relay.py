@@ -36,6 +36,7 @@ class EngineStream:
     @classmethod
     async def open(cls, url: str, body: dict[str, Any]) -> EngineStream:
         parts = urlsplit(url)
+        writer: asyncio.StreamWriter | None = None
         try:
             reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
             payload = json.dumps(body).encode()
@@ -56,7 +57,13 @@ class EngineStream:
                 if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
                     chunked = True
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            if writer is not None:
+                writer.close()
             raise RelayError(str(exc)) from None
+        except BaseException:  # cancelled (the client left): the engine sees the close
+            if writer is not None:
+                writer.close()
+            raise
         return cls(reader, writer, int(fields[1]), chunked)
 
     async def chunks(self) -> AsyncIterator[bytes]:

@@ -56,6 +56,11 @@ class BlobStore(Protocol):
         """A real, read-only file holding the blob's bytes, for consumers that need one."""
         ...
 
+    def verified_path(self, digest: str, progress: Progress | None = None) -> Path:
+        """`local_path`, after making sure the bytes still hash to `digest` (what engines
+        load); raises IntegrityError when they do not."""
+        ...
+
     def put_bytes(self, data: bytes) -> Blob: ...
 
     def put_file(

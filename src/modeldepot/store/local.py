@@ -114,6 +114,8 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.dir = root / "blobs"
         self.tmp = root / "tmp"
+        self.checked = root / "checked"
+        """When each blob file was last found to match its digest (size, times, inode)."""
         self.location = str(self.dir)
 
     def ensure(self) -> None:
@@ -218,6 +220,8 @@ class LocalBlobStore:
     def delete(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._stamp_path(digest).unlink()
 
     def temporary_bytes(self) -> int:
         """Bytes held by temporary files (imports in progress or interrupted)."""
@@ -280,4 +284,42 @@ class LocalBlobStore:
         os.fchmod(fd, 0o444)
         os.rename(tmp, final)
         _fsync_dir(self.dir)
+        self._remember(digest)
         return Blob(digest, size, new=True, cloned=cloned)
+
+    # -- verified reads --------------------------------------------------------------------
+
+    def _stamp_path(self, digest: str) -> Path:
+        return self.checked / parse_digest(digest).replace(":", "-")
+
+    @staticmethod
+    def _stamp(path: Path) -> str:
+        st = path.stat()
+        return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
+
+    def _remember(self, digest: str) -> None:
+        """Note the blob file's identity now that its bytes are known to match `digest`."""
+        self.checked.mkdir(parents=True, exist_ok=True)
+        stamp = self._stamp_path(digest)
+        partial = stamp.with_name(f"{stamp.name}.{os.getpid()}.partial")
+        partial.write_text(self._stamp(self.path(digest)))
+        partial.rename(stamp)
+
+    def verified_path(self, digest: str, progress: Progress | None = None) -> Path:
+        """The blob's file, after making sure its bytes still hash to `digest`: hashed again
+        only when the file changed (size, times, inode) since it was last found good. Raises
+        IntegrityError when the bytes changed, NotFound when the blob is gone."""
+        path = self.local_path(digest)
+        try:
+            if self._stamp_path(digest).read_text() == self._stamp(path):
+                return path
+        except FileNotFoundError:
+            pass
+        actual = self.rehash(digest, progress)
+        if actual != parse_digest(digest):
+            raise IntegrityError(
+                f"blob {digest} in {self.dir} has changed on disk (its bytes now hash to "
+                f"{actual}); `depot check` lists what is damaged"
+            )
+        self._remember(digest)
+        return path

@@ -56,6 +56,11 @@ class MemoryBlobStore:
             partial.rename(path)
         return path
 
+    def verified_path(self, digest: str, progress: Progress | None = None) -> Path:
+        if self.rehash(digest, progress) != parse_digest(digest):
+            raise IntegrityError(f"blob {digest} has changed in the memory store")
+        return self.local_path(digest)
+
     def put_bytes(self, data: bytes, *, expected: str | None = None) -> Blob:
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
         if expected is not None and parse_digest(expected) != digest:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldepot.errors import UsageError
-from modeldepot.licences import licence_terms
+from modeldepot.licences import licence_alternatives, licence_terms, normalize_licence
 from modeldepot.scan.findings import Finding, Severity
 
 __all__ = ["Advisory", "Policy", "load_advisories", "load_policy"]
@@ -68,9 +68,9 @@ class Policy:
         if len(blocking) > 5:
             out.append(f"scan: {len(blocking) - 5} more blocking findings")
         terms = licence_terms(licence)
-        if self.licences_allowed and not _licence_in(licence, terms.family, self.licences_allowed):
+        if self.licences_allowed and not _allowed(licence, self.licences_allowed):
             out.append(f"licence: {licence or 'unknown'} is not in the allowed licences")
-        if _licence_in(licence, terms.family, self.licences_denied):
+        if licence and self.licences_denied and _denied(licence, self.licences_denied):
             out.append(f"licence: {licence} is denied by policy")
         if self.require_commercial_use and terms.commercial_use is not True:
             out.append(f"licence: {licence or 'unknown'} does not clearly allow commercial use")
@@ -83,9 +83,25 @@ class Policy:
         return out
 
 
-def _licence_in(licence: str | None, family: str | None, names: tuple[str, ...]) -> bool:
-    wanted = {n.lower() for n in names}
-    return bool(licence and licence.lower() in wanted) or bool(family and family.lower() in wanted)
+def _matches(part: str, names: tuple[str, ...]) -> bool:
+    """A single licence named in `names`, by its identifier (any spelling) or its family."""
+    wanted = {(normalize_licence(n) or n).lower() for n in names} | {n.lower() for n in names}
+    family = licence_terms(part).family
+    return part.lower() in wanted or bool(family and family.lower() in wanted)
+
+
+def _allowed(licence: str | None, names: tuple[str, ...]) -> bool:
+    """Some alternative of the licence can be met with allowed licences only."""
+    return any(
+        all(_matches(part, names) for part in choice) for choice in licence_alternatives(licence)
+    )
+
+
+def _denied(licence: str, names: tuple[str, ...]) -> bool:
+    """Every alternative of the licence involves a denied licence."""
+    return all(
+        any(_matches(part, names) for part in choice) for choice in licence_alternatives(licence)
+    )
 
 
 def _strings(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:

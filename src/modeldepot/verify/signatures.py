@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from modeldepot.config import Settings
-from modeldepot.errors import DepotError
+from modeldepot.errors import DepotError, IntegrityError
 from modeldepot.registry import ModelVersion, Registry
 from modeldepot.registry.trust import QUARANTINED, SignatureRecord, TrustStore
 from modeldepot.scan import Finding
@@ -25,6 +25,7 @@ from modeldepot.verify.signing import (
     fingerprint,
     public_key_pem,
     sign_folder,
+    signed_digests,
     verify_folder,
 )
 
@@ -67,11 +68,27 @@ class Signatures:
         """The depot's own signing key (`depot keygen` with no path)."""
         return self.settings.home / "keys" / "depot"
 
+    def changed_files(self, version: ModelVersion) -> list[str]:
+        """Files of `version` whose stored bytes no longer hash to their recorded digest (each
+        hashed again now), or are gone."""
+        changed = []
+        for f in version.files:
+            if not self.store.has(f.digest) or self.store.rehash(f.digest) != f.digest:
+                changed.append(f.path)
+        return changed
+
     def sign(
         self, version: ModelVersion, signer: Signer, *, actor: str | None = None
     ) -> SignatureRecord:
-        """Sign `version`; a key that already signed it is not asked again (the existing
-        signature is returned)."""
+        """Sign `version` after hashing its stored bytes again (changed bytes are never
+        signed); a key that already signed it is not asked again (the existing signature is
+        returned)."""
+        changed = self.changed_files(version)
+        if changed:
+            raise IntegrityError(
+                f"{version.reference}: {', '.join(changed)} changed since import (the stored "
+                "bytes no longer match their digests); nothing was signed"
+            )
         if signer.key is not None:
             identity = fingerprint(public_key_pem(signer.key))
             for record in self.trust.signatures(version.digest):
@@ -106,6 +123,14 @@ class Signatures:
         policy = load_policy(self.settings.home)
         key_files = list(keys or policy.trusted_keys)
         accepted = {fingerprint(Path(k).read_text()): Path(k) for k in key_files}
+        changed = self.changed_files(version)
+        if changed:
+            self.registry.audit.append(actor, "verify.fail", version.digest, {"files": changed})
+            raise SignatureFailure(
+                f"{', '.join(changed)} differs from its recorded digest: the stored bytes "
+                "changed since import",
+                changed,
+            )
         folder = self.admission.folder(version)
         lines: list[str] = []
         failures: list[str] = []
@@ -124,12 +149,15 @@ class Signatures:
                 try:
                     verify_folder(folder, bundle, public_key=key)
                 except SignatureFailure as exc:
-                    failures.append(f"signature by {record.identity[:16]}: {exc}")
+                    files = self._differing(version, bundle) or exc.files
+                    what = (f"{', '.join(files)} differ from what was signed" if files
+                            else str(exc))  # fmt: skip
+                    failures.append(f"signature by {record.identity[:16]}: {what}")
                     self.registry.audit.append(
                         actor,
                         "verify.fail",
                         version.digest,
-                        {"files": exc.files, "identity": record.identity},
+                        {"files": files, "identity": record.identity},
                     )
                     continue
             lines.append(f"{record.method} signature by {record.identity[:16]} verified "
@@ -139,6 +167,17 @@ class Signatures:
         if failures:
             raise SignatureFailure("; ".join(failures), [])
         return lines
+
+    @staticmethod
+    def _differing(version: ModelVersion, bundle: Path) -> list[str]:
+        """Files whose digest differs from the signed one, or that only one side has."""
+        signed = signed_digests(bundle)
+        if not signed:
+            return []
+        ours = {f.path: f.digest for f in version.files}
+        return sorted(
+            name for name in set(signed) | set(ours) if signed.get(name) != ours.get(name)
+        )
 
     def verify_all(
         self, versions: list[ModelVersion], *, actor: str | None = None
@@ -156,19 +195,24 @@ class Signatures:
             old = {(f.code, f.location) for f in self.admission.findings(version)}
             problems: list[str] = []
             signatures: list[str] = []
-            if self.trust.signatures(version.digest):
+            changed = self.changed_files(version)
+            if changed:  # nothing about these bytes can be vouched for
+                problems.append(
+                    f"integrity: {', '.join(changed)} differs from its recorded "
+                    "digest (changed since import)"
+                )
+            elif self.trust.signatures(version.digest):
                 try:
                     signatures = self.verify(version, actor=actor)
                 except SignatureFailure as exc:
-                    problems.append(str(exc))
+                    problems.append(f"signature: {exc}")
             report = self.admission.scan(version)
             admitted = self.admission.admit(version, report, actor=actor)
             if problems and admitted.status != QUARANTINED:
-                self.trust.set_status(version.digest, QUARANTINED,
-                                      [f"signature: {p}" for p in problems], actor=actor,
+                self.trust.set_status(version.digest, QUARANTINED, problems, actor=actor,
                                       action="quarantine")  # fmt: skip
             status = self.trust.status(version.digest)
-            problems += [r for r in status.reasons if r.removeprefix("signature: ") not in problems]
+            problems += [r for r in status.reasons if r not in problems]
             new = [f for f in report.findings if (f.code, f.location) not in old]
             results.append(Verification(version, signatures, problems, before, status.status,
                                         new))  # fmt: skip

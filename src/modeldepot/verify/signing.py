@@ -18,6 +18,7 @@ from typing import Any
 from modeldepot.errors import DepotError, IntegrityError, NotFound, UsageError
 
 __all__ = ["SignatureFailure", "Signer", "fingerprint", "generate_key", "sign_folder",
+           "signed_digests",
            "verify_folder"]  # fmt: skip
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -148,3 +149,23 @@ def verify_folder(
                 f"{', '.join(files)}: content differs from what was signed", files
             ) from None
         raise SignatureFailure(f"signature does not verify: {text[:300]}", []) from None
+
+
+def signed_digests(signature: Path) -> dict[str, str]:
+    """The per-file sha256 digests a model-signing bundle vouches for (`sha256:<hex>` by file
+    name); empty when the bundle does not list them that way."""
+    import base64
+    import json
+
+    try:
+        bundle = json.loads(signature.read_text())
+        payload = bundle["dsseEnvelope"]["payload"]
+        statement = json.loads(base64.b64decode(payload))
+        resources = statement["predicate"]["resources"]
+        return {
+            str(r["name"]): f"sha256:{r['digest']}"
+            for r in resources
+            if r.get("algorithm", "sha256") == "sha256"
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}

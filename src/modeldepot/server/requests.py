@@ -1,0 +1,204 @@
+"""What a request to the OpenAI API must be before any engine sees it: a bounded JSON body
+(413 past `MAX_BODY`), not nested past `MAX_DEPTH`, no NaN or Infinity, and the fields OpenAI
+checks in OpenAI's ranges (400 with the field named in `param`). Anything else a model might
+choke on (a long prompt, an odd sampler value) stays the engine's to judge."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import Request
+
+from modeldepot.server.errors import APIError
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_CHOICES",
+    "MAX_DEPTH",
+    "MAX_STOP",
+    "check_chat",
+    "check_common",
+    "read_json",
+]
+
+MAX_BODY = 8 * 1024 * 1024
+"""Largest request body, in bytes."""
+MAX_DEPTH = 64
+"""Deepest nesting of JSON arrays and objects."""
+MAX_CHOICES = 16
+"""Largest `n`: each choice is a request the engine decodes."""
+MAX_STOP = 16
+"""Most stop sequences (OpenAI takes 4; code tasks use more)."""
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def _bad(message: str, param: str | None = None) -> APIError:
+    return APIError(400, message, "invalid_request_error", "invalid_value" if param else None,
+                    param)  # fmt: skip
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: Any) -> int:
+    """How deep `value` nests, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((v, level + 1) for v in children)
+    return deepest
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request's JSON object, read within `MAX_BODY` (413 past it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise APIError(413, f"the request body is larger than {MAX_BODY} bytes",
+                       "invalid_request_error", "request_too_large")  # fmt: skip
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise APIError(413, f"the request body is larger than {MAX_BODY} bytes",
+                           "invalid_request_error", "request_too_large")  # fmt: skip
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks), parse_constant=_no_constant)
+    except RecursionError:
+        raise _bad(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _bad(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _bad("the request body must be a JSON object")
+    if _depth(body) > MAX_DEPTH:
+        raise _bad(f"the request body nests deeper than {MAX_DEPTH} levels")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("`model` is required: a model name from GET /v1/models", "model")
+    return body
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float, *, integer: bool) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        raise _bad(f"`{name}` must be {'an integer' if integer else 'a number'}", name)
+    if not low <= value <= high:
+        raise _bad(f"`{name}` must be between {low:g} and {high:g}; got {value}", name)
+
+
+def check_common(body: dict[str, Any]) -> None:
+    """The sampling fields of chat and text completions, in OpenAI's ranges."""
+    _number(body, "n", 1, MAX_CHOICES, integer=True)
+    _number(body, "max_tokens", 0, 1 << 31, integer=True)
+    _number(body, "max_completion_tokens", 0, 1 << 31, integer=True)
+    _number(body, "temperature", 0, 2, integer=False)
+    _number(body, "top_p", 0, 1, integer=False)
+    _number(body, "presence_penalty", -2, 2, integer=False)
+    _number(body, "frequency_penalty", -2, 2, integer=False)
+    _number(body, "top_logprobs", 0, 20, integer=True)
+    _number(body, "seed", -(1 << 63), (1 << 64) - 1, integer=True)
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise _bad("`stream` must be true or false", "stream")
+    stop = body.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str)
+        or (
+            isinstance(stop, list)
+            and len(stop) <= MAX_STOP
+            and all(isinstance(s, str) for s in stop)
+        )
+    ):
+        raise _bad(f"`stop` must be a string or a list of at most {MAX_STOP} strings", "stop")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        _number(body, "logprobs", 0, 20, integer=True)
+
+
+def _content(content: Any, where: str) -> None:
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _bad(f"`{where}.content` must be a string or a list of content parts", where)
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise _bad(f"`{where}.content[{j}]` must be an object with a `type`", where)
+        if part["type"] == "text":
+            if not isinstance(part.get("text"), str):
+                raise _bad(f"`{where}.content[{j}].text` must be a string", where)
+        else:
+            raise _bad(f"`{where}.content[{j}]` is {part['type']!r}: the models served here "
+                       "take text only", where)  # fmt: skip
+
+
+def _tool_calls(calls: Any, where: str) -> None:
+    if not isinstance(calls, list):
+        raise _bad(f"`{where}.tool_calls` must be a list", where)
+    for j, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not isinstance(function.get("arguments"), str)
+        ):
+            raise _bad(f"`{where}.tool_calls[{j}]` must be {{type: function, function: "
+                       "{name: string, arguments: string}}", where)  # fmt: skip
+        try:
+            json.loads(function["arguments"])
+        except ValueError:
+            raise _bad(f"`{where}.tool_calls[{j}].function.arguments` is not JSON", where) from None
+
+
+def _tools(body: dict[str, Any]) -> None:
+    tools = body.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise _bad("`tools` must be a list", "tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if (
+            not isinstance(tool, dict)
+            or tool.get("type") != "function"
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not function["name"]
+            or not isinstance(function.get("parameters", {}), dict)
+        ):
+            raise _bad(f"`tools[{i}]` must be {{type: function, function: {{name: string, "
+                       "parameters: object}}}", "tools")  # fmt: skip
+    choice = body.get("tool_choice")
+    if choice is None or choice in ("none", "auto", "required"):
+        return
+    named = choice.get("function") if isinstance(choice, dict) else None
+    if not isinstance(named, dict) or not isinstance(named.get("name"), str):
+        raise _bad("`tool_choice` must be none, auto, required or {type: function, function: "
+                   "{name}}", "tool_choice")  # fmt: skip
+
+
+def check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("`messages` must be a non-empty list", "messages")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise _bad(f"`{where}` must be an object with a `role`", "messages")
+        if message["role"] not in ROLES:
+            raise _bad(f"`{where}.role` is {message['role']!r}; one of {', '.join(ROLES)}",
+                       "messages")  # fmt: skip
+        _content(message.get("content"), where)
+        if message.get("tool_calls") is not None:
+            _tool_calls(message["tool_calls"], where)
+    _tools(body)
+    check_common(body)

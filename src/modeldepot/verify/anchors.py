@@ -1,0 +1,133 @@
+"""Anchors of the audit chain: signed checkpoints (how many events, the last one's hash) kept in
+`DEPOT_HOME/audit/checkpoints.jsonl`, outside the registry, as transparency logs publish signed
+checkpoints. The hash chain alone shows an edited or deleted event in the middle; a checkpoint
+also shows events removed from the end and a chain rewritten with fresh hashes, since the
+anchored head no longer matches. A checkpoint is added when a depot command or server closes
+(and every minute while a server runs) if the chain grew, signed with the depot's own key
+(`depot keygen`) when there is one."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modeldepot.registry.audit import AuditLog, ChainProblem, ChainReport
+
+__all__ = ["Anchors", "Checkpoint"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    events: int
+    head: str
+    at: str
+    signer: str | None = None
+    """Fingerprint of the key that signed it."""
+    signature: str | None = None
+
+    @property
+    def statement(self) -> bytes:
+        return f"modeldepot-audit-checkpoint:{self.events}:{self.head}:{self.at}".encode()
+
+
+class Anchors:
+    def __init__(self, path: Path, key: Path) -> None:
+        self.path = path
+        self.key = key
+        """The depot's private signing key; its public half is `key.pub`."""
+
+    def checkpoints(self) -> list[Checkpoint]:
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        found = []
+        for line in lines:
+            try:
+                found.append(Checkpoint(**json.loads(line)))
+            except (ValueError, TypeError):
+                found.append(Checkpoint(-1, "", "unreadable"))
+        return found
+
+    def record(self, audit: AuditLog) -> Checkpoint | None:
+        """Anchor the chain's head now, unless it is anchored already."""
+        events, head = audit.head()
+        known = self.checkpoints()
+        if not events or (known and (known[-1].events, known[-1].head) == (events, head)):
+            return None
+        at = datetime.now(UTC).isoformat()
+        checkpoint = Checkpoint(events, head, at)
+        if self.key.is_file():
+            checkpoint = self._signed(checkpoint)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, (json.dumps(vars(checkpoint)) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return checkpoint
+
+    def verify(self, audit: AuditLog) -> ChainReport:
+        """The chain's own check, and each checkpoint's: it still holds the anchored events
+        with the anchored head, and its signature verifies."""
+        chain = audit.verify()
+        problems = list(chain.problems)
+        for cp in self.checkpoints():
+            if cp.events < 0:
+                problems.append(ChainProblem(0, f"{self.path}: an unreadable checkpoint"))
+                continue
+            if cp.signature is not None and not self._verifies(cp):
+                problems.append(
+                    ChainProblem(
+                        cp.events,
+                        f"the checkpoint of {cp.at} does not "
+                        "verify with the depot's key (forged or edited)",
+                    )
+                )
+                continue  # fmt: skip
+            if chain.events < cp.events:
+                problems.append(
+                    ChainProblem(
+                        cp.events,
+                        f"the chain holds {chain.events} events "
+                        f"but {cp.events} were anchored on {cp.at}: events "
+                        "were removed from its end",
+                    )
+                )
+            elif audit.hash_at(cp.events) != cp.head:
+                message = f"event {cp.events} is not the one anchored on {cp.at}: rewritten"
+                problems.append(ChainProblem(cp.events, message))
+        return ChainReport(chain.events, chain.head, tuple(problems))
+
+    def _signed(self, checkpoint: Checkpoint) -> Checkpoint:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from modeldepot.verify.signing import fingerprint, public_key_pem
+
+        key = serialization.load_pem_private_key(self.key.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        signature = key.sign(checkpoint.statement, ec.ECDSA(hashes.SHA256()))
+        return Checkpoint(checkpoint.events, checkpoint.head, checkpoint.at,
+                          fingerprint(public_key_pem(self.key)),
+                          base64.b64encode(signature).decode())  # fmt: skip
+
+    def _verifies(self, checkpoint: Checkpoint) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        public = self.key.with_name(self.key.name + ".pub")
+        try:
+            key = serialization.load_pem_public_key(public.read_bytes())
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            key.verify(base64.b64decode(checkpoint.signature or ""), checkpoint.statement,
+                       ec.ECDSA(hashes.SHA256()))  # fmt: skip
+        except (OSError, ValueError, InvalidSignature, AssertionError):
+            return False
+        return True

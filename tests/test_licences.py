@@ -1,0 +1,64 @@
+"""Licences through SPDX (license-expression): identifiers and compound expressions normalise,
+the policy's allow and deny lists and families match them alternative by alternative, and the
+AI-BOM writes an expression as an expression (checked by CycloneDX's validator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builders import write_gguf
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from modeldepot.licences import licence_alternatives, licence_terms, normalize_licence
+from modeldepot.verify.policy import Policy
+
+
+@pytest.mark.parametrize(
+    ("raw", "spdx", "family"),
+    [
+        ("gpl-2.0", "GPL-2.0-only", "copyleft"),
+        ("mpl-2.0", "MPL-2.0", "weak-copyleft"),
+        ("lgpl-3.0", "LGPL-3.0-only", "weak-copyleft"),
+        ("cc-by-nc-nd-4.0", "CC-BY-NC-ND-4.0", "non-commercial"),
+        ("apache-2.0 or mit", "Apache-2.0 OR MIT", "permissive"),
+        ("Apache 2.0", "Apache-2.0", "permissive"),
+        ("llama3.1", "llama3.1", "llama"),
+        ("gemma", "gemma", "gemma"),
+    ],
+)
+def test_spdx_identifiers_and_expressions_normalise(raw: str, spdx: str, family: str) -> None:
+    assert normalize_licence(raw) == spdx
+    assert licence_terms(spdx).family == family
+
+
+def test_expressions_are_judged_alternative_by_alternative() -> None:
+    assert licence_alternatives("Apache-2.0 OR (MIT AND GPL-3.0-only)") == [
+        ["Apache-2.0"],
+        ["GPL-3.0-only", "MIT"],
+    ]
+    assert licence_terms("CC-BY-NC-4.0 OR Apache-2.0").commercial_use is True  # may choose
+    assert licence_terms("CC-BY-NC-4.0 AND Apache-2.0").commercial_use is False  # bound by both
+
+    def refused(licence: str, **policy: tuple[str, ...]) -> list[str]:
+        return Policy(**policy).violations(  # type: ignore[arg-type]
+            licence=licence, fmt="gguf", findings=[], signed_by_trusted=False
+        )
+
+    assert not refused("Apache-2.0 OR GPL-3.0-only", licences_allowed=("permissive",))
+    assert refused("MIT AND GPL-3.0-only", licences_allowed=("permissive",))
+    assert not refused("Apache-2.0 OR GPL-3.0-only", licences_denied=("copyleft",))
+    assert refused("GPL-3.0-or-later OR AGPL-3.0-only", licences_denied=("copyleft",))
+    assert refused("GPL-2.0-only", licences_denied=("gpl-2.0",))  # any spelling of the id
+    assert refused("CC-BY-NC-ND-4.0", require_commercial_use=True)
+
+
+def test_ai_bom_writes_an_expression_as_an_expression(tmp_path: Path) -> None:
+    with Depot(Settings(home=tmp_path / "depot", user="t")) as depot:
+        version = depot.intake.import_path(
+            write_gguf(tmp_path / "m.gguf", licence="apache-2.0 or mit"), "dual"
+        )
+        assert version.info.license == "Apache-2.0 OR MIT"
+        document = depot.documents.bom(version)  # validated against the schema inside
+    assert document["components"][0]["licenses"] == [{"expression": "Apache-2.0 OR MIT"}]
