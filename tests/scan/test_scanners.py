@@ -104,3 +104,21 @@ def test_template_is_compared_with_what_its_architecture_ships() -> None:
     found = {f.code: f for f in check_template(tampered, "t", "llama")}
     assert found["template.modified"].severity == Severity.MEDIUM
     assert "premium plan" in found["template.modified"].message
+
+
+REFERENCE = Path(scan_path.__code__.co_filename).parent / "reference_templates"
+REAL = Path(__file__).parent.parent / "data" / "chat_templates"
+TEMPLATES = sorted([*REFERENCE.glob("*.jinja"), *REAL.glob("*.jinja")])
+
+
+@pytest.mark.parametrize("source", TEMPLATES, ids=[p.stem for p in TEMPLATES])
+def test_real_chat_templates_scan_without_noise(source: Path, tmp_path: Path) -> None:
+    """Templates as their publishers ship them (Llama 3, Qwen 3, Granite, DeepSeek, ...)
+    render in the environment transformers gives chat templates (loop controls,
+    `strftime_now`, `raise_exception`, `tojson` with its arguments): nothing above info."""
+    copy = tmp_path / "chat_template.jinja"
+    copy.write_text(source.read_text())
+    report = scan_path(copy)
+    loud = [f for f in report.findings if f.severity > Severity.INFO]
+    assert not loud, [f.to_dict() for f in loud]
+    assert "template.render-error" not in {f.code for f in report.findings}, report.to_dict()

@@ -12,17 +12,21 @@ architecture usually ships (`reference_templates/`).
 from __future__ import annotations
 
 import difflib
+import json
 import multiprocessing
 import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any, ClassVar
 
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.ext import Extension, loopcontrols
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from modeldepot.scan.findings import Finding, Severity
@@ -36,18 +40,65 @@ _INTERNAL_ATTRS = {"mro", "func_globals", "gi_frame", "gi_code", "f_globals", "f
                    "f_back", "co_code", "tb_frame", "im_func", "cr_frame", "ag_frame"}  # fmt: skip
 _RENDER_SECONDS = 5.0
 _PROSE = re.compile(r"[A-Za-z]{2,}(?:[\s,.'’-]+[A-Za-z]{2,}){4,}")
-_SAMPLE = {
-    "messages": [
-        {"role": "system", "content": "You are a test."},
-        {"role": "user", "content": "Hello"},
-        {"role": "assistant", "content": "Hi there"},
-        {"role": "user", "content": "What is 2+2?"},
-    ],
-    "add_generation_prompt": True,
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "tools": None,
-}
+_CHAT = [
+    {"role": "user", "content": "Hello"},
+    {"role": "assistant", "content": "Hi there"},
+    {"role": "user", "content": "What is 2+2?"},
+]
+_TOOL = {"type": "function", "function": {"name": "add", "description": "Add two numbers.",
+         "parameters": {"type": "object", "properties": {"a": {"type": "number"}}}}}  # fmt: skip
+_SAMPLES: tuple[dict[str, Any], ...] = tuple(
+    {"messages": messages, "add_generation_prompt": True, "bos_token": "<s>",
+     "eos_token": "</s>", "tools": tools}
+    for messages, tools in (
+        ([{"role": "system", "content": "You are a test."}, *_CHAT], None),
+        (_CHAT, None),  # templates that refuse a system role (Gemma 2)
+        (_CHAT, [_TOOL]),  # templates written for tool use only
+    )
+)  # fmt: skip
+"""Chats rendered in turn: a template is fine when one of them renders."""
+
+
+class _Generation(Extension):
+    """transformers' `{% generation %}...{% endgeneration %}` (it marks the assistant's
+    tokens for training masks): rendered as its body."""
+
+    tags = {"generation"}  # noqa: RUF012 - Jinja's own attribute
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    """`tojson` as transformers defines it for chat templates (not HTML-escaped)."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)  # fmt: skip
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    """The environment transformers gives chat templates, in Jinja's immutable sandbox: loop
+    controls, `{% generation %}`, `raise_exception`, `strftime_now`, its `tojson`."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[loopcontrols, _Generation])  # fmt: skip
+
+    def raise_exception(message: str) -> None:
+        raise ValueError(message)
+
+    def strftime_now(format: str) -> str:
+        return datetime(2026, 1, 15, 12, 0, tzinfo=UTC).strftime(format)
+
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    env.filters["tojson"] = _tojson
+    return env
 
 
 @dataclass(frozen=True)
@@ -68,16 +119,44 @@ def reference_templates() -> tuple[Reference, ...]:
     )  # fmt: skip
 
 
-def _mentions_content(node: nodes.Node) -> bool:
-    for sub in node.find_all((nodes.Getitem, nodes.Getattr)):
-        key = (
-            sub.attr
-            if isinstance(sub, nodes.Getattr)
-            else getattr(getattr(sub, "arg", None), "value", None)
-        )
-        if key == "content":
-            return True
-    return False
+def _is_content(node: nodes.Node) -> bool:
+    """A message's content itself (`m['content']`, `m.content`, a variable named content),
+    not a part of it (`content['type']`) or a test of its kind (`content is string`)."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr == "content"
+    if isinstance(node, nodes.Getitem):
+        return getattr(getattr(node, "arg", None), "value", None) == "content"
+    return isinstance(node, nodes.Name) and node.name == "content"
+
+
+_TEXT_METHODS = {"startswith", "endswith", "find", "count", "index", "rfind", "__contains__"}
+
+
+def _content_matches(test: nodes.Node) -> list[str]:
+    """The literals a condition compares a message's content with (`content == 'x'`,
+    `'x' in content`, `content.startswith('x')`): what makes text appear only for some
+    messages."""
+    within = [test, *test.find_all(nodes.Node)]
+    # `content is mapping and 'blocks' in content` looks up a key of structured content.
+    structured = any(isinstance(n, nodes.Test) and n.name == "mapping" and _is_content(n.node)
+                     for n in within)  # fmt: skip
+    literals: list[str] = []
+    for compare in (n for n in within if isinstance(n, nodes.Compare)):
+        operands = [compare.expr, *(op.expr for op in compare.ops)]
+        membership = any(op.op in ("in", "notin") for op in compare.ops)
+        if any(_is_content(o) for o in operands) and not (structured and membership):
+            literals += _strings(operands)
+    for call in (n for n in within if isinstance(n, nodes.Call)):
+        method = call.node
+        if (isinstance(method, nodes.Getattr) and method.attr in _TEXT_METHODS
+                and _is_content(method.node)):  # fmt: skip
+            literals += _strings(call.args)
+    return literals
+
+
+def _strings(operands: list[nodes.Expr]) -> list[str]:
+    return [o.value for o in operands if isinstance(o, nodes.Const) and isinstance(o.value, str)
+            and o.value]  # fmt: skip
 
 
 def _emitted_text(body: list[nodes.Node]) -> str:
@@ -126,13 +205,9 @@ def _ast_findings(tree: nodes.Template, where: str) -> Iterator[Finding]:
                           f"uses {name.name!r}, a known route out of the sandbox "
                           f"(line {name.lineno})")  # fmt: skip
     for cond in tree.find_all(nodes.If):
-        if not _mentions_content(cond.test):
+        constants = _content_matches(cond.test)
+        if not constants:
             continue
-        constants = [
-            v
-            for c in cond.test.find_all(nodes.Const)
-            if isinstance(v := getattr(c, "value", None), str)
-        ]
         text = _emitted_text(cond.body)
         if constants and _PROSE.search(text):
             yield Finding(where, "template.content-trigger", Severity.HIGH,
@@ -141,19 +216,19 @@ def _ast_findings(tree: nodes.Template, where: str) -> Iterator[Finding]:
 
 
 def _render(source: str, conn: Any) -> None:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-
-    def raise_exception(message: str) -> None:
-        raise ValueError(message)
-
-    env.globals["raise_exception"] = raise_exception
-    try:
-        env.from_string(source).render(**_SAMPLE)
-        conn.send(("ok", ""))
-    except SecurityError as exc:
-        conn.send(("security", str(exc)))
-    except Exception as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    template = _environment().from_string(source)
+    first = ""
+    for sample in _SAMPLES:
+        try:
+            template.render(**sample)
+            conn.send(("ok", ""))
+            return
+        except SecurityError as exc:
+            conn.send(("security", str(exc)))
+            return
+        except Exception as exc:
+            first = first or f"{type(exc).__name__}: {exc}"
+    conn.send(("error", first))
 
 
 def _render_findings(source: str, where: str) -> Iterator[Finding]:
@@ -176,7 +251,7 @@ def _render_findings(source: str, where: str) -> Iterator[Finding]:
             where,
             "template.render-timeout",
             Severity.HIGH,
-            f"rendering a four-message chat did not finish in {_RENDER_SECONDS:.0f} s",
+            f"rendering a short chat did not finish in {_RENDER_SECONDS:.0f} s",
         )
     elif outcome[0] == "security":  # fmt: skip
         yield Finding(
@@ -203,9 +278,15 @@ def _reference_findings(source: str, architecture: str | None, where: str) -> It
                           f"matches the {ref.name} template")  # fmt: skip
             return
     candidates = [r for r in refs if architecture in r.architectures] or list(refs)
+    # quick_ratio bounds ratio from above: the exact (quadratic) ratio only for the likeliest.
+    bounded = sorted(
+        candidates,
+        key=lambda r: difflib.SequenceMatcher(None, _normal(r.text), text).quick_ratio(),
+        reverse=True,
+    )
     scored = [
         (difflib.SequenceMatcher(None, _normal(r.text), text, autojunk=False).ratio(), r)
-        for r in candidates
+        for r in bounded[:3]
     ]
     ratio, best = max(scored, key=lambda pair: pair[0])
     if ratio < 0.6:
@@ -231,7 +312,7 @@ def _reference_findings(source: str, architecture: str | None, where: str) -> It
 
 def check_template(source: str, where: str, architecture: str | None = None) -> list[Finding]:
     try:
-        tree = ImmutableSandboxedEnvironment().parse(source)
+        tree = _environment().parse(source)
     except TemplateSyntaxError as exc:
         return [Finding(where, "template.syntax", Severity.MEDIUM,
                         f"not a valid Jinja template ({exc})")]  # fmt: skip
