@@ -185,6 +185,24 @@ def _keras_model(*layers: dict[str, object]) -> dict[str, object]:
             "config": {"name": "sequential", "layers": list(layers)}}  # fmt: skip
 
 
+def _keras_function(module: str, name: str) -> dict[str, object]:
+    """A layer whose config calls a Keras function by reference."""
+    return {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
+            "config": {"name": "dense", "units": 4, "activation": {
+                "module": module, "class_name": "function", "config": name,
+                "registered_name": name}}}  # fmt: skip
+
+
+def _zip_flag_bits(path: Path) -> None:
+    """A PyTorch zip whose data.pkl claims to be encrypted in its local header only: zipfile
+    (and so a zip-based scanner) refuses it, while PyTorch's reader ignores the flag."""
+    _torch_zip("archive", _reduce_call("os", "system"))(path)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"PK\x03\x04")
+    raw[at + 6] |= 0x01
+    path.write_bytes(bytes(raw))
+
+
 def _h5_lambda(path: Path) -> None:
     import h5py
 
@@ -302,6 +320,29 @@ HOSTILE: tuple[Case, ...] = (
          "zip.duplicate-name", "two members with one name"),
     Case("keras-lambda", "model.keras", _keras(_keras_model(_LAMBDA_LAYER)), "keras.lambda",
          "Keras 3 Lambda layer"),
+    Case("keras-enable-unsafe", "model.keras", _keras(_keras_model(
+        _keras_function("keras.config", "enable_unsafe_deserialization"), _LAMBDA_LAYER)),
+         "keras.unsafe-function", "config calls enable_unsafe_deserialization (CVE-2025-9906)"),
+    Case("keras-get-file", "model.keras", _keras(_keras_model(
+        _keras_function("keras.utils", "get_file"))),
+         "keras.unsafe-function", "config calls keras.utils.get_file (CVE-2025-8747)"),
+    Case("keras-tfsm-layer", "model.keras", _keras(_keras_model({
+        "module": "keras.layers", "class_name": "TFSMLayer", "registered_name": None,
+        "config": {"name": "t", "filepath": "/tmp/attacker_savedmodel"}})),
+         "keras.external-code", "TFSMLayer loading an outside SavedModel (CVE-2026-1462)"),
+    Case("keras-torch-wrapper", "model.keras", _keras(_keras_model({
+        "module": "keras.layers", "class_name": "TorchModuleWrapper", "registered_name": None,
+        "config": {"name": "w", "module": "gASV..."}})),
+         "keras.external-code", "TorchModuleWrapper unpickling a module (CVE-2025-49655)"),
+    Case("zip-flag-bits", "model.pt", _zip_flag_bits, "pickle.dangerous-global",
+         "zip flag bits a zip reader refuses but PyTorch ignores (CVE-2025-1945)"),
+    Case("pip-main", "model.pkl", _write(_reduce_call("pip", "main", b"install evil")),
+         "pickle.dangerous-global", "pip.main installing a package (CVE-2025-1716)"),
+    Case("pickle-as-bin", "pytorch_model.bin", _write(_reduce_call("os", "system")),
+         "pickle.dangerous-global", "pickle under a non-standard extension (CVE-2025-1889)"),
+    Case("asyncio-submodule", "model.pkl", _write(_reduce_call("asyncio.unix_events",
+                                                               "_UnixSubprocessTransport")),
+         "pickle.dangerous-global", "a submodule of a blocked module (CVE-2025-10157)"),
     Case("keras-module", "model.keras", _keras(_keras_model(
         {"module": "os", "class_name": "system", "registered_name": None, "config": {}})),
          "keras.module", "Keras config naming a module outside Keras"),

@@ -1,6 +1,10 @@
 """Keras models: the architecture config of a `.keras` archive (its `config.json`) or of an
 HDF5 `.h5` file (the `model_config` attribute). A Lambda layer carries Python code that runs
-when the model is loaded; a module reference outside Keras imports arbitrary code."""
+when the model is loaded; a module reference outside Keras imports arbitrary code; inside Keras,
+functions other than activations, losses, metrics and the like are what safe_mode bypasses were
+made of (`keras.config.enable_unsafe_deserialization`, CVE-2025-9906; `keras.utils.get_file`,
+CVE-2025-8747), and some layers load code from elsewhere (TFSMLayer's SavedModel,
+CVE-2026-1462; TorchModuleWrapper's pickled module, CVE-2025-49655)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,12 @@ __all__ = ["KerasConfigScanner", "KerasH5Scanner", "check_config"]
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
 _CODE_CLASSES = {"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"}
+_EXTERNAL_CLASSES = {"TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"}
+# Function references a model config may make: the mathematical parts of Keras.
+_FUNCTION_NAMESPACES = {"activations", "losses", "metrics", "initializers", "regularizers",
+                        "constraints", "ops", "backend", "optimizers", "schedules"}  # fmt: skip
+_DANGEROUS_FUNCTIONS = {"enable_unsafe_deserialization", "get_file", "load_model",
+                        "load_weights", "set_value", "exec", "eval"}  # fmt: skip
 
 
 def _walk(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -43,7 +53,21 @@ def check_config(config: Any, where: str) -> list[Finding]:
                     f"{cls} layer: its Python code runs when the model loads",
                 )
             )
-        module = node.get("module")  # fmt: skip
+        if cls in _EXTERNAL_CLASSES:
+            out.append(Finding(at, "keras.external-code", Severity.CRITICAL,
+                               f"{cls} layer: loads code or a model from outside the archive "
+                               "when the model loads"))  # fmt: skip
+        module = node.get("module")
+        if cls == "function" and isinstance(module, str) and module.startswith(_KERAS_MODULES):
+            name = str(node.get("config") or node.get("registered_name") or "")
+            parts = set(module.split("."))
+            if name in _DANGEROUS_FUNCTIONS or not parts & _FUNCTION_NAMESPACES:
+                severity = Severity.CRITICAL if name in _DANGEROUS_FUNCTIONS else Severity.HIGH
+                out.append(Finding(at, "keras.unsafe-function", severity,
+                                   f"config calls {module}.{name}, which is no activation, loss "
+                                   "or metric (a safe_mode bypass)"))  # fmt: skip
+        if cls in _EXTERNAL_CLASSES:
+            continue  # its `module` field holds the wrapped object, not an import
         if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES):
             out.append(Finding(at, "keras.module", Severity.HIGH,
                                f"config imports module {module!r} (outside Keras)"))  # fmt: skip
@@ -72,8 +96,10 @@ class KerasConfigScanner:
         del nested
         try:
             config = json.loads(item.read_all())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return []
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return [Finding(item.location, "keras.unreadable", Severity.HIGH,
+                            f"a Keras config that is not JSON ({exc}): what cannot be "
+                            "inspected is not passed")]  # fmt: skip
         return check_config(config, item.location)
 
 
@@ -98,6 +124,7 @@ class KerasH5Scanner:
                     text = raw.decode() if isinstance(raw, bytes) else str(raw)
                     out += check_config(json.loads(text), f"{item.location}:{attr}")
         except (OSError, ValueError) as exc:
-            return [Finding(item.location, "keras.unreadable", Severity.MEDIUM,
-                            f"HDF5 file cannot be read ({exc})")]  # fmt: skip
+            return [Finding(item.location, "keras.unreadable", Severity.HIGH,
+                            f"HDF5 file cannot be read as h5py reads it ({exc}): what cannot "
+                            "be inspected is not passed")]  # fmt: skip
         return out
