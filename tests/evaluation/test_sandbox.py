@@ -3,6 +3,7 @@ or outrun its limits; ordinary code runs and passes."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import socket
 import threading
@@ -10,7 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from modeldepot.evaluation import sandbox
 from modeldepot.evaluation.sandbox import Limits, run_confined
+
+
+@pytest.fixture(autouse=True, params=["bubblewrap", "landlock"])
+def confinement(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs inside bubblewrap (installed by `.ci/run`) and in the fallback a machine
+    without it gets (Landlock, namespaces, seccomp)."""
+    if request.param == "landlock":
+        monkeypatch.setattr(sandbox, "_bubblewrap", lambda: None)
+    assert sandbox.confinement() == request.param
+    return str(request.param)
 
 
 def test_ordinary_code_runs_and_may_use_its_own_folder() -> None:
@@ -68,9 +80,9 @@ def test_hostile_completion_cannot_reach_the_network() -> None:
     program = f"""
 import socket
 for target in (('127.0.0.1', {port}), ('1.1.1.1', 80)):
-    s = socket.socket()
-    s.settimeout(2)
     try:
+        s = socket.socket()
+        s.settimeout(2)
         s.connect(target)
         print('connected', target)
     except OSError as exc:
@@ -100,3 +112,56 @@ def test_file_size_limit(size: int) -> None:
     outcome = run_confined(f"open('big', 'wb').write(b'0' * {size})",
                            limits=Limits(file_size=1024**2))  # fmt: skip
     assert not outcome.passed
+
+
+def test_hostile_completion_can_read_signal_or_connect_to_nothing(tmp_path: Path) -> None:
+    """What a completion might try against the depot that runs it: its signing key and
+    registry, the system's secrets, another process of the same user (signal, memory,
+    environment), PostgreSQL's Unix socket, and every socket family."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "depot-home"
+    (home / "keys").mkdir(parents=True)
+    (home / "keys" / "depot").write_text("-----BEGIN PRIVATE KEY-----secret")
+    (home / "registry.db").write_text("registry rows")
+    unix_path = tmp_path / "db.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(unix_path))
+    listener.listen()
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    program = f"""
+import os, socket
+results = {{}}
+def attempt(name, action):
+    try:
+        action()
+        results[name] = 'succeeded'
+    except Exception as exc:
+        results[name] = type(exc).__name__
+attempt('key', lambda: open({str(home / "keys" / "depot")!r}).read())
+attempt('registry', lambda: open({str(home / "registry.db")!r}).read())
+attempt('listing', lambda: os.listdir({str(home)!r}))
+attempt('shadow', lambda: open('/etc/shadow').read())
+attempt('passwd', lambda: open('/etc/passwd').read())
+attempt('environ', lambda: open('/proc/{victim.pid}/environ').read())
+attempt('signal', lambda: os.kill({victim.pid}, 9))
+attempt('unix', lambda: socket.socket(socket.AF_UNIX).connect({str(unix_path)!r}))
+attempt('postgres', lambda: socket.socket(socket.AF_UNIX).connect(
+    '/var/run/postgresql/.s.PGSQL.55432'))
+attempt('tcp', lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+attempt('udp', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
+    b'x', ('127.0.0.1', 53)))
+attempt('tcp6', lambda: socket.socket(socket.AF_INET6))
+attempt('pair', lambda: socket.socketpair())
+print(results)
+"""
+    try:
+        outcome = run_confined(program)
+        assert victim.poll() is None, "the sandbox killed another process"
+    finally:
+        victim.kill()
+        listener.close()
+    assert outcome.passed, outcome.stderr
+    results = ast.literal_eval(outcome.stdout.strip())
+    assert len(results) == 13 and "succeeded" not in results.values(), results

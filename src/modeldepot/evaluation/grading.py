@@ -168,7 +168,7 @@ class Scorer:
         status = (
             "passed"
             if outcome.passed
-            else ("timed out" if outcome.returncode is None else outcome.stderr.strip()[-300:])
+            else ("timed out" if outcome.returncode is None else _error_name(outcome.stderr))
         )
         return ItemResult(doc["_id"], {"pass@1": float(outcome.passed)}, response=body[:2000],
                           extra={"outcome": status})  # fmt: skip
@@ -211,6 +211,14 @@ class Scorer:
         return ItemResult(doc["_id"], {"judge": score}, response=answers[-1][:2000],
                           extra={"ratings": ratings, "category": doc.get("category"),
                                  "judge": self.judge.label})  # fmt: skip
+
+
+def _error_name(stderr: str) -> str:
+    """The exception a failed program ended with (`AssertionError`), nothing it printed: the
+    results must not carry what untrusted code chose to write."""
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    name = last.split(":", 1)[0].strip()
+    return name if name.isidentifier() or name.replace(".", "").isidentifier() else "failed"
 
 
 def _continuation_logprob(logprobs: dict[str, Any], context_tokens: list[str],
