@@ -3,26 +3,25 @@ PYTHON ?= python3
 PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
-# llama-cpp-python compiles from source: without OpenMP it builds in half the time and runs
-# as fast from any thread (see docs/architecture.md).
-export CMAKE_ARGS ?= -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
+# llama.cpp is compiled once per machine (scripts/build-llama-cpp.sh): its shared libraries serve
+# the Python bindings, which are therefore installed without compiling, and its programs serve
+# the engines. Built without OpenMP, it runs as fast from any thread (docs/architecture.md).
+export CMAKE_ARGS ?= -DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF
 
 .PHONY: setup run test lint typecheck bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build (sentence embeddings need it), not a CUDA one.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# llama.cpp from the sources inside the pinned llama-cpp-python sdist, built once and cached
+	# under ~/.cache/modeldepot: its libraries for the bindings, llama-server for the engines.
+	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) llama-server
 	touch $@
 
-# llama.cpp's server, built from the sources inside the pinned llama-cpp-python sdist (cached
-# under ~/.cache/modeldepot, so a second checkout on the same machine links it at once).
-$(BIN)/llama-server: scripts/build-llama-server.sh | $(BIN)/.installed
-	PYTHON=$(BIN)/python bash scripts/build-llama-server.sh $(BIN) llama-server
-
-setup: $(BIN)/.installed $(BIN)/llama-server
+setup: $(BIN)/.installed
 
 # The main job on embedded defaults: store the packaged SmolLM2 (scanned on import), sign it
 # with the depot's own key and verify the signature, show what it is, and serve it behind the
@@ -47,8 +46,9 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: setup
-	PYTHON=$(BIN)/python bash scripts/build-llama-server.sh $(BIN) llama-bench llama-batched-bench
-	$(BIN)/python -m pip install -q 'llama-cpp-python[server]==0.3.36'
+	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) llama-server llama-bench \
+	  llama-batched-bench
+	$(BIN)/python -m pip install -q 'llama-cpp-python[server]'
 	$(BIN)/python bench/serve_speed.py --model smollm2
 	$(BIN)/python bench/serve_speed.py --model gemma3
 	$(BIN)/python bench/scan_corpus.py

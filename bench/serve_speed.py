@@ -10,7 +10,7 @@ Measures
 - time to first token with a ~1,000-token shared system prompt, first vs second request;
 - 4 concurrent streams vs the same 4 one after another.
 
-Needs llama-bench and llama-batched-bench (`scripts/build-llama-server.sh .venv/bin llama-bench
+Needs llama-bench and llama-batched-bench (`scripts/build-llama-cpp.sh .venv/bin llama-bench
 llama-batched-bench`) and `pip install 'llama-cpp-python[server]'` for the peer server.
 Writes its section of bench/RESULTS.md.
 """

@@ -55,7 +55,7 @@ def find_llama_server(settings: Settings) -> Path:
             return candidate
     raise ModelUnavailable(
         "llama.cpp's llama-server is not installed; build it with `make setup` "
-        "(scripts/build-llama-server.sh) or point DEPOT_LLAMA_SERVER at one"
+        "(scripts/build-llama-cpp.sh) or point DEPOT_LLAMA_SERVER at one"
     )
 
 
