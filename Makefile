@@ -3,6 +3,9 @@ PYTHON ?= python3
 PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
+# Where pip finds torch: empty for the default index (or a local CPU wheel); on a machine where
+# the default index serves a CUDA build, `make run TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
 # llama.cpp is compiled once per machine (scripts/build-llama-cpp.sh): its shared libraries serve
 # the Python bindings, which are therefore installed without compiling, and its programs serve
 # the engines. Built without OpenMP, it runs as fast from any thread (docs/architecture.md).
@@ -14,7 +17,7 @@ $(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build (sentence embeddings need it), not a CUDA one.
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# llama.cpp from the sources inside the pinned llama-cpp-python sdist, built once and cached
 	# under ~/.cache/modeldepot: its libraries for the bindings, llama-server for the engines.

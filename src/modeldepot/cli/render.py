@@ -34,6 +34,7 @@ __all__ = [
     "stderr",
     "stdout",
     "version_table",
+    "working",
 ]
 
 # Piped output keeps whole lines (no wrapping or ellipsis at 80 columns) so scripts can cut it.
@@ -86,6 +87,17 @@ def version_table(versions: list[ModelVersion]) -> Table:
             v.status,
         )
     return table
+
+
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """A spinner on stderr while something without a measurable progress runs (a model
+    loading, files hashed by the signing library); silent when stderr is not a terminal."""
+    if not stderr.is_terminal:
+        yield
+        return
+    with stderr.status(what):
+        yield
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import httpx
 
 from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.daemon import running_server
-from modeldepot.cli.render import stderr, stdout
+from modeldepot.cli.render import stderr, stdout, working
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
 from modeldepot.runtime import Capability, EngineProcess, Engines, StoredFiles
@@ -127,7 +127,8 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
             spec = dataclasses.replace(spec, parallel=1, context=spec.context // spec.parallel)
             port = free_port()
             launch = engines.get(spec.engine).launch(spec, port, settings)
-            engine = EngineProcess.start(spec, launch, port, settings.home / "logs")
+            with working(f"loading {spec.name}"):
+                engine = EngineProcess.start(spec, launch, port, settings.home / "logs")
             stack.callback(engine.stop)
             endpoint = _Endpoint(f"{engine.base_url}/v1", spec.name)
         messages = [{"role": "system", "content": system}] if system else []

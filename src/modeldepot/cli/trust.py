@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from modeldepot.cli.app import CommandError, app, pass_depot
-from modeldepot.cli.render import json_option, print_json, report, stderr, stdout
+from modeldepot.cli.render import json_option, print_json, report, stderr, stdout, working
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
 from modeldepot.registry.records import QUARANTINED
@@ -132,7 +132,9 @@ def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path
         raise UsageError(f"no signing key at {key}: create one with `depot keygen`")
     version = depot.names.show(name)
     signer = Signer("sigstore") if sigstore else Signer("key", key)
-    record = depot.signatures.sign(version, signer)
+    size = sum(f.size for f in version.files)
+    with working(f"hashing and signing {len(version.files)} files ({size / 1e6:,.0f} MB)"):
+        record = depot.signatures.sign(version, signer)
     if output:
         output.write_bytes(depot.signatures.bundle(record))
     report(as_json, {"reference": str(version.reference), "digest": version.digest,
@@ -165,7 +167,8 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
     if every == bool(names):
         raise UsageError("name the models to verify, or give --all")
     if every:
-        results = depot.signatures.verify_all(depot.names.versions(include_untagged=True))
+        with working("re-hashing, re-scanning and re-checking every stored version"):
+            results = depot.signatures.verify_all(depot.names.versions(include_untagged=True))
         failed = [r for r in results if not r.ok]
         if as_json:
             print_json([{
@@ -193,7 +196,8 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
     for name in names:
         version = depot.names.show(name)
         try:
-            lines = depot.signatures.verify(version, list(keys))
+            with working(f"re-hashing {version.reference} and checking its signatures"):
+                lines = depot.signatures.verify(version, list(keys))
         except SignatureFailure as exc:
             if as_json:
                 print_json([*checked, {"reference": str(version.reference),
