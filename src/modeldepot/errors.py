@@ -57,7 +57,8 @@ class ModelNotFound(NotFound):
 
 
 class PackageNotInstalled(NotFound):
-    """A packaged model's Python package is not installed."""
+    """A Python package is not installed: a packaged model's, or an optional feature's (the
+    message names the extra to install)."""
 
 
 class FormatError(DepotError):

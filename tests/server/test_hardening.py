@@ -99,6 +99,15 @@ def test_malformed_requests_are_400_in_openai_shape(
     _is_openai_error(_post(url, secrets["all"], case[1]), 400)
 
 
+def test_prompt_that_cannot_fit_the_context_is_400(
+    served: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, _, secrets = served  # the tiny model's context is 256 tokens
+    long = {"model": "mine", "messages": [{"role": "user", "content": "word " * 4000}]}
+    error = _is_openai_error(_post(url, secrets["all"], long), 400)
+    assert "cannot fit" in str(error["message"])
+
+
 def test_oversized_body_is_413(served: tuple[str, Path, dict[str, str]]) -> None:
     url, _, secrets = served
     big = {"model": "mine", "messages": [{"role": "user", "content": "x" * (9 * 1024 * 1024)}]}

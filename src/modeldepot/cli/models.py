@@ -12,7 +12,7 @@ from modeldepot.config import secret_from_env
 from modeldepot.depot import Depot
 from modeldepot.describe import describe_rows, version_view
 from modeldepot.describe.view import human_size
-from modeldepot.receive import catalogue
+from modeldepot.receive import catalogue, transfer
 from modeldepot.refs import Reference
 from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.registry.records import BASE_RELATIONS
@@ -60,14 +60,15 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
 
     Every byte is checked against its sha256 before anything is recorded.
     """
-    total = None
-    if not name.startswith(("http://", "https://")):
+    secret = secret_from_env(api_key_env)
+    if name.startswith(("http://", "https://")):
+        total = transfer.size_of(name, api_key=secret)
+    else:
         entry = catalogue.find(Reference.parse(name).name, depot.packaged)
-        if entry.folder is None:
-            total = sum(p.stat().st_size for p in entry.model_parts()[1])
+        total = (None if entry.folder is not None
+                 else sum(p.stat().st_size for p in entry.model_parts()[1]))  # fmt: skip
     with bytes_progress(f"pulling {name}", total) as advance:
-        version = depot.intake.pull(name, progress=advance, as_name=as_name,
-                             api_key=secret_from_env(api_key_env))  # fmt: skip
+        version = depot.intake.pull(name, progress=advance, as_name=as_name, api_key=secret)
     _done(version, as_json)
 
 

@@ -14,7 +14,15 @@ from pathlib import Path
 import click
 
 from modeldepot.cli.app import CommandError, app, pass_depot
-from modeldepot.cli.render import json_option, print_json, report, stderr, stdout, working
+from modeldepot.cli.render import (
+    bytes_progress,
+    json_option,
+    print_json,
+    report,
+    stderr,
+    stdout,
+    working,
+)
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
 from modeldepot.registry.records import QUARANTINED
@@ -43,6 +51,12 @@ _SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow", "low"
                      "info": "dim"}  # fmt: skip
 
 
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
 def _print_report(report: ScanReport, block_at: Severity) -> None:
     for f in sorted(report.findings, key=lambda f: (-f.severity, f.location)):
         colour = _SEVERITY_COLOURS[str(f.severity)]
@@ -64,7 +78,9 @@ def scan(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, block: str 
     depot: Depot = ctx.obj
     try:
         block_at = Severity.parse(block) if block else load_policy(depot.settings.home).block_at
-        reports = [scan_path(p) for p in paths]
+        total = sum(_size(p) for p in paths)
+        with bytes_progress("scanning", total) as advance:
+            reports = [scan_path(p, progress=advance) for p in paths]
     except (DepotError, ValueError, OSError) as exc:
         raise CommandError(str(exc), 2) from None
     blocking = [f for r in reports for f in r.blocking(block_at)]
@@ -133,8 +149,8 @@ def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path
     version = depot.names.show(name)
     signer = Signer("sigstore") if sigstore else Signer("key", key)
     size = sum(f.size for f in version.files)
-    with working(f"hashing and signing {len(version.files)} files ({size / 1e6:,.0f} MB)"):
-        record = depot.signatures.sign(version, signer)
+    with bytes_progress(f"signing {version.reference}", size) as advance:
+        record = depot.signatures.sign(version, signer, progress=advance)
     if output:
         output.write_bytes(depot.signatures.bundle(record))
     report(as_json, {"reference": str(version.reference), "digest": version.digest,
@@ -196,8 +212,9 @@ def verify(depot: Depot, names: tuple[str, ...], every: bool, keys: tuple[Path, 
     for name in names:
         version = depot.names.show(name)
         try:
-            with working(f"re-hashing {version.reference} and checking its signatures"):
-                lines = depot.signatures.verify(version, list(keys))
+            size = sum(f.size for f in version.files)
+            with bytes_progress(f"verifying {version.reference}", size) as advance:
+                lines = depot.signatures.verify(version, list(keys), progress=advance)
         except SignatureFailure as exc:
             if as_json:
                 print_json([*checked, {"reference": str(version.reference),

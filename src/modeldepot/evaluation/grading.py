@@ -20,6 +20,7 @@ from typing import Any
 from modeldepot.evaluation.client import ModelRef, Models
 from modeldepot.evaluation.datasets import judge_prompts
 from modeldepot.evaluation.sandbox import Limits, run_confined
+from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
 from modeldepot.evaluation.tasks import Task
 
 __all__ = ["ItemResult", "Scorer"]
@@ -140,7 +141,7 @@ class Scorer:
             accepted = [reference, *(doc.get(task.aliases) or [] if task.aliases else [])]
             scores["exact_match"] = float(any(got == task.extracted(str(a)) for a in accepted))
         if "chrf" in task.metrics or "bleu" in task.metrics:
-            import sacrebleu
+            sacrebleu = _sacrebleu()
 
             if "chrf" in task.metrics:
                 scores["chrf"] = sacrebleu.sentence_chrf(got, [reference]).score

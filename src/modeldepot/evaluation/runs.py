@@ -18,6 +18,7 @@ from modeldepot.evaluation.cache import ResponseCache
 from modeldepot.evaluation.client import Connector, ModelRef, Models, RequestFailed, resolve_model
 from modeldepot.evaluation.grading import ItemResult, Scorer
 from modeldepot.evaluation.stats import bootstrap_stderr, mean, mean_stderr
+from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
 from modeldepot.evaluation.tasks import Task, limited
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
 
@@ -75,14 +76,13 @@ def aggregate(task: Task, items: list[ItemResult]) -> dict[str, dict[str, float]
         if not values:
             continue
         if name in _CORPUS:
-            import sacrebleu
+            bleu = _sacrebleu()
+            scorer = bleu.corpus_chrf if name == "chrf" else bleu.corpus_bleu
 
-            def corpus(sample: Any, metric: str = name) -> float:
+            def corpus(sample: Any, score: Any = scorer) -> float:
                 hyps = [it.response for it in sample]
                 refs = [[it.reference for it in sample]]
-                score = (sacrebleu.corpus_chrf if metric == "chrf" else sacrebleu.corpus_bleu)(
-                    hyps, refs)  # fmt: skip
-                return float(score.score)
+                return float(score(hyps, refs).score)
 
             value, stderr = corpus(scored), bootstrap_stderr(scored, corpus, rounds=200)
         else:

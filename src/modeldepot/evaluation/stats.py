@@ -1,4 +1,4 @@
-"""Standard errors and the paired bootstrap.
+"""Standard errors and the paired bootstrap (and the optional metrics package).
 
 Means of per-item scores get the standard error lm-evaluation-harness reports (sample standard
 deviation over the square root of n); corpus-level metrics (BLEU, chrF) get a bootstrap
@@ -11,9 +11,12 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from modeldepot.errors import PackageNotInstalled
 
 __all__ = ["Difference", "bootstrap_stderr", "mean", "mean_stderr", "paired_bootstrap",
-           "pass_at_k"]  # fmt: skip
+           "pass_at_k", "sacrebleu"]  # fmt: skip
 
 
 def mean(values: Sequence[float]) -> float:
@@ -83,3 +86,14 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
     for i in range(n - correct + 1, n + 1):
         product *= 1.0 - k / i
     return 1.0 - product
+
+
+def sacrebleu() -> Any:
+    """The sacrebleu module (chrF, BLEU), from the `evaluation` extra."""
+    try:
+        import sacrebleu as module
+    except ImportError:
+        raise PackageNotInstalled(
+            "chrF and BLEU need the sacrebleu package: pip install 'modeldepot[evaluation]'"
+        ) from None
+    return module

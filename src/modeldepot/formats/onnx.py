@@ -9,7 +9,7 @@ import posixpath
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modeldepot.errors import FormatError, NotFound
+from modeldepot.errors import FormatError, NotFound, PackageNotInstalled
 from modeldepot.formats.base import ModelInfo, ModelSource, SourceFile
 from modeldepot.licences import normalize_licence
 from modeldepot.store.manifests import LayerKind
@@ -55,8 +55,13 @@ class ONNXFormat:
         return path.is_file() and path.suffix.lower() == ".onnx"
 
     def read(self, path: Path) -> ModelSource:
-        import onnx
-        from google.protobuf.message import DecodeError
+        try:
+            import onnx
+            from google.protobuf.message import DecodeError
+        except ImportError:
+            raise PackageNotInstalled(
+                "reading ONNX models needs the onnx package: pip install 'modeldepot[onnx]'"
+            ) from None
 
         if path.is_dir():
             found = _only_onnx(path)

@@ -72,6 +72,22 @@ def _check(response: httpx.Response, what: str) -> None:
         raise DepotError(f"{what}: the other depot answered {response.status_code}")
 
 
+def size_of(url: str, *, api_key: str | None = None) -> int | None:
+    """Bytes the model at `url` holds, as the other depot describes it (None if it does not
+    say): the total a progress bar shows before the pull starts."""
+    base, name = split_url(url)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        shown = httpx.get(f"{base}/api/models/{quote(name, safe='/:@')}", headers=headers,
+                          timeout=30)  # fmt: skip
+    except httpx.HTTPError:
+        return None
+    if shown.status_code != 200:
+        return None
+    size = shown.json().get("size")
+    return int(size) if isinstance(size, int) else None
+
+
 def fetch(
     url: str,
     blobs: BlobStore,

@@ -111,7 +111,14 @@ class KerasH5Scanner:
 
     def scan(self, item: Item, nested: Nested) -> list[Finding]:
         del nested
-        import h5py  # reads attributes only; no layer is built
+        try:
+            import h5py  # reads attributes only; no layer is built
+        except ImportError:
+            message = (
+                "an HDF5 file, not inspected without h5py (pip install "
+                "'modeldepot[keras]'): what cannot be inspected is not passed"
+            )
+            return [Finding(item.location, "keras.not-inspected", Severity.HIGH, message)]
 
         source: Any = item.path if item.path is not None else io.BytesIO(item.read_all())
         out: list[Finding] = []

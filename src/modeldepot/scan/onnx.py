@@ -48,8 +48,15 @@ class OnnxScanner:
 
     def scan(self, item: Item, nested: Nested) -> list[Finding]:
         del nested
-        import onnx
-        from google.protobuf.message import DecodeError
+        try:
+            import onnx
+            from google.protobuf.message import DecodeError
+        except ImportError:
+            message = (
+                "an ONNX file, not inspected without the onnx package (pip install "
+                "'modeldepot[onnx]'): what cannot be inspected is not passed"
+            )
+            return [Finding(item.location, "onnx.not-inspected", Severity.HIGH, message)]
 
         try:
             model = onnx.load_model_from_string(item.read_all())

@@ -17,6 +17,7 @@ from modeldepot.errors import NotFound
 from modeldepot.scan.findings import Finding, ScanReport, Severity
 from modeldepot.scan.item import Item, Scanner
 from modeldepot.scan.remote_code import folder_findings
+from modeldepot.store.blobs import Progress
 
 __all__ = ["ENTRY_POINT_GROUP", "SCANNER_VERSION", "accepting", "scan_files", "scan_path"]
 
@@ -60,22 +61,28 @@ def scan_item(item: Item) -> list[Finding]:
                         f"{scanner.name} scanner could not finish ({exc})")]  # fmt: skip
 
 
-def scan_files(files: Iterable[tuple[Path, str]], target: str) -> ScanReport:
-    """Scan files given as (path on disk, location to report)."""
+def scan_files(
+    files: Iterable[tuple[Path, str]], target: str, progress: Progress | None = None
+) -> ScanReport:
+    """Scan files given as (path on disk, location to report); `progress` hears each file's
+    size once it is scanned."""
     report = ScanReport(target)
     for path, location in files:
         report.scanned.append(location)
-        report.findings += scan_item(Item.from_path(path, location))
+        item = Item.from_path(path, location)
+        report.findings += scan_item(item)
+        if progress:
+            progress(item.size)
     return report
 
 
-def scan_path(path: Path) -> ScanReport:
+def scan_path(path: Path, progress: Progress | None = None) -> ScanReport:
     """Scan a file, or every file of a folder (links are not followed out of it)."""
     path = Path(path)
     if not path.exists():
         raise NotFound(f"{path}: no such file or folder")
     if path.is_file():
-        return scan_files([(path, path.name)], str(path))
+        return scan_files([(path, path.name)], str(path), progress)
     files = sorted(
         Path(root) / name
         for root, dirs, names in os.walk(path)
@@ -83,6 +90,6 @@ def scan_path(path: Path) -> ScanReport:
         if not Path(root, name).is_symlink() and ".git" not in Path(root).parts
     )
     report = scan_files(((p, f"{path.name}/{p.relative_to(path).as_posix()}") for p in files),
-                        str(path))  # fmt: skip
+                        str(path), progress)  # fmt: skip
     report.findings += folder_findings(path, files, path.name)
     return report

@@ -26,7 +26,7 @@ from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable, QueueFu
 from modeldepot.server import echo, routing, tools
 from modeldepot.server.errors import APIError, depot_error_response, engine_failed, error_body
 from modeldepot.server.relay import EngineStream, RelayError
-from modeldepot.server.requests import check_chat, check_common, read_json
+from modeldepot.server.requests import check_chat, check_common, check_fits, read_json
 from modeldepot.server.state import ServerState
 
 __all__ = ["router"]
@@ -169,6 +169,7 @@ async def _local(
     wanted = Capability.EMBEDDINGS if path.endswith("/embeddings") else (
         Capability.CHAT if chat else Capability.COMPLETION)  # fmt: skip
     spec = routing.engine_spec(state, version, wanted)
+    check_fits(body, max(1, spec.context // max(1, spec.parallel)), spec.name)
     body["model"] = spec.name
     body.pop("metadata", None)
     if chat and body.get("tools") and not can.native_tools:

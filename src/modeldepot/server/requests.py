@@ -20,6 +20,7 @@ __all__ = [
     "MAX_STOP",
     "check_chat",
     "check_common",
+    "check_fits",
     "read_json",
 ]
 
@@ -184,6 +185,38 @@ def _tools(body: dict[str, Any]) -> None:
     if not isinstance(named, dict) or not isinstance(named.get("name"), str):
         raise _bad("`tool_choice` must be none, auto, required or {type: function, function: "
                    "{name}}", "tool_choice")  # fmt: skip
+
+
+CHARS_PER_TOKEN = 32
+"""More characters than any tokenizer packs into one token of text: a prompt longer than this
+many characters per token of context cannot fit, whatever the model."""
+
+
+def prompt_characters(body: dict[str, Any]) -> int:
+    """Characters of text a request asks the model to read."""
+    total = 0
+    for field in ("prompt", "input"):
+        value = body.get(field)
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list):
+            total += sum(len(v) for v in value if isinstance(v, str))
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+    return total
+
+
+def check_fits(body: dict[str, Any], context: int, name: str) -> None:
+    """400 for a prompt that cannot fit `context` tokens (no engine time spent on it)."""
+    characters = prompt_characters(body)
+    if characters > context * CHARS_PER_TOKEN:
+        field = "messages" if "messages" in body else "prompt"
+        raise _bad(f"the prompt ({characters:,} characters) cannot fit {name}'s context of "
+                   f"{context:,} tokens", field)  # fmt: skip
 
 
 def check_chat(body: dict[str, Any]) -> None:

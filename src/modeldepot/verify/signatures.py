@@ -16,7 +16,7 @@ from modeldepot.errors import DepotError, IntegrityError
 from modeldepot.registry import ModelVersion, Registry
 from modeldepot.registry.trust import QUARANTINED, SignatureRecord, TrustStore
 from modeldepot.scan import Finding
-from modeldepot.store import BlobStore
+from modeldepot.store import BlobStore, Progress
 from modeldepot.verify.admission import Admission
 from modeldepot.verify.policy import load_policy
 from modeldepot.verify.signing import (
@@ -68,22 +68,27 @@ class Signatures:
         """The depot's own signing key (`depot keygen` with no path)."""
         return self.settings.home / "keys" / "depot"
 
-    def changed_files(self, version: ModelVersion) -> list[str]:
+    def changed_files(self, version: ModelVersion, progress: Progress | None = None) -> list[str]:
         """Files of `version` whose stored bytes no longer hash to their recorded digest (each
         hashed again now), or are gone."""
         changed = []
         for f in version.files:
-            if not self.store.has(f.digest) or self.store.rehash(f.digest) != f.digest:
+            if not self.store.has(f.digest) or self.store.rehash(f.digest, progress) != f.digest:
                 changed.append(f.path)
         return changed
 
     def sign(
-        self, version: ModelVersion, signer: Signer, *, actor: str | None = None
+        self,
+        version: ModelVersion,
+        signer: Signer,
+        *,
+        actor: str | None = None,
+        progress: Progress | None = None,
     ) -> SignatureRecord:
         """Sign `version` after hashing its stored bytes again (changed bytes are never
         signed); a key that already signed it is not asked again (the existing signature is
         returned)."""
-        changed = self.changed_files(version)
+        changed = self.changed_files(version, progress)
         if changed:
             raise IntegrityError(
                 f"{version.reference}: {', '.join(changed)} changed since import (the stored "
@@ -111,7 +116,12 @@ class Signatures:
         return self.store.read_bytes(record.digest)
 
     def verify(
-        self, version: ModelVersion, keys: list[Path] | None = None, *, actor: str | None = None
+        self,
+        version: ModelVersion,
+        keys: list[Path] | None = None,
+        *,
+        actor: str | None = None,
+        progress: Progress | None = None,
     ) -> list[str]:
         """Check every signature of `version` by re-hashing its blobs. `keys`: public keys to
         accept (default: the policy's trusted keys, else each signature's own recorded key).
@@ -123,7 +133,7 @@ class Signatures:
         policy = load_policy(self.settings.home)
         key_files = list(keys or policy.trusted_keys)
         accepted = {fingerprint(Path(k).read_text()): Path(k) for k in key_files}
-        changed = self.changed_files(version)
+        changed = self.changed_files(version, progress)
         if changed:
             self.registry.audit.append(actor, "verify.fail", version.digest, {"files": changed})
             raise SignatureFailure(
