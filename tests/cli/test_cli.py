@@ -150,3 +150,18 @@ def test_remote_and_alias_commands(depot_cli) -> None:  # type: ignore[no-untype
     assert depot_cli("remote", "rm", "cloud").exit_code == 0
     assert depot_cli("remote", "rm", "cloud").exit_code == 1
     assert "no remote named 'cloud'" in depot_cli("remote", "rm", "cloud").output
+
+
+def test_state_changing_commands_print_json(depot_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = write_gguf(tmp_path / "m.gguf")
+    assert depot_cli("import", str(model), "-n", "tiny:v1").exit_code == 0
+    tagged = json.loads(depot_cli("tag", "tiny:v1", "tiny:v2", "--json").output)
+    assert tagged["reference"] == "tiny:v2" and tagged["status"] == "ok"
+    made = json.loads(depot_cli("keygen", "--json").output)
+    assert made["created"] is True
+    signed = json.loads(depot_cli("sign", "tiny:v1", "--json").output)
+    assert signed["reference"] == "tiny:v1" and signed["signature"].startswith("sha256:")
+    verified = json.loads(depot_cli("verify", "tiny:v1", "--json").output)
+    assert verified[0]["verified"] is True and verified[0]["signatures"]
+    removed = json.loads(depot_cli("rm", "tiny:v2", "--json").output)
+    assert removed[0]["removed"] == "tiny:v2"

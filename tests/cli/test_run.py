@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,7 +79,26 @@ def test_run_goes_through_a_running_server_of_the_same_home(served_home: Path) -
         assert once.stdout.strip()
         loaded = httpx.get(f"{url}/health").json()["loaded"]
         assert [(m["name"], m["kind"]) for m in loaded] == [("smollm2:latest", "generate")]
+        # Text piped in joins the prompt.
+        piped = subprocess.run(
+            [*DEPOT, "run", "smollm2", "Repeat the word above.", "--max-tokens", "6",
+             "--temperature", "0"],
+            input="lighthouse\n", env=_env(served_home), capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert piped.returncode == 0 and piped.stdout.strip(), piped.stderr
+        # depot ps and depot stop talk to the same server.
+        ps = subprocess.run([*DEPOT, "ps", "--json"], env=_env(served_home), capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+        assert [m["name"] for m in json.loads(ps.stdout)] == ["smollm2:latest"]
+        stop = subprocess.run([*DEPOT, "stop", "smollm2", "--json"], env=_env(served_home),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert [m["kind"] for m in json.loads(stop.stdout)] == ["generate"]
+        assert httpx.get(f"{url}/health").json()["loaded"] == []
     finally:
         proc.terminate()
         proc.wait(30)
     assert not (served_home / "serve.json").exists()  # withdrawn when the server stopped
+    gone = subprocess.run([*DEPOT, "ps"], env=_env(served_home), capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert gone.returncode == 1 and "no depot serve" in gone.stderr

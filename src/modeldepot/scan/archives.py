@@ -214,8 +214,8 @@ class SevenZipScanner:
             return [Finding(item.location, "pytorch.7z-container", Severity.HIGH,
                             "a PyTorch-named file that is a 7z archive: PyTorch writes zip, "
                             "so this file was made to evade zip-based scanners")]  # fmt: skip
-        return [Finding(item.location, "archive.uninspectable", Severity.MEDIUM,
-                        "7z archive: its members cannot be inspected")]  # fmt: skip
+        message = "7z archive: its members cannot be inspected, so it is not passed"
+        return [Finding(item.location, "archive.uninspectable", Severity.HIGH, message)]
 
 
 _COMPRESSED = (

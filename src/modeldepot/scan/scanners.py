@@ -49,7 +49,7 @@ def scan_item(item: Item) -> list[Finding]:
                 Finding(
                     item.location,
                     "pytorch.unrecognised-container",
-                    Severity.MEDIUM,
+                    Severity.HIGH,
                     "a PyTorch-named file that is neither a zip archive nor a pickle",
                 )
             ]
@@ -57,7 +57,7 @@ def scan_item(item: Item) -> list[Finding]:
     try:
         return scanner.scan(item, scan_item)
     except (OSError, ValueError, MemoryError) as exc:
-        return [Finding(item.location, "scan.incomplete", Severity.MEDIUM,
+        return [Finding(item.location, "scan.incomplete", Severity.HIGH,
                         f"{scanner.name} scanner could not finish ({exc})")]  # fmt: skip
 
 

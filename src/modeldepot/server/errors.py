@@ -12,6 +12,7 @@ from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.process import ModelUnavailable
 
 __all__ = [
+    "RETRY_AFTER",
     "APIError",
     "api_error_handler",
     "depot_error_handler",

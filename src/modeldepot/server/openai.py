@@ -24,7 +24,13 @@ from modeldepot.registry import ModelVersion
 from modeldepot.registry.gateway import Remote
 from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable, QueueFull
 from modeldepot.server import echo, routing, tools
-from modeldepot.server.errors import APIError, depot_error_response, engine_failed, error_body
+from modeldepot.server.errors import (
+    RETRY_AFTER,
+    APIError,
+    depot_error_response,
+    engine_failed,
+    error_body,
+)
 from modeldepot.server.relay import EngineStream, RelayError
 from modeldepot.server.requests import check_chat, check_common, check_fits, read_json
 from modeldepot.server.state import ServerState
@@ -137,6 +143,8 @@ async def _forward(request: Request, path: str) -> Response:
         response.headers["x-depot-upstream"] = target.name
         retryable = response.status_code == 429 or response.status_code >= 500
         if not retryable or i == len(targets) - 1:
+            if response.status_code == 429:  # an engine's or remote's own 429 too
+                response.headers.setdefault("Retry-After", RETRY_AFTER)
             return response
         account.reserved = 0  # the next attempt holds the reservation
         await _discard(response)
