@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from modeldepot.cli import evaluate, gateway, keys, models, ps, run, serve, store, trust
+from modeldepot.cli import (
+    customise,
+    evaluate,
+    gateway,
+    keys,
+    models,
+    ps,
+    run,
+    serve,
+    store,
+    trust,
+)
 from modeldepot.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (evaluate, gateway, keys, models, ps, run, serve, store, trust)
+_COMMAND_MODULES = (customise, evaluate, gateway, keys, models, ps, run, serve, store, trust)
 
 
 def main() -> None:
