@@ -26,6 +26,7 @@ from modeldepot.runtime import (
     EngineSpec,
     Launch,
     ModelFiles,
+    ModelUnavailable,
     StoredFiles,
 )
 from modeldepot.runtime.llama import LlamaServer
@@ -47,6 +48,9 @@ class FakeEngine:
         if version.info.format != "onnx":
             return frozenset()
         return frozenset({Capability.CHAT, Capability.COMPLETION})
+
+    def native_tools(self, version: ModelVersion) -> bool:
+        return False
 
     def spec(self, version: ModelVersion, capability: Capability, files: ModelFiles,
              settings: Settings, adapters: tuple[Adapter, ...] = ()) -> EngineSpec:  # fmt: skip
@@ -78,6 +82,11 @@ def test_capabilities_are_answered_in_one_place(depot: Depot, tmp_path: Path) ->
     assert engines.capabilities(onnx).to_list() == ["chat", "completion"]
     assert not Engines([LlamaServer()]).capabilities(onnx).servable
     assert Engines.from_entry_points().names == ["llama-server", "scorer", "sentence"]
+    files = StoredFiles(depot.store, depot.settings.home)
+    lora = (Adapter(tmp_path / "adapter.gguf"),)
+    with pytest.raises(ModelUnavailable, match="applies no adapters"):
+        engines.spec(gguf, Capability.SCORING, files, depot.settings, lora)
+    assert engines.spec(gguf, Capability.CHAT, files, depot.settings, lora).adapters == lora
 
 
 def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(

@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -24,7 +25,8 @@ class RunningServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
 
-    def call(self, method: str, path: str, body: object = None) -> object:
+    def call(self, method: str, path: str, body: object = None) -> Any:
+        """The server's JSON answer (DepotError naming its error otherwise)."""
         reply = httpx.request(method, f"{self.url}{path}", json=body, headers=self.headers,
                               timeout=60)  # fmt: skip
         if reply.status_code != 200:

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from modeldepot.cli.app import CommandError, app, pass_depot
-from modeldepot.cli.render import bytes_progress, print_json, stderr, stdout, version_table
+from modeldepot.cli.render import (
+    bytes_progress,
+    path_size,
+    print_json,
+    stderr,
+    stdout,
+    version_table,
+)
 from modeldepot.config import secret_from_env
 from modeldepot.depot import Depot
 from modeldepot.describe import describe_rows, version_view
@@ -18,14 +25,6 @@ from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.registry.records import BASE_RELATIONS
 
 __all__: list[str] = []
-
-
-def _path_size(path: Path) -> int | None:
-    if path.is_file():
-        return path.stat().st_size
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return None
 
 
 def _done(version: ModelVersion, as_json: bool) -> None:
@@ -103,7 +102,7 @@ def import_(
     ONNX, or PyTorch checkpoint (stored, never unpickled)."""
     lineage = [LineageLink(relation, base) for base in bases]
     lineage += [LineageLink("dataset", d) for d in datasets]
-    with bytes_progress(f"importing {path.name}", _path_size(path)) as advance:
+    with bytes_progress(f"importing {path.name}", path_size(path)) as advance:
         version = depot.intake.import_path(
             path, name, format_name=format_name, lineage=lineage, progress=advance
         )

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +30,7 @@ __all__ = [
     "bytes_progress",
     "human_size",
     "json_option",
+    "path_size",
     "print_json",
     "report",
     "stderr",
@@ -40,6 +42,16 @@ __all__ = [
 # Piped output keeps whole lines (no wrapping or ellipsis at 80 columns) so scripts can cut it.
 stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 400)
 stderr = Console(stderr=True, highlight=False)
+
+
+def path_size(path: Path) -> int | None:
+    """Bytes of a file, or of the files under a folder (links not followed); None when the
+    path does not exist."""
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return None
 
 
 def print_json(data: Any) -> None:

@@ -17,6 +17,7 @@ from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.render import (
     bytes_progress,
     json_option,
+    path_size,
     print_json,
     report,
     stderr,
@@ -51,12 +52,6 @@ _SEVERITY_COLOURS = {"critical": "red", "high": "red", "medium": "yellow", "low"
                      "info": "dim"}  # fmt: skip
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-
-
 def _print_report(report: ScanReport, block_at: Severity) -> None:
     for f in sorted(report.findings, key=lambda f: (-f.severity, f.location)):
         colour = _SEVERITY_COLOURS[str(f.severity)]
@@ -78,7 +73,7 @@ def scan(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, block: str 
     depot: Depot = ctx.obj
     try:
         block_at = Severity.parse(block) if block else load_policy(depot.settings.home).block_at
-        total = sum(_size(p) for p in paths)
+        total = sum(path_size(p) or 0 for p in paths)
         with bytes_progress("scanning", total) as advance:
             reports = [scan_path(p, progress=advance) for p in paths]
     except (DepotError, ValueError, OSError) as exc:

@@ -126,6 +126,11 @@ class Engine(Protocol):
         """What this engine can do for `version` (empty: it cannot run it)."""
         ...
 
+    def native_tools(self, version: ModelVersion) -> bool:
+        """Whether the engine formats tool calls itself for `version` (else the depot's
+        JSON-schema fallback does)."""
+        ...
+
     def spec(
         self,
         version: ModelVersion,
@@ -134,8 +139,8 @@ class Engine(Protocol):
         settings: Settings,
         adapters: tuple[Adapter, ...] = (),
     ) -> EngineSpec:
-        """What to start to serve `capability` of `version` (with `adapters` applied); raises
-        ModelUnavailable when the engine cannot."""
+        """What to start to serve `capability` of `version` (with `adapters` applied, asked
+        only of engines capable of ADAPTERS); raises ModelUnavailable when it cannot."""
         ...
 
     def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:

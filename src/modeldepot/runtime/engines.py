@@ -70,14 +70,11 @@ class Engines:
             for capability in engine.capabilities(version):
                 chosen.setdefault(capability, engine.name)
         generator = chosen.get(Capability.CHAT) or chosen.get(Capability.COMPLETION)
-        native_tools = False
-        native_n = False
-        if generator is not None:
-            engine = self._engines[generator]
-            native_n = engine.native_n
-            tools = getattr(engine, "native_tools", None)
-            native_tools = bool(tools(version)) if callable(tools) else False
-        return Capabilities(chosen, native_tools=native_tools, native_n=native_n)
+        if generator is None:
+            return Capabilities(chosen)
+        engine = self._engines[generator]
+        return Capabilities(chosen, native_tools=engine.native_tools(version),
+                            native_n=engine.native_n)  # fmt: skip
 
     def spec(
         self,
@@ -100,6 +97,8 @@ class Engines:
                 f"{version.reference} is {version.info.format} and no installed engine can serve "
                 f"{capability} for it; {hint}"
             )
+        if adapters and Capability.ADAPTERS not in self._engines[name].capabilities(version):
+            raise ModelUnavailable(f"the {name} engine applies no adapters")
         return self._engines[name].spec(version, capability, files, settings, adapters)
 
     def launcher(self, settings: Settings, log_dir: Path) -> Callable[[EngineSpec], EngineProcess]:

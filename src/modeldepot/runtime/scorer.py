@@ -53,6 +53,9 @@ class ScoringEngine:
     def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
         return frozenset({Capability.SCORING}) if version.info.format == "gguf" else frozenset()
 
+    def native_tools(self, version: ModelVersion) -> bool:
+        return False
+
     def spec(
         self,
         version: ModelVersion,
@@ -61,8 +64,7 @@ class ScoringEngine:
         settings: Settings,
         adapters: tuple[Adapter, ...] = (),
     ) -> EngineSpec:
-        if adapters:
-            raise ModelUnavailable(f"the {self.name} engine applies no adapters")
+        del adapters  # never asked: this engine is not capable of ADAPTERS
         info = version.info
         if info.format != "gguf":
             raise ModelUnavailable(f"{version.reference} is {info.format}; scoring needs GGUF")

@@ -19,7 +19,6 @@ from modeldepot.config import Settings
 from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
-from modeldepot.runtime.process import ModelUnavailable
 
 __all__ = ["SentenceEngine", "is_sentence_model", "main"]
 
@@ -40,6 +39,9 @@ class SentenceEngine:
     def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
         return frozenset({Capability.EMBEDDINGS}) if is_sentence_model(version) else frozenset()
 
+    def native_tools(self, version: ModelVersion) -> bool:
+        return False
+
     def spec(
         self,
         version: ModelVersion,
@@ -48,8 +50,7 @@ class SentenceEngine:
         settings: Settings,
         adapters: tuple[Adapter, ...] = (),
     ) -> EngineSpec:
-        if adapters:
-            raise ModelUnavailable(f"the {self.name} engine applies no adapters")
+        del adapters  # never asked: this engine is not capable of ADAPTERS
         weights = sum(f.size for f in version.files if f.kind == "weights")
         memory = 2 * weights + 400 * 1024 * 1024  # the weights, torch's own overhead
         return EngineSpec(

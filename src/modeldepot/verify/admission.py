@@ -150,16 +150,14 @@ class Admission:
 
     # -- repair ----------------------------------------------------------------------------
 
-    def repair(self, *, wait: bool = False) -> list[Repair]:
+    def repair(self) -> list[Repair]:
         """Admit every version left pending by an interrupted import, or remove it when its
-        files are gone. Runs only while no import holds the store (an import in progress
-        admits its own version): with `wait`, waits for them; otherwise skips (returns [])."""
+        files are gone; skipped (returns []) while an import holds the store, since an import
+        in progress admits its own version."""
         try:
-            with self.lock.exclusive(timeout=600.0 if wait else 0.0):
+            with self.lock.exclusive(timeout=0.0):
                 return self.repair_held()
         except StoreLocked:
-            if wait:
-                raise
             return []
 
     def repair_held(self) -> list[Repair]:

@@ -53,11 +53,25 @@ class Anchors:
                 found.append(Checkpoint(-1, "", "unreadable"))
         return found
 
+    def _last(self) -> Checkpoint | None:
+        """The newest checkpoint, read from the end of the file (it only grows)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                tail = f.read().splitlines()
+        except FileNotFoundError:
+            return None
+        try:
+            return Checkpoint(**json.loads(tail[-1])) if tail else None
+        except (ValueError, TypeError):
+            return None
+
     def record(self, audit: AuditLog) -> Checkpoint | None:
         """Anchor the chain's head now, unless it is anchored already."""
         events, head = audit.head()
-        known = self.checkpoints()
-        if not events or (known and (known[-1].events, known[-1].head) == (events, head)):
+        last = self._last()
+        if not events or (last is not None and (last.events, last.head) == (events, head)):
             return None
         at = datetime.now(UTC).isoformat()
         checkpoint = Checkpoint(events, head, at)
