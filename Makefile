@@ -10,6 +10,8 @@ TORCH_INDEX ?=
 # the Python bindings, which are therefore installed without compiling, and its programs serve
 # the engines. Built without OpenMP, it runs as fast from any thread (docs/architecture.md).
 export CMAKE_ARGS ?= -DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF
+# The engine and the customise tools (merge, quantise, perplexity).
+LLAMA_PROGRAMS := llama-server llama-quantize llama-export-lora llama-perplexity
 
 .PHONY: setup run test lint typecheck bench clean
 
@@ -21,7 +23,7 @@ $(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# llama.cpp from the sources inside the pinned llama-cpp-python sdist, built once and cached
 	# under ~/.cache/modeldepot: its libraries for the bindings, llama-server for the engines.
-	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) llama-server
+	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) $(LLAMA_PROGRAMS)
 	touch $@
 
 setup: $(BIN)/.installed
@@ -49,7 +51,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: setup
-	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) llama-server llama-bench \
+	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) $(LLAMA_PROGRAMS) llama-bench \
 	  llama-batched-bench
 	$(BIN)/python -m pip install -q 'llama-cpp-python[server]'
 	$(BIN)/python bench/serve_speed.py --model smollm2

@@ -3,7 +3,9 @@
 # that modeldepot pins, and give every consumer what it needs from that one build:
 #   - its shared libraries (libllama, libggml*, libmtmd) to the Python bindings, which are
 #     installed without compiling (CMAKE_ARGS=-DLLAMA_BUILD=OFF): linked into their lib/ folder;
-#   - its programs (llama-server; llama-bench, llama-batched-bench for `make bench`) to DEST.
+#   - its programs (llama-server and the customise tools: llama-quantize, llama-export-lora,
+#     llama-perplexity; llama-bench, llama-batched-bench for `make bench`) to DEST;
+#   - its sources (the conversion scripts) to DEST/../share/modeldepot/llama.cpp.
 # The build is cached under ~/.cache/modeldepot/, keyed by version.
 #
 #   scripts/build-llama-cpp.sh DEST [TARGET...]     (default target: llama-server)
@@ -42,6 +44,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 mkdir -p "$dest"
 for t in "${targets[@]}"; do ln -sf "$cache/shared/bin/$t" "$dest/$t"; done
+# The conversion scripts (convert_hf_to_gguf.py, convert_lora_to_gguf.py) run from the sources.
+mkdir -p "$dest/../share/modeldepot"
+ln -sfn "$cache/src" "$dest/../share/modeldepot/llama.cpp"
 # The Python bindings load lib<name>.so from llama_cpp/lib.
 bindings=$("$python" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("llama_cpp"); print(pathlib.Path(s.origin).parent if s else "")')
 if [ -n "$bindings" ]; then

@@ -52,6 +52,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "llama-server beside the Python interpreter, else on PATH",
     ),
     EnvVar(
+        "DEPOT_LLAMA_CPP",
+        "Folder of the llama.cpp sources whose conversion scripts (convert_hf_to_gguf.py, "
+        "convert_lora_to_gguf.py) the depot runs.",
+        "the pinned sources `make setup` links at .venv/share/modeldepot/llama.cpp",
+    ),
+    EnvVar(
         "DEPOT_MAX_MEMORY",
         "Memory budget for loaded models (bytes, or with K/M/G suffix); least recently used "
         "models are unloaded to stay within it.",
@@ -121,6 +127,7 @@ class Settings:
     database_url: str | None = None
     user: str | None = None
     llama_server: Path | None = None
+    llama_cpp: Path | None = None
     max_memory: int = 0
     """0 means half of the machine's RAM."""
     keep_alive: float = 300.0
@@ -169,6 +176,7 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("DEPOT_HOME") or "~/.modeldepot").expanduser()
         server = env.get("DEPOT_LLAMA_SERVER")
+        sources = env.get("DEPOT_LLAMA_CPP")
 
         def number(name: str, default: float, low: float, kind: type = int) -> Any:
             text = env.get(name) or ""
@@ -189,6 +197,7 @@ class Settings:
             database_url=env.get("DEPOT_DATABASE_URL") or None,
             user=env.get("DEPOT_USER") or None,
             llama_server=Path(server) if server else None,
+            llama_cpp=Path(sources).expanduser() if sources else None,
             max_memory=number("DEPOT_MAX_MEMORY", 0, 0),
             keep_alive=number("DEPOT_KEEP_ALIVE", 300, 0, float),
             threads=number("DEPOT_THREADS", 0, 0),

@@ -10,6 +10,8 @@ holds no logic of its own; each stage is a service reached through it:
     depot.documents     describe   model card, AI-BOM
     depot.housekeeping  store      gc, disk usage
     depot.resolver      serve      which model a name reaches (aliases, remotes, versions)
+    depot.jobs, depot.datasets
+                        customise  fine-tuning jobs and their training data sets
     depot.keys, depot.gateway, depot.audit, depot.anchors, depot.usage
                                    access, remotes, the audit log and its checkpoints, usage
 
@@ -31,6 +33,7 @@ from modeldepot.registry import Registry
 from modeldepot.registry.audit import AuditLog
 from modeldepot.registry.gateway import GatewayStore
 from modeldepot.registry.housekeeping import Housekeeping
+from modeldepot.registry.jobs import DatasetStore, JobStore
 from modeldepot.registry.keys import KeyStore
 from modeldepot.registry.lease import LeaseLock
 from modeldepot.registry.names import Names
@@ -166,3 +169,11 @@ class Depot:
     @cached_property
     def usage(self) -> UsageLog:
         return UsageLog(self.registry.engine)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.registry.engine)
+
+    @cached_property
+    def datasets(self) -> DatasetStore:
+        return DatasetStore(self.registry.engine)

@@ -1,14 +1,19 @@
-"""`depot data check FILE`: fine-tuning data checked before any training."""
+"""`depot data check FILE`, `depot finetune BASE --data FILE --name NAME`, `depot jobs`
+(list, show, cancel, resume)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+from rich.table import Table
 
-from modeldepot.cli.app import CommandError, app
+from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.render import json_option, print_json, stderr, stdout
 from modeldepot.customise import check_data
+from modeldepot.depot import Depot
+from modeldepot.registry import ModelVersion
+from modeldepot.registry.jobs import Job
 
 __all__: list[str] = []
 
@@ -39,3 +44,180 @@ def check(path: Path, as_json: bool) -> None:
     if not report.ok:
         count = len(report.errors)
         raise CommandError(f"{path}: {count} problem{'s' if count != 1 else ''}", 1)
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _run_job(depot: Depot, job: Job, as_json: bool) -> ModelVersion:
+    from modeldepot.customise import finetune
+
+    quiet = as_json
+
+    def step(s: finetune.Step) -> None:
+        if not quiet:
+            left = (s.total - s.step) * s.seconds
+            stderr.print(f"  step {s.step}/{s.total}  epoch {s.epoch}  loss {s.loss:.4f}  "
+                         f"{s.tokens_per_second:,.0f} tokens/s  ETA {_eta(left)}",
+                         markup=False, highlight=False)  # fmt: skip
+
+    def phase(text: str) -> None:
+        if not quiet:
+            stderr.print(f"{job.id}: {text}", markup=False, highlight=False)
+
+    return finetune.run(depot, job, on_step=step, on_phase=phase)
+
+
+def _finished(depot: Depot, version: ModelVersion, job: Job, as_json: bool) -> None:
+    done = depot.jobs.get(job.id)
+    if as_json:
+        print_json({"job": done.to_dict(), "version": {"reference": str(version.reference),
+                    "digest": version.digest, "status": version.status}})  # fmt: skip
+        return
+    progress = done.progress
+    val = progress.get("val_loss")
+    stdout.print(
+        f"{version.reference} ({version.digest[:19]}, {version.status}): adapter of "
+        f"{done.spec['base']}; train loss {progress.get('train_loss', float('nan')):.4f}"
+        + (f", held-out loss {val:.4f}" if val is not None else ""),
+        markup=False, highlight=False,
+    )  # fmt: skip
+
+
+@app.command()
+@click.argument("base")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="JSONL: OpenAI chat format, prompt/completion, or text.",
+)
+@click.option("--name", required=True, help="NAME[:TAG] of the adapter to store.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop after this many optimiser steps.",
+)
+@click.option("--rank", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--alpha", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=2e-3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--max-length",
+    type=click.IntRange(16),
+    default=512,
+    show_default=True,
+    help="Tokens per example (longer ones are cut).",
+)
+@click.option("--val-split", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
+@click.option("--seed", type=int, default=1234, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option(
+    "--threads", type=click.IntRange(0), default=0, help="CPU threads (default: one per core)."
+)
+@click.option("--licence", "licence", default=None, help="The data set's licence (SPDX).")
+@json_option
+@pass_depot
+def finetune(depot: Depot, base: str, data_path: Path, name: str, epochs: int,
+             max_steps: int | None, rank: int, alpha: int, lr: float, batch_size: int,
+             max_length: int, val_split: float, seed: int, device: str, threads: int,
+             licence: str | None, as_json: bool) -> None:  # fmt: skip
+    """Train a LoRA adapter of BASE on your data and store it as NAME (relation `adapter`).
+
+    The loss counts only assistant (or completion) tokens, formatted with the base's own chat
+    template. Runs as a job: `depot jobs` lists it, `depot jobs cancel` stops it, and `depot
+    jobs resume` continues one that was killed from its last checkpoint.
+    """
+    from modeldepot.customise import finetune as ft
+
+    config = ft.TrainingConfig(epochs=epochs, max_steps=max_steps, rank=rank, alpha=alpha,
+                               lr=lr, batch_size=batch_size, max_length=max_length,
+                               val_split=val_split, seed=seed, device=device,
+                               threads=threads)  # fmt: skip
+    job = ft.prepare(depot, ft.FineTune(base, data_path, name, config, licence))
+    if not as_json:
+        stderr.print(f"{job.id}: fine-tuning {job.spec['base']} on {data_path} "
+                     f"({job.spec['dataset']['examples']} examples) into {job.target}",
+                     markup=False, highlight=False)  # fmt: skip
+    version = _run_job(depot, job, as_json)
+    _finished(depot, version, job, as_json)
+
+
+@app.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def jobs(ctx: click.Context, as_json: bool) -> None:
+    """Fine-tuning jobs: status and progress (`depot jobs` lists them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    depot = ctx.find_object(Depot)
+    assert depot is not None
+    found = depot.jobs.list()
+    if as_json:
+        print_json([j.to_dict() for j in found])
+        return
+    if not found:
+        stdout.print("no jobs")
+        return
+    table = Table(box=None)
+    for column in ("JOB", "KIND", "STATUS", "TARGET", "STEP", "LOSS", "UPDATED", "RESULT"):
+        table.add_column(column)
+    for j in found:
+        p = j.progress
+        step = f"{p.get('step', 0)}/{p.get('total', '?')}" if "total" in p else "-"
+        loss = f"{p['loss']:.4f}" if isinstance(p.get("loss"), float) else "-"
+        status = j.status + (" (cancelling)" if j.cancel_requested and j.status == "running"
+                             else "")  # fmt: skip
+        table.add_row(
+            j.id,
+            j.kind,
+            status,
+            j.target,
+            step,
+            loss,
+            j.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            j.result or j.error or "",
+        )
+    stdout.print(table)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@pass_depot
+def jobs_show(depot: Depot, job_id: str) -> None:
+    """One job in full, as JSON (its specification, progress and loss curve)."""
+    print_json(depot.jobs.get(job_id).to_dict())
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@json_option
+@pass_depot
+def jobs_cancel(depot: Depot, job_id: str, as_json: bool) -> None:
+    """Stop a job: a running one stops after its next step (its checkpoint kept)."""
+    job = depot.jobs.cancel(job_id)
+    if as_json:
+        print_json(job.to_dict())
+    elif job.status == "running":
+        stdout.print(f"{job_id}: asked to stop after its current step")
+    else:
+        stdout.print(f"{job_id}: {job.status}")
+
+
+@jobs.command("resume")
+@click.argument("job_id")
+@json_option
+@pass_depot
+def jobs_resume(depot: Depot, job_id: str, as_json: bool) -> None:
+    """Continue an interrupted job from its last checkpoint."""
+    job = depot.jobs.claim(job_id)
+    step = job.progress.get("step", 0)
+    if not as_json:
+        stderr.print(f"{job.id}: resuming {job.target} after step {step}", markup=False)
+    version = _run_job(depot, job, as_json)
+    _finished(depot, version, job, as_json)

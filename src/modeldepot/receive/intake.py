@@ -76,6 +76,23 @@ class Intake:
         stored = self._store(source, [ref], links, str(Path(path).absolute()), progress, actor)
         return self._admit(stored, actor)
 
+    def import_source(
+        self,
+        source: ModelSource,
+        name: str,
+        *,
+        lineage: Sequence[LineageLink] = (),
+        origin: str,
+        progress: Progress | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Store what the depot itself made (a fine-tuned adapter, a merge, a quantisation),
+        tag it `name`, and admit it like any import."""
+        ref = _target(name)
+        links = [self._pin(link) for link in lineage]
+        stored = self._store(source, [ref], links, origin, progress, actor)
+        return self._admit(stored, actor)
+
     def pull(
         self,
         name: str,

@@ -94,6 +94,28 @@ class ModelVersion:
         """Scanned and allowed by the policy when it was last applied."""
         return self.status == OK
 
+    @property
+    def is_adapter(self) -> bool:
+        """A LoRA adapter: served on its base model, never alone."""
+        return self.info.details.get("general.type") == "adapter" or any(
+            f.kind == "adapter" for f in self.files
+        )
+
+    @property
+    def adapter_of(self) -> LineageLink | None:
+        """The base an adapter applies to (its `adapter` lineage link, pinned by digest)."""
+        if not self.is_adapter:
+            return None
+        return next((link for link in self.lineage
+                     if link.relation == "adapter" and link.target_digest), None)  # fmt: skip
+
+    @property
+    def adapter_file(self) -> FileRecord | None:
+        """The adapter's GGUF file, which llama.cpp loads."""
+        return next((f for f in self.files if f.kind == "adapter" and f.path.endswith(".gguf")),
+                    None) or next((f for f in self.files if f.kind == "weights"
+                                   and self.is_adapter), None)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         info = self.info.to_dict()
         return {

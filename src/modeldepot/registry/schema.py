@@ -18,6 +18,8 @@ compares the two so they never drift apart.
     api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
     remotes   OpenAI-compatible models elsewhere (a proprietary API, another depot)
     aliases   a name served by the first of its targets that answers
+    datasets  training data sets (stored as blobs), by digest
+    jobs      long-running work (fine-tuning): its specification, status and progress
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ __all__ = [
     "aliases",
     "api_keys",
     "cards",
+    "datasets",
     "evaluations",
     "events",
     "files",
+    "jobs",
     "lineage",
     "manifests",
     "metadata",
@@ -247,5 +251,35 @@ aliases = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("updated_at", _NOW, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("digest", sa.String(80), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("examples", sa.Integer, nullable=False),
+    sa.Column("licence", sa.String(128)),
+    sa.Column("created_at", _NOW, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(256), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("progress", sa.JSON, nullable=False),
+    sa.Column("result", sa.String(256)),
+    sa.Column("error", sa.Text),
+    sa.Column("host", sa.String(256)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("created_at", _NOW, nullable=False),
     sa.Column("updated_at", _NOW, nullable=False),
 )

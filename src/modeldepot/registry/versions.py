@@ -273,13 +273,14 @@ class Registry:
 
     def referenced_digests(self) -> set[str]:
         """Every blob some recorded version needs: manifests, their configs, their files, their
-        signatures and model cards."""
+        signatures and model cards, and the training data sets."""
         with self.engine.connect() as conn:
             found = set(conn.scalars(sa.select(t.manifests.c.digest)))
             found |= set(conn.scalars(sa.select(t.manifests.c.config_digest)))
             found |= set(conn.scalars(sa.select(t.files.c.digest)))
             found |= set(conn.scalars(sa.select(t.signatures.c.digest)))
             found |= set(conn.scalars(sa.select(t.cards.c.digest)))
+            found |= set(conn.scalars(sa.select(t.datasets.c.digest)))
         return found
 
     # -- internals -------------------------------------------------------------------------

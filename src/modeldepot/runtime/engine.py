@@ -10,6 +10,7 @@ keeps and stops engine processes; the server only ever talks to them over HTTP.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +66,20 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Adapter:
-    """A LoRA adapter applied by the engine, with its scale."""
+    """A LoRA adapter loaded by the engine, with the scale it applies when a request does not
+    choose (requests choose per adapter; see `Selection`)."""
 
     path: Path
     scale: float = 1.0
+    name: str = ""
+    """The adapter version's digest, for the pool's key and the request's selection."""
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,19 @@ class EngineSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.digest}:{self.kind}"
+        """The pool's key: one process per version, kind and set of adapters (a base that
+        gains an adapter gets a new engine; the old one finishes its requests)."""
+        base = f"{self.digest}:{self.kind}"
+        if not self.adapters:
+            return base
+        names = hashlib.sha256("\n".join(a.name or str(a.path) for a in self.adapters).encode())
+        return f"{base}:{names.hexdigest()[:16]}"
+
+    def selection(self, adapter: str | None) -> list[dict[str, float]]:
+        """llama-server's per-request `lora` field: the adapter named (by digest) on at scale
+        1, every other one off."""
+        return [{"id": i, "scale": 1.0 if a.name == adapter else 0.0}
+                for i, a in enumerate(self.adapters)]  # fmt: skip
 
 
 @dataclass(frozen=True)

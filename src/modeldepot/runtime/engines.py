@@ -22,6 +22,8 @@ __all__ = ["ENTRY_POINT_GROUP", "Engines", "StoredFiles"]
 ENTRY_POINT_GROUP = "modeldepot.engines"
 # When two engines can do the same thing, the first in this order does it.
 _ORDER = ("llama-server", "scorer", "sentence")
+# What an adapter can do through its base's engine.
+_THROUGH_ADAPTERS = frozenset({Capability.CHAT, Capability.COMPLETION, Capability.TOOLS})
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,22 @@ class Engines:
                 f"no engine named {name!r}; installed: {', '.join(self._engines)}"
             ) from None
 
-    def capabilities(self, version: ModelVersion) -> Capabilities:
-        """What `version` can do, and which engine does each thing."""
+    def capabilities(self, version: ModelVersion, base: ModelVersion | None = None
+                     ) -> Capabilities:  # fmt: skip
+        """What `version` can do, and which engine does each thing. An adapter (`base` given:
+        the version it applies to) generates through its base's engine, when that engine
+        applies adapters; alone it can do nothing."""
+        if version.is_adapter:
+            if base is None:
+                return Capabilities()
+            of_base = self.capabilities(base)
+            engine = of_base.engines.get(Capability.ADAPTERS)
+            if engine is None:
+                return Capabilities()
+            kept = {c: e for c, e in of_base.engines.items()
+                    if e == engine and c in _THROUGH_ADAPTERS}  # fmt: skip
+            return Capabilities(kept, native_tools=of_base.native_tools,
+                                native_n=of_base.native_n)  # fmt: skip
         chosen: dict[Capability, str] = {}
         for engine in self._engines.values():
             for capability in engine.capabilities(version):

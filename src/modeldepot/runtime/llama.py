@@ -19,7 +19,9 @@ from modeldepot.runtime.process import ModelUnavailable
 __all__ = [
     "ARCHITECTURE_TEMPLATES",
     "LlamaServer",
+    "find_llama_program",
     "find_llama_server",
+    "llama_cpp_script",
     "memory_estimate",
     "single_weights",
 ]
@@ -42,21 +44,41 @@ ARCHITECTURE_TEMPLATES = {
 }
 
 
-def find_llama_server(settings: Settings) -> Path:
-    if settings.llama_server is not None:
+def find_llama_program(name: str, settings: Settings) -> Path:
+    """One of llama.cpp's programs (llama-server, llama-quantize, llama-export-lora,
+    llama-perplexity), built by `make setup` from the pinned sources: beside the Python
+    interpreter, else on PATH; llama-server may be given by DEPOT_LLAMA_SERVER."""
+    if name == "llama-server" and settings.llama_server is not None:
         candidates = [settings.llama_server]
     else:
-        candidates = [Path(sys.executable).parent / "llama-server"]
-        on_path = shutil.which("llama-server")
+        candidates = [Path(sys.executable).parent / name]
+        on_path = shutil.which(name)
         if on_path:
             candidates.append(Path(on_path))
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
+    hint = " or point DEPOT_LLAMA_SERVER at one" if name == "llama-server" else ""
     raise ModelUnavailable(
-        "llama.cpp's llama-server is not installed; build it with `make setup` "
-        "(scripts/build-llama-cpp.sh) or point DEPOT_LLAMA_SERVER at one"
+        f"llama.cpp's {name} is not installed; build it with `make setup` "
+        f"(scripts/build-llama-cpp.sh){hint}"
     )
+
+
+def llama_cpp_script(name: str, settings: Settings) -> Path:
+    """One of llama.cpp's Python conversion scripts, from the pinned sources."""
+    folder = settings.llama_cpp or Path(sys.executable).parent.parent / "share/modeldepot/llama.cpp"
+    script = folder / name
+    if not script.is_file():
+        raise ModelUnavailable(
+            f"llama.cpp's {name} is not at {folder}; run `make setup` "
+            "(scripts/build-llama-cpp.sh links the pinned sources there) or set DEPOT_LLAMA_CPP"
+        )
+    return script
+
+
+def find_llama_server(settings: Settings) -> Path:
+    return find_llama_program("llama-server", settings)
 
 
 def memory_estimate(version: ModelVersion, context_tokens: int) -> int:
@@ -91,7 +113,7 @@ class LlamaServer:
     native_n = False  # its `n` reports the usage of the first choice only
 
     def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
-        if version.info.format != "gguf":
+        if version.info.format != "gguf" or version.is_adapter:
             return frozenset()
         return frozenset({Capability.CHAT, Capability.COMPLETION, Capability.EMBEDDINGS,
                           Capability.TOOLS, Capability.ADAPTERS})  # fmt: skip
@@ -118,7 +140,7 @@ class LlamaServer:
         if not info.chat_template:
             template = ARCHITECTURE_TEMPLATES.get(info.architecture or "", "chatml")
         context = per_sequence * settings.parallel
-        memory = memory_estimate(version, context)
+        memory = memory_estimate(version, context) + sum(a.size for a in adapters)
         return EngineSpec(
             name=str(version.reference),
             digest=version.digest,
@@ -160,6 +182,8 @@ class LlamaServer:
             command += ["--swa-full"]
         if spec.kind == "embed":
             command += ["--embeddings", "--pooling", "mean"]
+        # Every adapter of the base is loaded at its default scale (0: off unless a request
+        # selects it with `"lora": [{"id": i, "scale": s}]`), so one engine serves them all.
         for adapter in spec.adapters:
             command += ["--lora-scaled", f"{adapter.path}:{adapter.scale}"]
         return Launch(command)

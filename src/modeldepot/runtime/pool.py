@@ -51,6 +51,7 @@ class EnginePool:
         self._loaded: OrderedDict[str, EngineProcess] = OrderedDict()
         self._loading: dict[str, asyncio.Lock] = {}
         self._admit = asyncio.Lock()
+        self._retired: set[str] = set()
 
     @contextlib.asynccontextmanager
     async def use(self, spec: EngineSpec) -> AsyncIterator[EngineProcess]:
@@ -67,6 +68,8 @@ class EnginePool:
         finally:
             engine.active -= 1
             engine.last_used = time.monotonic()
+            if engine.active == 0 and spec.key in self._retired:
+                await self._unload(spec.key)
 
     async def _get(self, spec: EngineSpec) -> EngineProcess:
         lock = self._loading.setdefault(spec.key, asyncio.Lock())
@@ -82,6 +85,12 @@ class EnginePool:
                 await self._make_room(spec)
                 engine = await asyncio.to_thread(self._launch, spec)
                 self._loaded[spec.key] = engine
+                # The same version with another set of adapters: superseded. It answers the
+                # requests it holds and is unloaded once idle.
+                self._retired.update(
+                    k for k, e in self._loaded.items()
+                    if k != spec.key and e.spec.digest == spec.digest and e.spec.kind == spec.kind
+                )  # fmt: skip
             return engine
 
     async def _make_room(self, spec: EngineSpec) -> None:
@@ -103,6 +112,7 @@ class EnginePool:
         return sum(r.spec.memory for r in self._loaded.values() if r.alive)
 
     async def _unload(self, digest: str) -> None:
+        self._retired.discard(digest)
         engine = self._loaded.pop(digest, None)
         if engine is not None:
             await asyncio.to_thread(engine.stop)
@@ -112,7 +122,8 @@ class EnginePool:
         now = time.monotonic()
         for digest, engine in list(self._loaded.items()):
             if not engine.alive or (
-                engine.active == 0 and now - engine.last_used > self.keep_alive
+                engine.active == 0
+                and (now - engine.last_used > self.keep_alive or digest in self._retired)
             ):
                 await self._unload(digest)
 

@@ -9,6 +9,8 @@ import asyncio
 import time
 
 from modeldepot.depot import Depot
+from modeldepot.errors import DepotError
+from modeldepot.refs import Reference
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.resolver import GatewaySnapshot, Resolution, Resolver
 from modeldepot.runtime import Capabilities, Engines
@@ -26,6 +28,8 @@ class Directory:
         self._refusals: dict[str, tuple[float, list[str]]] = {}
         self._resolutions: dict[tuple[str, bool], tuple[float, Resolution]] = {}
         self._capabilities: dict[str, Capabilities] = {}
+        self._bases: dict[str, tuple[float, ModelVersion | None]] = {}
+        self._adapters: tuple[float, dict[str, list[ModelVersion]]] = (-1e9, {})
         self.resolver = Resolver(self._version, self._gateway_now, self._refusals_of)
 
     def _fresh(self, at: float) -> bool:
@@ -74,5 +78,44 @@ class Directory:
     def capabilities(self, version: ModelVersion) -> Capabilities:
         found = self._capabilities.get(version.digest)
         if found is None:
-            found = self._capabilities[version.digest] = self.engines.capabilities(version)
+            base = self.base_of(version) if version.is_adapter else None
+            found = self.engines.capabilities(version, base)
+            if not version.is_adapter or base is not None:
+                self._capabilities[version.digest] = found
         return found
+
+    def base_of(self, adapter: ModelVersion) -> ModelVersion | None:
+        """The admitted base version an adapter applies to (None when it is gone or refused)."""
+        link = adapter.adapter_of
+        if link is None:
+            return None
+        cached = self._bases.get(link.target_digest or "")
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
+        base: ModelVersion | None = None
+        try:
+            found = self.depot.names.show(link.target)
+            if found.digest != link.target_digest:  # the name moved on: the pinned version
+                repository = Reference.parse(link.target).repository
+                found = self.depot.names.show(f"{repository}@{link.target_digest}")
+            if not self._refusals_of(found):
+                base = found
+        except DepotError:
+            base = None
+        self._bases[link.target_digest or ""] = (time.monotonic(), base)
+        return base
+
+    def adapters_of(self, base: ModelVersion) -> list[ModelVersion]:
+        """The admitted adapters of `base`, oldest first (so each keeps its engine slot)."""
+        loaded, by_base = self._adapters
+        if not self._fresh(loaded):
+            by_base = {}
+            seen: set[str] = set()
+            for v in sorted(self.depot.names.versions(), key=lambda v: (v.created_at, v.digest)):
+                link = v.adapter_of
+                if link is None or v.digest in seen or not v.admitted:
+                    continue
+                seen.add(v.digest)
+                by_base.setdefault(link.target_digest or "", []).append(v)
+            self._adapters = (time.monotonic(), by_base)
+        return list(by_base.get(base.digest, []))

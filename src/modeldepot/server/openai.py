@@ -48,18 +48,21 @@ async def _models(request: Request) -> list[dict[str, Any]]:
     key = await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.names.versions)
     aliases, remotes = await state.directory.gateway()
-    entries = [
-        (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace)
+    entries: list[tuple[str, int, str, str | None]] = [
+        (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace,
+         v.adapter_of.target if v.adapter_of else None)
         for v in versions
         if v.admitted and state.directory.capabilities(v).servable
-    ]
-    entries += [(name, 0, "remote") for name in remotes]
-    entries += [(name, 0, "alias") for name in aliases]
+    ]  # fmt: skip
+    entries += [(name, 0, "remote", None) for name in remotes]
+    entries += [(name, 0, "alias", None) for name in aliases]
+    # An adapter names its base as `parent`, as vLLM lists LoRA modules.
     return [
-        {"id": name, "object": "model", "created": created, "owned_by": owner}
-        for name, created, owner in entries
+        {"id": name, "object": "model", "created": created, "owned_by": owner,
+         **({"parent": parent} if parent else {})}
+        for name, created, owner, parent in entries
         if key.allows(name)
-    ]
+    ]  # fmt: skip
 
 
 @router.get("/models")
@@ -180,6 +183,9 @@ async def _local(
     check_fits(body, max(1, spec.context // max(1, spec.parallel)), spec.name)
     body["model"] = spec.name
     body.pop("metadata", None)
+    body.pop("lora", None)  # which adapter applies is the model's name, never the client's
+    if spec.adapters:
+        body["lora"] = spec.selection(version.digest)
     if chat and body.get("tools") and not can.native_tools:
         return await _generic_tools(state, spec, body, account)
     if int(body.get("n") or 1) > 1 and not body.get("stream") and not can.native_n:
@@ -191,8 +197,13 @@ async def _local(
         await stack.aclose()
         raise
     url = engine.base_url + path
+    # An engine shared by a base and its adapters names itself in its answers: the client is
+    # told the model it asked for.
+    asked, named = str(version.reference), engine.spec.name
+    rename = None if asked == named else (
+        f'"model":"{named}"'.encode(), f'"model":"{asked}"'.encode())  # fmt: skip
     return await _send(lambda: EngineStream.open(url, body), bool(body.get("stream")), account,
-                       spec.name, stack, request)  # fmt: skip
+                       spec.name, stack, request, rename)  # fmt: skip
 
 
 async def _remote(
@@ -251,8 +262,10 @@ async def _send(
     name: str,
     stack: contextlib.AsyncExitStack,
     request: Request | None = None,
+    rename: tuple[bytes, bytes] | None = None,
 ) -> Response:
-    """Open the upstream answer and hand it back, relaying a stream as it comes; `stack`
+    """Open the upstream answer and hand it back, relaying a stream as it comes (with the
+    model's name replaced when `rename` says so); `stack`
     holds what must stay open while it streams (the engine, the upstream connection). A client
     that leaves before a whole answer is ready closes the upstream connection, which stops the
     engine's work on it."""
@@ -264,6 +277,8 @@ async def _send(
                 account.status = 499
                 return Response(status_code=499)
             status, content = whole
+            if rename is not None:
+                content = content.replace(*rename)
             if status == 200:
                 account.read_body(json.loads(content))
             return Response(content, status, media_type="application/json")
@@ -280,7 +295,7 @@ async def _send(
         await stack.aclose()
         raise
     return StreamingResponse(
-        _relay(upstream.chunks(), stack, name, account),
+        _relay(upstream.chunks(), stack, name, account, rename),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -367,12 +382,16 @@ async def _generic_tools(
 
 
 async def _relay(
-    chunks: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, name: str, account: Accounting
+    chunks: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, name: str, account: Accounting,
+    rename: tuple[bytes, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     """Pass an event stream through; if the engine dies mid-stream, end this client's stream
-    with an error event (other clients and the server carry on)."""
+    with an error event (other clients and the server carry on). The engine writes each event
+    in one chunk, so `rename` finds the model's name whole."""
     try:
         async for chunk in chunks:
+            if rename is not None:
+                chunk = chunk.replace(*rename)
             account.chunk(chunk)
             yield chunk
     except (httpx.HTTPError, RelayError) as exc:

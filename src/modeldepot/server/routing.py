@@ -9,6 +9,7 @@ from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.resolver import Target
 from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable
+from modeldepot.runtime.engine import Adapter
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
 
@@ -42,8 +43,28 @@ async def targets_for(state: ServerState, model: str, *, private: bool) -> list[
 
 
 def engine_spec(state: ServerState, version: ModelVersion, capability: Capability) -> EngineSpec:
-    """What to start to serve `capability` of `version`; 400 when no engine can."""
+    """What to start to serve `capability` of `version`; 400 when no engine can.
+
+    A base model's generating engine holds every admitted adapter of that base, so the base
+    and its adapters share one copy of the weights; an adapter is served by its base's
+    engine, selected per request (`EngineSpec.selection`)."""
     try:
-        return state.engines.spec(version, capability, state.files, state.settings)
+        if version.is_adapter:
+            base = state.directory.base_of(version)
+            if base is None:
+                raise ModelUnavailable(
+                    f"{version.reference} is an adapter whose base model is gone or refused"
+                )
+            version = base
+        adapters: tuple[Adapter, ...] = ()
+        if capability in (Capability.CHAT, Capability.COMPLETION, Capability.TOOLS) and (
+            Capability.ADAPTERS in state.directory.capabilities(version)
+        ):
+            adapters = tuple(
+                Adapter(state.files.file(a.adapter_file.digest), 0.0, a.digest)
+                for a in state.directory.adapters_of(version)
+                if a.adapter_file is not None
+            )
+        return state.engines.spec(version, capability, state.files, state.settings, adapters)
     except ModelUnavailable as exc:
         raise APIError.bad_request(str(exc), "model_not_servable") from None

@@ -1,0 +1,271 @@
+"""`depot finetune`: a LoRA adapter trained from a stored base on the user's data, as a job.
+
+`prepare` checks everything a run needs before any work (the base is an admitted generative
+model, every data record is valid and there are enough of them, the new name is free to use),
+stores the data set content-addressed, and records the job. `run` trains in the job's folder
+(resuming its checkpoint), converts the PEFT adapter to GGUF with llama.cpp's
+`convert_lora_to_gguf.py`, and stores the adapter as a version with relation `adapter` (see
+results.py). A job killed at any point leaves no version; `depot jobs resume` continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from modeldepot.customise.data import check_data
+from modeldepot.customise.examples import BUILTIN_TEMPLATES
+from modeldepot.customise.provenance import Material
+from modeldepot.customise.results import Output, base_files, servable_base, store_result
+from modeldepot.customise.training import (
+    Base,
+    Cancelled,
+    Step,
+    TrainingConfig,
+    TrainingResult,
+    library_versions,
+    train,
+)
+from modeldepot.depot import Depot
+from modeldepot.errors import DepotError, FormatError, UsageError
+from modeldepot.formats.gguf import read_gguf_info
+from modeldepot.refs import Reference
+from modeldepot.registry import LineageLink, ModelVersion
+from modeldepot.registry.jobs import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Job
+from modeldepot.runtime.llama import ARCHITECTURE_TEMPLATES, llama_cpp_script
+from modeldepot.store import LayerKind
+
+__all__ = ["MIN_EXAMPLES", "FineTune", "Step", "TrainingConfig", "prepare", "run"]
+
+MIN_EXAMPLES = 8
+"""Fewer examples than this teach nothing a held-out loss could show."""
+KIND = "finetune"
+
+
+@dataclass(frozen=True)
+class FineTune:
+    base: str
+    data: Path
+    name: str
+    config: TrainingConfig
+    licence: str | None = None
+    """The data set's licence (SPDX), when the user gives it."""
+
+
+def _job_dir(depot: Depot, job: Job) -> Path:
+    return depot.settings.home / "jobs" / job.id
+
+
+def prepare(depot: Depot, request: FineTune, *, actor: str | None = None) -> Job:
+    """Check the request and record the job (nothing is trained yet)."""
+    ref = Reference.parse(request.name)
+    if ref.digest is not None:
+        raise UsageError(f"{request.name!r}: name the new model NAME[:TAG], without a digest")
+    base = servable_base(depot, request.base)
+    if base.info.format not in ("gguf", "safetensors", "huggingface"):
+        raise UsageError(
+            f"{base.reference} is {base.info.format}; fine-tuning reads GGUF and Hugging Face "
+            "folders"
+        )
+    config = request.config
+    if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise UsageError(f"--device {config.device!r}: cpu or cuda")
+    report = check_data(request.data)
+    if report.errors:
+        more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        raise FormatError(f"{request.data}: {report.errors[0]}{more}")
+    if report.examples < MIN_EXAMPLES:
+        raise UsageError(
+            f"{request.data}: {report.examples} examples; fine-tuning needs at least {MIN_EXAMPLES}"
+        )
+    with depot.lock.shared():
+        blob = depot.store.put_file(request.data)
+        dataset = depot.datasets.record(blob.digest, request.data.name, blob.size,
+                                        report.format or "text", report.examples,
+                                        request.licence)  # fmt: skip
+    spec = {
+        "base": str(base.reference),
+        "base_digest": base.digest,
+        "dataset": dataset.to_dict(),
+        "config": config.to_dict(),
+        "name": str(ref),
+    }
+    return depot.jobs.create(KIND, str(ref), spec, actor or depot.settings.actor)
+
+
+@contextmanager
+def _stop_on_term(flag: list[bool]) -> Iterator[None]:
+    """SIGTERM asks training to stop at the next step (after a checkpoint)."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(_signum: int, _frame: Any) -> None:
+        flag.append(True)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _base(depot: Depot, spec: dict[str, Any]) -> tuple[ModelVersion, Base]:
+    """The base version the job was prepared with (by digest, wherever its tag moved since)."""
+    ref = Reference.parse(spec["base"])
+    version = depot.names.show(f"{ref.repository}@{spec['base_digest']}")
+    folder = base_files(depot, version)
+    weights = [f.path for f in version.files if f.kind == LayerKind.WEIGHTS]
+    gguf_file = weights[0] if version.info.format == "gguf" and weights else None
+    template = None
+    if not version.info.chat_template:
+        template = BUILTIN_TEMPLATES.get(ARCHITECTURE_TEMPLATES.get(
+            version.info.architecture or "", "chatml"))  # fmt: skip
+    return version, Base(folder, gguf_file, version.info.architecture, template)
+
+
+def _convert(depot: Depot, result: TrainingResult, base_ref: str, out: Path) -> Path:
+    """The PEFT adapter as a GGUF LoRA (f16), with llama.cpp's own converter."""
+    assert result.peft_dir is not None and result.config_dir is not None
+    config_path = result.peft_dir / "adapter_config.json"
+    adapter_config = json.loads(config_path.read_text())
+    adapter_config["base_model_name_or_path"] = base_ref
+    config_path.write_text(json.dumps(adapter_config, indent=2) + "\n")
+    (result.peft_dir / "README.md").unlink(missing_ok=True)
+    script = llama_cpp_script("convert_lora_to_gguf.py", depot.settings)
+    done = subprocess.run(
+        [sys.executable, str(script), "--base", str(result.config_dir), "--outtype", "f16",
+         "--outfile", str(out), str(result.peft_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or not out.is_file():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DepotError(f"convert_lora_to_gguf.py failed: {last}")
+    return out
+
+
+def run(
+    depot: Depot,
+    job: Job,
+    *,
+    on_step: Callable[[Step], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    actor: str | None = None,
+) -> ModelVersion:
+    """Train, convert and store the job's adapter; the job ends succeeded, failed, cancelled
+    or (interrupted by Ctrl-C) resumable."""
+    spec = job.spec
+    config = TrainingConfig.from_dict(spec["config"])
+    workdir = _job_dir(depot, job)
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.fromisoformat(spec.get("started") or job.created_at.isoformat())
+    stop: list[bool] = []
+    phase = on_phase or (lambda _text: None)
+
+    def stepped(step: Step) -> None:
+        remaining = (step.total - step.step) * (step.seconds or 0.0)
+        cancel = depot.jobs.report(
+            job.id, step=step.step, total=step.total, loss=round(step.loss, 5),
+            tokens_per_second=round(step.tokens_per_second, 1), eta_seconds=round(remaining),
+            epoch=step.epoch, losses=[*depot.jobs.get(job.id).progress.get("losses", []),
+                                      round(step.loss, 5)][-10_000:])  # fmt: skip
+        if cancel:
+            stop.append(True)
+        if on_step is not None:
+            on_step(step)
+
+    def ready(step: int, total: int) -> None:
+        depot.jobs.report(job.id, step=step, total=total, phase="training")
+        phase(f"training: step {step} of {total}" if step else f"training: {total} steps")
+
+    try:
+        with _stop_on_term(stop):
+            base_version, base = _base(depot, spec)
+            dataset = spec["dataset"]
+            data_path = depot.store.verified_path(dataset["digest"])
+            phase(f"loading {spec['base']}")
+            result = train(base, data_path, dataset["format"], config, workdir,
+                           on_step=stepped, on_ready=ready,
+                           should_stop=lambda: bool(stop))  # fmt: skip
+        phase("converting the adapter to GGUF")
+        depot.jobs.report(job.id, phase="converting")
+        base_name = spec["base"]
+        adapter = _convert(depot, result, base_name, workdir / "adapter.gguf")
+        info = read_gguf_info(adapter)
+        info = info.__class__(**{**info.to_dict(), "license": base_version.info.license,
+                                 "license_source": f"base:{base_name}"})  # fmt: skip
+        assert result.peft_dir is not None
+        measured = result.to_dict()
+        record = {
+            "base": {"reference": base_name, "digest": base_version.digest},
+            "dataset": dataset,
+            "parameters": config.to_dict(),
+            "training": measured,
+            "losses": [round(x, 5) for x in result.losses],
+            "chat_template": "the base's own"
+            if not base.chat_template
+            else "llama.cpp "
+            + ARCHITECTURE_TEMPLATES.get(base_version.info.architecture or "", "chatml"),
+        }
+        phase("storing, scanning and signing the adapter")
+        depot.jobs.report(job.id, phase="storing", train_loss=measured["train_loss"],
+                          val_loss=measured["val_loss"])  # fmt: skip
+        version = store_result(
+            depot,
+            kind=KIND,
+            name=spec["name"],
+            info=info,
+            outputs=[
+                Output("adapter.gguf", LayerKind.ADAPTER, adapter),
+                Output(
+                    "peft/adapter_model.safetensors",
+                    LayerKind.ADAPTER,
+                    result.peft_dir / "adapter_model.safetensors",
+                ),
+                Output(
+                    "peft/adapter_config.json",
+                    LayerKind.CONFIG,
+                    result.peft_dir / "adapter_config.json",
+                ),
+            ],
+            lineage=[
+                LineageLink("adapter", base_name, base_version.digest),
+                LineageLink("dataset", dataset["name"], dataset["digest"]),
+            ],
+            materials=[
+                Material("base", f"depot:{base_name}", base_version.digest),
+                Material(
+                    f"dataset/{dataset['name']}",
+                    f"depot:dataset/{dataset['digest']}",
+                    dataset["digest"],
+                ),
+            ],
+            record=record,
+            invocation=job.id,
+            started=started,
+            libraries=library_versions(),
+            actor=actor,
+        )
+    except Cancelled as exc:
+        depot.jobs.finish(job.id, CANCELLED, error=str(exc))
+        raise
+    except KeyboardInterrupt:
+        depot.jobs.finish(job.id, INTERRUPTED, error="interrupted (resume with depot jobs resume)")
+        raise
+    except (DepotError, OSError, RuntimeError, ValueError) as exc:
+        depot.jobs.finish(job.id, FAILED, error=str(exc))
+        raise
+    depot.jobs.finish(job.id, SUCCEEDED, result=str(version.reference))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return version
