@@ -221,3 +221,66 @@ def jobs_resume(depot: Depot, job_id: str, as_json: bool) -> None:
         stderr.print(f"{job.id}: resuming {job.target} after step {step}", markup=False)
     version = _run_job(depot, job, as_json)
     _finished(depot, version, job, as_json)
+
+
+def _made(version: ModelVersion, as_json: bool, what: str) -> None:
+    if as_json:
+        print_json(version.to_dict() | {"status": version.status})
+        return
+    stdout.print(f"{version.reference} ({version.digest[:19]}, {version.status}): {what}",
+                 markup=False, highlight=False)  # fmt: skip
+
+
+@app.command()
+@click.argument("adapter")
+@click.option("--name", default=None, help="NAME[:TAG] of the merged model "
+              "(default: ADAPTER-merged:TAG).")  # fmt: skip
+@click.option("--scale", type=float, default=1.0, show_default=True)
+@json_option
+@pass_depot
+def merge(depot: Depot, adapter: str, name: str | None, scale: float, as_json: bool) -> None:
+    """Fold an adapter into its base: one GGUF (llama.cpp's export-lora), relation `merge`."""
+    from modeldepot.customise import transforms
+
+    version = transforms.merge(depot, adapter, name=name, scale=scale)
+    _made(version, as_json, f"{adapter} merged into its base ({version.info.quantization})")
+
+
+@app.command()
+@click.argument("source")
+@click.option("--type", "kind", required=True, help="Q8_0, Q4_K_M, Q4_0, ... "
+              "(llama-quantize's types).")  # fmt: skip
+@click.option("--name", default=None, help="NAME[:TAG] of the result (default: SOURCE:TYPE).")
+@json_option
+@pass_depot
+def quantize(depot: Depot, source: str, kind: str, name: str | None, as_json: bool) -> None:
+    """Quantise a GGUF version (llama-quantize), relation `quantized`, with the perplexity of
+    source and result on a text the project ships written into the card."""
+    from modeldepot.customise import transforms
+    from modeldepot.customise.results import derivation
+
+    version = transforms.quantize(depot, source, kind, name=name)
+    ppl = (derivation(depot, str(version.reference)) or {}).get("perplexity", {})
+    before, after = ppl.get("source", {}).get("value"), ppl.get("result", {}).get("value")
+    _made(version, as_json, f"{source} as {kind.upper()}; perplexity {before:.3f} -> {after:.3f}")
+
+
+@app.command()
+@click.argument("source")
+@click.option(
+    "--type",
+    "outtype",
+    default="f16",
+    show_default=True,
+    type=click.Choice(["f16", "bf16", "f32", "q8_0", "auto"]),
+)
+@click.option("--name", default=None, help="NAME[:TAG] of the result (default: SOURCE:TAG-gguf).")
+@json_option
+@pass_depot
+def convert(depot: Depot, source: str, outtype: str, name: str | None, as_json: bool) -> None:
+    """Convert a Hugging Face folder version (safetensors) to GGUF (convert_hf_to_gguf.py),
+    relation `converted`, so llama-server can serve it."""
+    from modeldepot.customise import transforms
+
+    version = transforms.convert(depot, source, outtype=outtype, name=name)
+    _made(version, as_json, f"{source} converted to GGUF ({version.info.quantization})")

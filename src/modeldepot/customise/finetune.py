@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Any
 
 from modeldepot.customise.data import check_data
 from modeldepot.customise.examples import BUILTIN_TEMPLATES
+from modeldepot.customise.llamacpp import convert_lora
 from modeldepot.customise.provenance import Material
 from modeldepot.customise.results import Output, base_files, servable_base, store_result
 from modeldepot.customise.training import (
@@ -41,7 +40,7 @@ from modeldepot.formats.gguf import read_gguf_info
 from modeldepot.refs import Reference
 from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.registry.jobs import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Job
-from modeldepot.runtime.llama import ARCHITECTURE_TEMPLATES, llama_cpp_script
+from modeldepot.runtime.llama import ARCHITECTURE_TEMPLATES
 from modeldepot.store import LayerKind
 
 __all__ = ["MIN_EXAMPLES", "FineTune", "Step", "TrainingConfig", "prepare", "run"]
@@ -140,18 +139,10 @@ def _convert(depot: Depot, result: TrainingResult, base_ref: str, out: Path) -> 
     assert result.peft_dir is not None and result.config_dir is not None
     config_path = result.peft_dir / "adapter_config.json"
     adapter_config = json.loads(config_path.read_text())
-    adapter_config["base_model_name_or_path"] = base_ref
+    adapter_config["base_model_name_or_path"] = base_ref  # not the training folder's path
     config_path.write_text(json.dumps(adapter_config, indent=2) + "\n")
     (result.peft_dir / "README.md").unlink(missing_ok=True)
-    script = llama_cpp_script("convert_lora_to_gguf.py", depot.settings)
-    done = subprocess.run(
-        [sys.executable, str(script), "--base", str(result.config_dir), "--outtype", "f16",
-         "--outfile", str(out), str(result.peft_dir)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0 or not out.is_file():
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DepotError(f"convert_lora_to_gguf.py failed: {last}")
+    convert_lora(result.peft_dir, result.config_dir, out, depot.settings)
     return out
 
 

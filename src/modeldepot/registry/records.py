@@ -56,7 +56,7 @@ class LineageLink:
     target_digest: str | None = None
 
 
-BASE_RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge")
+BASE_RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge", "converted")
 """How a version can derive from a base model (Hugging Face's `base_model_relation`)."""
 RELATIONS = (*BASE_RELATIONS, "dataset")
 

@@ -382,7 +382,10 @@ async def _generic_tools(
 
 
 async def _relay(
-    chunks: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, name: str, account: Accounting,
+    chunks: AsyncIterator[bytes],
+    stack: contextlib.AsyncExitStack,
+    name: str,
+    account: Accounting,
     rename: tuple[bytes, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     """Pass an event stream through; if the engine dies mid-stream, end this client's stream
