@@ -74,11 +74,11 @@ class Engines:
             if base is None:
                 return Capabilities()
             of_base = self.capabilities(base)
-            engine = of_base.engines.get(Capability.ADAPTERS)
-            if engine is None:
+            applier = of_base.engines.get(Capability.ADAPTERS)
+            if applier is None:
                 return Capabilities()
             kept = {c: e for c, e in of_base.engines.items()
-                    if e == engine and c in _THROUGH_ADAPTERS}  # fmt: skip
+                    if e == applier and c in _THROUGH_ADAPTERS}  # fmt: skip
             return Capabilities(kept, native_tools=of_base.native_tools,
                                 native_n=of_base.native_n)  # fmt: skip
         chosen: dict[Capability, str] = {}
