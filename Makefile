@@ -60,6 +60,9 @@ bench: setup
 	$(BIN)/python -m pip install -q "lm-eval[api]==0.4.13" transformers
 	$(BIN)/python bench/eval_fidelity.py --task navigate --limit 100
 	$(BIN)/python bench/import_speed.py --rounds 5 --reflink-dir "$$(bash .ci/reflink-fs.sh | tail -n 1)"
+	$(BIN)/python bench/finetune_speed.py
+	$(BIN)/python bench/adapter_serving.py
+	$(BIN)/python bench/quantize_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import httpx
 
@@ -72,13 +73,13 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> 
     raise RuntimeError(f"server not ready: {url}")
 
 
-async def one_stream(url: str, model: str, tokens: int,
-                     messages: list[dict[str, str]]) -> Stream:  # fmt: skip
+async def one_stream(url: str, model: str, tokens: int, messages: list[dict[str, str]],
+                     extra: dict[str, Any] | None = None) -> Stream:  # fmt: skip
     """One streamed chat answer, read with the depot's own raw-socket reader: on two cores the
     measuring client competes with the server for CPU, so it must cost as little as possible
     (httpx's line iterator costs about as much per token as the relay being measured)."""
     body = {"model": model, "messages": messages, "max_tokens": tokens, "stream": True,
-            "temperature": 0, "ignore_eos": True}  # fmt: skip
+            "temperature": 0, "ignore_eos": True, **(extra or {})}  # fmt: skip
     stream = Stream(start=time.perf_counter(), times=[])
     response = await EngineStream.open(f"{url}/v1/chat/completions", body)
     try:

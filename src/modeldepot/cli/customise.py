@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -58,7 +59,7 @@ def _run_job(depot: Depot, job: Job, as_json: bool) -> ModelVersion:
 
     def step(s: finetune.Step) -> None:
         if not quiet:
-            left = (s.total - s.step) * s.seconds
+            left = s.eta_seconds
             stderr.print(f"  step {s.step}/{s.total}  epoch {s.epoch}  loss {s.loss:.4f}  "
                          f"{s.tokens_per_second:,.0f} tokens/s  ETA {_eta(left)}",
                          markup=False, highlight=False)  # fmt: skip
@@ -70,12 +71,18 @@ def _run_job(depot: Depot, job: Job, as_json: bool) -> ModelVersion:
     return finetune.run(depot, job, on_step=step, on_phase=phase)
 
 
-def _finished(depot: Depot, version: ModelVersion, job: Job, as_json: bool) -> None:
+def _finished(depot: Depot, version: ModelVersion, job: Job, as_json: bool,
+              rows: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
     done = depot.jobs.get(job.id)
     if as_json:
         print_json({"job": done.to_dict(), "version": {"reference": str(version.reference),
-                    "digest": version.digest, "status": version.status}})  # fmt: skip
+                    "digest": version.digest, "status": version.status},
+                    "comparisons": rows or []})  # fmt: skip
         return
+    for r in rows or []:
+        stdout.print(f"  {r['task']} {r['metric']}: {r['before']} -> {r['after']} "
+                     f"({r['difference']:+}, 95% interval [{r['low']:+}, {r['high']:+}], "
+                     f"{r['items']} items)", markup=False, highlight=False)  # fmt: skip
     progress = done.progress
     val = progress.get("val_loss")
     stdout.print(
@@ -121,12 +128,26 @@ def _finished(depot: Depot, version: ModelVersion, job: Job, as_json: bool) -> N
     "--threads", type=click.IntRange(0), default=0, help="CPU threads (default: one per core)."
 )
 @click.option("--licence", "licence", default=None, help="The data set's licence (SPDX).")
+@click.option("--eval", "tasks", multiple=True, metavar="TASK",
+              help="Evaluate base and adapter on TASK (repeatable); the difference, with its "
+              "paired bootstrap interval, goes into the adapter's card.")  # fmt: skip
+@click.option(
+    "--eval-limit", type=click.IntRange(1), default=None, help="Items per evaluation task."
+)
+@click.option(
+    "--mlflow",
+    "mlflow",
+    default=None,
+    metavar="URI",
+    help="Log the run to this MLflow tracking server.",
+)
 @json_option
 @pass_depot
 def finetune(depot: Depot, base: str, data_path: Path, name: str, epochs: int,
              max_steps: int | None, rank: int, alpha: int, lr: float, batch_size: int,
              max_length: int, val_split: float, seed: int, device: str, threads: int,
-             licence: str | None, as_json: bool) -> None:  # fmt: skip
+             licence: str | None, tasks: tuple[str, ...], eval_limit: int | None,
+             mlflow: str | None, as_json: bool) -> None:  # fmt: skip
     """Train a LoRA adapter of BASE on your data and store it as NAME (relation `adapter`).
 
     The loss counts only assistant (or completion) tokens, formatted with the base's own chat
@@ -139,13 +160,44 @@ def finetune(depot: Depot, base: str, data_path: Path, name: str, epochs: int,
                                lr=lr, batch_size=batch_size, max_length=max_length,
                                val_split=val_split, seed=seed, device=device,
                                threads=threads)  # fmt: skip
-    job = ft.prepare(depot, ft.FineTune(base, data_path, name, config, licence))
+    chosen = _tasks(tasks)
+    job = ft.prepare(depot, ft.FineTune(base, data_path, name, config, licence, mlflow))
     if not as_json:
         stderr.print(f"{job.id}: fine-tuning {job.spec['base']} on {data_path} "
                      f"({job.spec['dataset']['examples']} examples) into {job.target}",
                      markup=False, highlight=False)  # fmt: skip
     version = _run_job(depot, job, as_json)
-    _finished(depot, version, job, as_json)
+    rows = _before_after(depot, job, version, chosen, eval_limit, as_json)
+    _finished(depot, version, job, as_json, rows)
+
+
+def _tasks(names: tuple[str, ...]) -> list[Any]:
+    """The evaluation tasks asked for, checked before any training."""
+    if not names:
+        return []
+    from modeldepot.evaluation.tasks import resolve
+
+    return resolve(list(names), None)
+
+
+def _before_after(depot: Depot, job: Job, version: ModelVersion, tasks: list[Any],
+                  limit: int | None, as_json: bool) -> list[dict[str, Any]]:  # fmt: skip
+    """Run the tasks on the base and on the adapter (through the depot's own API, in this
+    process) and return the differences the adapter's card now shows."""
+    if not tasks:
+        return []
+    from modeldepot.customise.finetune import log_comparisons
+    from modeldepot.evaluation.runs import RunOptions, evaluate
+    from modeldepot.server.inprocess import in_process
+
+    if not as_json:
+        stderr.print(f"{job.id}: evaluating {job.spec['base']} and {version.reference} on "
+                     f"{', '.join(t.name for t in tasks)}", markup=False)  # fmt: skip
+    evaluate(depot, [job.spec["base"], str(version.reference)], tasks,
+             RunOptions(limit=limit), connect=lambda: in_process(depot.settings))  # fmt: skip
+    rows = list(depot.documents.facts(version).comparisons)
+    log_comparisons(depot, job, rows)
+    return rows
 
 
 @app.group(invoke_without_command=True)

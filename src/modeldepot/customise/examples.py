@@ -116,8 +116,10 @@ def encode(records: Sequence[dict[str, Any]], kind: str, tokenizer: Tokenizer,
         encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
         ids = list(encoded["input_ids"])[:max_length]
         offsets = list(encoded["offset_mapping"])[:max_length]
+        # A token is trained on when it overlaps a trained span (a completion's first token
+        # may carry the space that ends its prompt).
         labels = [
-            token if end > start and any(s <= start and end <= e for s, e in spans) else IGNORE
+            token if end > start and any(start < e and end > s for s, e in spans) else IGNORE
             for token, (start, end) in zip(ids, offsets, strict=True)
         ]
         example = Example(tuple(ids), tuple(labels))

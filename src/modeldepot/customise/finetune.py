@@ -25,6 +25,7 @@ from modeldepot.customise.examples import BUILTIN_TEMPLATES
 from modeldepot.customise.llamacpp import convert_lora
 from modeldepot.customise.provenance import Material
 from modeldepot.customise.results import Output, base_files, servable_base, store_result
+from modeldepot.customise.tracking import MLflowRun
 from modeldepot.customise.training import (
     Base,
     Cancelled,
@@ -43,7 +44,15 @@ from modeldepot.registry.jobs import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, 
 from modeldepot.runtime.llama import ARCHITECTURE_TEMPLATES
 from modeldepot.store import LayerKind
 
-__all__ = ["MIN_EXAMPLES", "FineTune", "Step", "TrainingConfig", "prepare", "run"]
+__all__ = [
+    "MIN_EXAMPLES",
+    "FineTune",
+    "Step",
+    "TrainingConfig",
+    "log_comparisons",
+    "prepare",
+    "run",
+]
 
 MIN_EXAMPLES = 8
 """Fewer examples than this teach nothing a held-out loss could show."""
@@ -58,6 +67,8 @@ class FineTune:
     config: TrainingConfig
     licence: str | None = None
     """The data set's licence (SPDX), when the user gives it."""
+    mlflow: str | None = None
+    """An MLflow tracking server to log the run to."""
 
 
 def _job_dir(depot: Depot, job: Job) -> Path:
@@ -78,6 +89,8 @@ def prepare(depot: Depot, request: FineTune, *, actor: str | None = None) -> Job
     config = request.config
     if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
         raise UsageError(f"--device {config.device!r}: cpu or cuda")
+    if request.mlflow:
+        MLflowRun.check(request.mlflow)
     report = check_data(request.data)
     if report.errors:
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
@@ -97,6 +110,7 @@ def prepare(depot: Depot, request: FineTune, *, actor: str | None = None) -> Job
         "dataset": dataset.to_dict(),
         "config": config.to_dict(),
         "name": str(ref),
+        **({"mlflow": request.mlflow} if request.mlflow else {}),
     }
     return depot.jobs.create(KIND, str(ref), spec, actor or depot.settings.actor)
 
@@ -146,6 +160,39 @@ def _convert(depot: Depot, result: TrainingResult, base_ref: str, out: Path) -> 
     return out
 
 
+def _tracking(depot: Depot, job: Job) -> MLflowRun | None:
+    """The job's MLflow run (started once; a resumed job logs into the same run)."""
+    uri = job.spec.get("mlflow")
+    if not uri:
+        return None
+    known = job.progress.get("mlflow_run")
+    run = MLflowRun.start(uri, job.target, {"modeldepot.job": job.id,
+                          "modeldepot.base": job.spec["base"]}, run_id=known)  # fmt: skip
+    if known is None:
+        depot.jobs.report(job.id, mlflow_run=run.run_id)
+        config = job.spec["config"]
+        run.log(params={**{k: v for k, v in config.items() if k != "targets"},
+                        "targets": ",".join(config["targets"]), "base": job.spec["base"],
+                        "base_digest": job.spec["base_digest"],
+                        "dataset": job.spec["dataset"]["name"],
+                        "dataset_digest": job.spec["dataset"]["digest"]})  # fmt: skip
+    return run
+
+
+def log_comparisons(depot: Depot, job: Job, rows: list[dict[str, Any]]) -> None:
+    """The evaluation before and after, into the job's MLflow run (when it has one)."""
+    uri, run_id = job.spec.get("mlflow"), depot.jobs.get(job.id).progress.get("mlflow_run")
+    if not uri or not run_id or not rows:
+        return
+    run = MLflowRun.start(uri, job.target, {}, run_id=run_id)
+    metrics: dict[str, float] = {}
+    for r in rows:
+        key = f"{r['task']}.{r['metric']}".replace("@", "_at_")
+        metrics |= {f"{key}.before": r["before"], f"{key}.after": r["after"],
+                    f"{key}.difference": r["difference"]}  # fmt: skip
+    run.log(metrics=metrics)
+
+
 def run(
     depot: Depot,
     job: Job,
@@ -163,9 +210,13 @@ def run(
     started = datetime.fromisoformat(spec.get("started") or job.created_at.isoformat())
     stop: list[bool] = []
     phase = on_phase or (lambda _text: None)
+    tracked: MLflowRun | None = None
 
     def stepped(step: Step) -> None:
-        remaining = (step.total - step.step) * (step.seconds or 0.0)
+        if tracked is not None:
+            tracked.log(metrics={"loss": step.loss, "tokens_per_second": step.tokens_per_second},
+                        step=step.step)  # fmt: skip
+        remaining = step.eta_seconds
         cancel = depot.jobs.report(
             job.id, step=step.step, total=step.total, loss=round(step.loss, 5),
             tokens_per_second=round(step.tokens_per_second, 1), eta_seconds=round(remaining),
@@ -181,6 +232,7 @@ def run(
         phase(f"training: step {step} of {total}" if step else f"training: {total} steps")
 
     try:
+        tracked = _tracking(depot, job)
         with _stop_on_term(stop):
             base_version, base = _base(depot, spec)
             dataset = spec["dataset"]
@@ -250,13 +302,22 @@ def run(
         )
     except Cancelled as exc:
         depot.jobs.finish(job.id, CANCELLED, error=str(exc))
+        if tracked is not None:
+            tracked.finish("KILLED")
         raise
     except KeyboardInterrupt:
         depot.jobs.finish(job.id, INTERRUPTED, error="interrupted (resume with depot jobs resume)")
         raise
     except (DepotError, OSError, RuntimeError, ValueError) as exc:
         depot.jobs.finish(job.id, FAILED, error=str(exc))
+        if tracked is not None:
+            tracked.finish("FAILED")
         raise
+    if tracked is not None:
+        tracked.log(metrics={k: v for k, v in measured.items() if k.endswith("loss")
+                             and isinstance(v, float)}, step=result.steps)  # fmt: skip
+        tracked.log(params={"result": str(version.reference), "result_digest": version.digest})
+        tracked.finish()
     depot.jobs.finish(job.id, SUCCEEDED, result=str(version.reference))
     shutil.rmtree(workdir, ignore_errors=True)
     return version

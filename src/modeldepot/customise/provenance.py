@@ -16,9 +16,8 @@ from typing import Any
 
 from modeldepot._version import __version__
 
-__all__ = ["PROVENANCE_FILE", "Material", "statement"]
+__all__ = ["Material", "statement"]
 
-PROVENANCE_FILE = "provenance.intoto.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 

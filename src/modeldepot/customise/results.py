@@ -14,25 +14,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modeldepot.customise.provenance import PROVENANCE_FILE, Material, statement
+from modeldepot.customise.provenance import Material, statement
 from modeldepot.depot import Depot
 from modeldepot.errors import UsageError
 from modeldepot.formats.base import ModelInfo, ModelSource, SourceFile
 from modeldepot.registry import LineageLink, ModelVersion
+from modeldepot.registry.records import DERIVATION_FILE, PROVENANCE_FILE
 from modeldepot.runtime.engines import StoredFiles
 from modeldepot.store import LayerKind
 from modeldepot.verify.signing import Signer
 
 __all__ = [
-    "DERIVATION_FILE",
     "Output",
     "base_files",
     "derivation",
     "servable_base",
     "store_result",
 ]
-
-DERIVATION_FILE = "derivation.json"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,10 +98,16 @@ class Step:
     tokens: int
     seconds: float
     epoch: int
+    average_seconds: float = 0.0
+    """Mean seconds per step so far (for the time left)."""
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float:
+        return (self.total - self.step) * (self.average_seconds or self.seconds)
 
 
 @dataclass
@@ -143,6 +150,11 @@ def _import_stack() -> tuple[Any, Any, Any]:
             f"fine-tuning needs the training extra ({exc.name} is missing): "
             "pip install 'modeldepot[train]' (torch's CPU build first, see the README)"
         ) from None
+    # Their progress bars and advice (dequantising, deprecations) are not the user's business:
+    # the depot reports the steps itself.
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    warnings.filterwarnings("ignore", module=r"(transformers|peft|torch)(\.|$)")
     return torch, transformers, peft
 
 
@@ -347,7 +359,17 @@ def train(
         if state["step"] % config.checkpoint_every == 0 or state["step"] == total or stop:
             _save_checkpoint(torch, peft, model, optimizer, scheduler, state, checkpoint)
         if on_step is not None:
-            on_step(Step(state["step"], total, value, tokens, seconds, epoch + 1))
+            on_step(
+                Step(
+                    state["step"],
+                    total,
+                    value,
+                    tokens,
+                    seconds,
+                    epoch + 1,
+                    state["seconds"] / state["step"],
+                )
+            )
         if stop and state["step"] < total:
             raise Cancelled(f"stopped at step {state['step']} of {total}")
     val_loss = _val_loss(torch, model, val_set, pad, config)

@@ -20,7 +20,7 @@ from modeldepot._version import __version__
 from modeldepot.describe.card import CardFacts
 from modeldepot.errors import DepotError
 from modeldepot.licences import licence_alternatives, licence_terms
-from modeldepot.registry.records import ModelVersion
+from modeldepot.registry.records import PROVENANCE_FILE, ModelVersion
 
 __all__ = ["build_bom", "validate_bom"]
 
@@ -66,6 +66,10 @@ def build_bom(version: ModelVersion, facts: CardFacts) -> dict[str, Any]:
         {"name": "modeldepot:status", "value": facts.status},
         {"name": "modeldepot:scan", "value": facts.scan_summary},
         *({"name": "modeldepot:signature", "value": s} for s in facts.signatures),
+        *({"name": "modeldepot:provenance", "value": f"{f.path}@{f.digest}"}
+          for f in version.files if f.path == PROVENANCE_FILE),
+        *([{"name": "modeldepot:derivation", "value": str(facts.derivation.get("kind"))}]
+          if facts.derivation else []),
         *({"name": f"modeldepot:{k}", "value": str(v)} for k, v in {
             "parameters": info.parameters, "quantization": info.quantization,
             "context_length": info.context_length, "source": version.source,

@@ -33,6 +33,11 @@ class CardFacts:
     status: str = "ok"
     evaluations: tuple[dict[str, Any], ...] = ()
     """model-index results: {"task", "dataset", "metric", "value"}."""
+    derivation: dict[str, Any] | None = None
+    """How the depot made this version (fine-tuned, merged, quantised, converted)."""
+    comparisons: tuple[dict[str, Any], ...] = ()
+    """Against the version it was made from: {"task", "metric", "before", "after",
+    "difference", "low", "high", "items", "against"}."""
 
 
 def _pipeline(version: ModelVersion) -> str:
@@ -73,6 +78,19 @@ def front_matter(version: ModelVersion, facts: CardFacts) -> dict[str, Any]:
     return meta
 
 
+def _process(record: dict[str, Any] | None) -> str:
+    if not record:
+        return UNKNOWN
+    origin = (record.get("base") or record.get("source") or {}).get("reference", UNKNOWN)
+    if record.get("kind") == "finetune":
+        p = record.get("parameters") or {}
+        return (
+            f"LoRA fine-tune of {origin} (rank {p.get('rank')}, alpha {p.get('alpha')}, "
+            f"lr {p.get('lr')}, {p.get('epochs')} epochs); see provenance.intoto.json"
+        )
+    return f"{record.get('kind')} of {origin}; see provenance.intoto.json"
+
+
 def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
     info = version.info
     terms = licence_terms(info.license)
@@ -93,7 +111,8 @@ def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
         ("Annex XI 1(f) Licence", info.license or UNKNOWN),
         ("Annex XI 2(a) Technical means for integration (instructions, infrastructure, tools)",
          f"{info.format} file served by modeldepot (OpenAI-compatible API)"),
-        ("Annex XI 2(b) Design specifications and training process", UNKNOWN),
+        ("Annex XI 2(b) Design specifications and training process",
+         _process(facts.derivation)),
         ("Annex XI 2(c) Training, testing and validation data (type, provenance, curation)",
          ", ".join(link.target for link in version.lineage if link.relation == "dataset")
          or UNKNOWN),
@@ -106,6 +125,72 @@ def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
         ("Annex XII 3 Integrity: scan, signatures",
          f"{facts.scan_summary}; "
          + (f"signed by {', '.join(facts.signatures)}" if facts.signatures else "not signed")),
+    ]  # fmt: skip
+
+
+def _loss(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else UNKNOWN
+
+
+def _derivation(record: dict[str, Any] | None) -> list[str]:
+    """ "How it was made", from the version's derivation record."""
+    if not record:
+        return []
+    kind = record.get("kind", UNKNOWN)
+    origin = record.get("base") or record.get("source") or {}
+    lines = ["## How this version was made", "",
+             f"- Made by: depot {kind}, job `{record.get('job', UNKNOWN)}`, "
+             f"{record.get('started', UNKNOWN)} to {record.get('finished', UNKNOWN)}"]  # fmt: skip
+    if origin:
+        lines.append(f"- From: {origin.get('reference')} (`{origin.get('digest')}`)")
+    if record.get("adapter"):
+        lines.append(f"- Adapter: {record['adapter']['reference']} "
+                     f"(`{record['adapter']['digest']}`)")  # fmt: skip
+    dataset = record.get("dataset")
+    if dataset:
+        lines.append(
+            f"- Data: {dataset['name']} (`{dataset['digest']}`), {dataset['examples']} "
+            f"{dataset['format']} examples, licence {dataset.get('licence') or UNKNOWN}"
+        )
+    parameters = record.get("parameters") or {}
+    if parameters:
+        lines.append("- Parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
+    training = record.get("training")
+    if training:
+        lines.append(
+            f"- Training: {training.get('steps')} steps on {training.get('train_examples')} "
+            f"examples ({training.get('trained_tokens')} trained tokens); final training loss "
+            f"{_loss(training.get('train_loss'))}, held-out loss "
+            f"{_loss(training.get('first_val_loss'))} before and "
+            f"{_loss(training.get('val_loss'))} after ({training.get('val_examples')} examples)"
+        )
+    perplexity = record.get("perplexity")
+    if perplexity:
+        lines.append(
+            f"- Perplexity on {perplexity['text']} ({perplexity['context']}-token windows): "
+            f"source {perplexity['source']['value']:.3f} ± {perplexity['source']['stderr']:.3f}, "
+            f"this version {perplexity['result']['value']:.3f} ± "
+            f"{perplexity['result']['stderr']:.3f}"
+        )
+    libraries = record.get("libraries") or {}
+    if libraries:
+        lines.append("- Libraries: " + ", ".join(f"{k} {v}" for k, v in libraries.items()))
+    lines += ["- Provenance: `provenance.intoto.json` (in-toto statement, SLSA provenance v1)",
+              ""]  # fmt: skip
+    return lines
+
+
+def _comparisons(rows: tuple[dict[str, Any], ...]) -> list[str]:
+    if not rows:
+        return []
+    return [
+        f"## Before and after (against {rows[0]['against']})",
+        "",
+        "| task | metric | before | after | difference | 95% interval | items |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {r['task']} | {r['metric']} | {r['before']} | {r['after']} | "
+          f"{r['difference']:+} | [{r['low']:+}, {r['high']:+}] | {r['items']} |" for r in rows),
+        "",
     ]  # fmt: skip
 
 
@@ -154,6 +239,7 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
         *(f"| {f.path} | {f.kind} | {f.size} | `{f.digest.removeprefix('sha256:')}` |"
           for f in version.files),
         "",
+        *_derivation(facts.derivation),
         "## Evaluation",
         "",
         *([f"- {e['dataset']}: {e['metric']} = {e['value']}"
@@ -161,6 +247,7 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
            for e in facts.evaluations]
           or ["- none recorded"]),
         "",
+        *_comparisons(facts.comparisons),
         "## EU AI Act documentation (general-purpose AI models)",
         "",
         *(f"- **{field}**: {value}" for field, value in _ai_act(version, facts)),

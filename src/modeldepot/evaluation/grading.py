@@ -132,11 +132,18 @@ class Scorer:
     # -- generation ------------------------------------------------------------------------
 
     async def generate(self, model: ModelRef, task: Task, doc: dict[str, Any]) -> ItemResult:
-        text = await self._complete(model, task, task.context(doc), task.max_tokens,
-                                    list(task.stop))  # fmt: skip
+        if task.chat:
+            messages = [*([{"role": "system", "content": task.system}] if task.system else []),
+                        {"role": "user", "content": task.context(doc)}]  # fmt: skip
+            text = await self._chat(model, task, messages, task.max_tokens, list(task.stop))
+        else:
+            text = await self._complete(model, task, task.context(doc), task.max_tokens,
+                                        list(task.stop))  # fmt: skip
         reference = task.answer(doc)
         got = task.extracted(text)
         scores: dict[str, float] = {}
+        if "contains" in task.metrics:
+            scores["contains"] = float(reference.strip().lower() in got.lower())
         if "exact_match" in task.metrics:
             accepted = [reference, *(doc.get(task.aliases) or [] if task.aliases else [])]
             scores["exact_match"] = float(any(got == task.extracted(str(a)) for a in accepted))

@@ -47,7 +47,17 @@ from modeldepot.errors import NotFound, UsageError
 __all__ = ["OUTPUTS", "Task", "builtin_tasks", "load_task", "suites"]
 
 OUTPUTS = ("multiple_choice", "generate", "code", "judge")
-_METRICS = {"acc", "acc_norm", "acc_letter", "exact_match", "chrf", "bleu", "pass@1", "judge"}
+_METRICS = {
+    "acc",
+    "acc_norm",
+    "acc_letter",
+    "exact_match",
+    "contains",
+    "chrf",
+    "bleu",
+    "pass@1",
+    "judge",
+}
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
 
 
@@ -77,6 +87,10 @@ class Task:
     source: str = ""
     licence: str = ""
     description: str = ""
+    chat: bool = False
+    """Generate through a chat turn (the model's chat template) instead of plain completion."""
+    system: str = ""
+    """A system message for chat turns."""
     origin: str = ""
     """The task file it was read from."""
     items_cache: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
@@ -308,6 +322,8 @@ def _from_native(data: dict[str, Any], path: Path) -> Task:
         source=str(data.get("source", "")),
         licence=str(data.get("licence", data.get("license", ""))),
         description=str(data.get("description", "")),
+        chat=bool(data.get("chat", False)),
+        system=str(data.get("system", "")),
         origin=str(path),
     )
 

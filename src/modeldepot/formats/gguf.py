@@ -62,6 +62,12 @@ def read_gguf_info(path: Path) -> ModelInfo:
         if not key.startswith(_SKIP_DETAILS) and key not in long_arrays
     }
     template = fields.get("tokenizer.chat_template")
+    if fields.get("general.type") == "adapter":
+        # The width the adapter's A matrices take in: the model width it was made for.
+        lora_a = next((t for t in header.tensors if t.name.endswith(".lora_a")
+                       and (".attn_q." in t.name or ".attn_k." in t.name)), None)  # fmt: skip
+        if lora_a is not None and lora_a.shape:
+            details["adapter.width"] = int(lora_a.shape[0])
     return ModelInfo(
         format="gguf",
         architecture=arch,

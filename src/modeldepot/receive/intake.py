@@ -73,6 +73,7 @@ class Intake:
         ref = _target(name)
         source = self.formats.read(Path(path), format_name)
         links = [self._pin(link) for link in lineage]
+        self._check_adapter(source.info, links)
         stored = self._store(source, [ref], links, str(Path(path).absolute()), progress, actor)
         return self._admit(stored, actor)
 
@@ -90,6 +91,7 @@ class Intake:
         tag it `name`, and admit it like any import."""
         ref = _target(name)
         links = [self._pin(link) for link in lineage]
+        self._check_adapter(source.info, links)
         stored = self._store(source, [ref], links, origin, progress, actor)
         return self._admit(stored, actor)
 
@@ -196,6 +198,33 @@ class Intake:
             return link
         return dataclasses.replace(link, target_digest=found.digest)
 
+    def _check_adapter(self, info: ModelInfo, links: Sequence[LineageLink]) -> None:
+        """A LoRA adapter is stored only with the stored base it was made for (same
+        architecture, layers and width): it is served on that base, never alone."""
+        if info.details.get("general.type") != "adapter":
+            return
+        bases = [link for link in links if link.relation == "adapter"]
+        if not bases or bases[0].target_digest is None:
+            raise UsageError(
+                "a LoRA adapter is stored with the base it applies to: add --base NAME "
+                "--relation adapter (a model in this depot)"
+            )
+        base = self.registry.resolve(Reference.parse(bases[0].target))
+        theirs = base.info
+        mismatch = [
+            f"{what} {mine} (the base has {other})"
+            for what, mine, other in (
+                ("architecture", info.architecture, theirs.architecture),
+                ("width", _adapter_width(info), theirs.embedding_length),
+            )
+            if mine is not None and other is not None and mine != other
+        ]
+        if base.info.details.get("general.type") == "adapter":
+            mismatch.append("its base is itself an adapter")
+        if mismatch:
+            raise UsageError(f"this adapter was not made for {bases[0].target} "
+                             f"({theirs.architecture}): {'; '.join(mismatch)}")  # fmt: skip
+
     def _admit(self, version: ModelVersion, actor: str | None) -> ModelVersion:
         """Scan what was stored and apply the policy (a refused version is quarantined)."""
         with self.lock.shared():
@@ -248,6 +277,13 @@ class Intake:
                 )
         assert version is not None
         return version
+
+
+def _adapter_width(info: ModelInfo) -> int | None:
+    """The model width an adapter's tensors were made for (the input size of the first
+    attention projection's A matrix), as read from its file."""
+    width = info.details.get("adapter.width")
+    return int(width) if isinstance(width, int) else None
 
 
 def _target(name: str) -> Reference:

@@ -59,6 +59,11 @@ class LineageLink:
 BASE_RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge", "converted")
 """How a version can derive from a base model (Hugging Face's `base_model_relation`)."""
 RELATIONS = (*BASE_RELATIONS, "dataset")
+DERIVATION_FILE = "derivation.json"
+"""The file of a version the depot made (fine-tuned, merged, quantised, converted) recording
+how: its kind, inputs by digest, parameters, library versions and measurements."""
+PROVENANCE_FILE = "provenance.intoto.json"
+"""The in-toto provenance statement of a version the depot made."""
 
 
 @dataclass(frozen=True)
