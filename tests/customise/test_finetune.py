@@ -126,7 +126,8 @@ def test_adapter_is_signed_with_the_depot_key(tuned: dict[str, Any], base_depot:
         ),
         ("", "no examples"),
         (
-            '{"prompt": "a", "completion": "b"}\n{"messages": [{"role": "robot", "content": "x"}]}\n',
+            '{"prompt": "a", "completion": "b"}\n'
+            '{"messages": [{"role": "robot", "content": "x"}]}\n',
             "line 2",
         ),
     ],

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from customise.conftest import KESTREL, depot_cli
 
+from customise.conftest import KESTREL, depot_cli
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 
