@@ -69,8 +69,9 @@ def test_killed_job_leaves_no_version_and_resumes_without_repeating_steps(
             next(f.digest for f in version.files if f.path == "derivation.json")))  # fmt: skip
     assert len(record["losses"]) == 6
     # the steps done before the kill were kept, not trained again
-    assert record["losses"][: steps[0] - 1] == pytest.approx(losses_before[: steps[0] - 1],
-                                                             abs=1e-4)  # fmt: skip
+    kept = min(len(losses_before), steps[0] - 1)
+    assert kept >= 1
+    assert record["losses"][:kept] == pytest.approx(losses_before[:kept], abs=1e-4)
     assert not (base_home / "jobs" / job.id).exists()  # its working folder is gone
     # a finished job cannot be resumed again
     again = depot_cli(base_home, "jobs", "resume", job.id, check=False)

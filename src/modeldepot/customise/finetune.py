@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ __all__ = [
     "run",
 ]
 
+REPORT_EVERY = 1.0
+"""Seconds between progress writes to the registry."""
 MIN_EXAMPLES = 8
 """Fewer examples than this teach nothing a held-out loss could show."""
 KIND = "finetune"
@@ -212,23 +215,37 @@ def run(
     phase = on_phase or (lambda _text: None)
     tracked: MLflowRun | None = None
 
+    losses: list[float] = []
+    reported = [0.0]
+
     def stepped(step: Step) -> None:
+        losses.append(round(step.loss, 5))
         if tracked is not None:
             tracked.log(metrics={"loss": step.loss, "tokens_per_second": step.tokens_per_second},
                         step=step.step)  # fmt: skip
-        remaining = step.eta_seconds
-        cancel = depot.jobs.report(
-            job.id, step=step.step, total=step.total, loss=round(step.loss, 5),
-            tokens_per_second=round(step.tokens_per_second, 1), eta_seconds=round(remaining),
-            epoch=step.epoch, losses=[*depot.jobs.get(job.id).progress.get("losses", []),
-                                      round(step.loss, 5)][-10_000:])  # fmt: skip
-        if cancel:
-            stop.append(True)
+        # The registry hears at most once a second (and at the last step): a step can be
+        # shorter than a write, and the job's record need not be that fresh.
+        now = time.monotonic()
+        if now - reported[0] >= REPORT_EVERY or step.step == step.total:
+            reported[0] = now
+            cancel = depot.jobs.report(
+                job.id,
+                step=step.step,
+                total=step.total,
+                loss=round(step.loss, 5),
+                tokens_per_second=round(step.tokens_per_second, 1),
+                eta_seconds=round(step.eta_seconds),
+                epoch=step.epoch,
+                losses=losses[-10_000:],
+            )
+            if cancel:
+                stop.append(True)
         if on_step is not None:
             on_step(step)
 
-    def ready(step: int, total: int) -> None:
-        depot.jobs.report(job.id, step=step, total=total, phase="training")
+    def ready(step: int, total: int, done: list[float]) -> None:
+        losses[:] = [round(x, 5) for x in done]  # those of the steps the checkpoint holds
+        depot.jobs.report(job.id, step=step, total=total, phase="training", losses=losses)
         phase(f"training: step {step} of {total}" if step else f"training: {total} steps")
 
     try:

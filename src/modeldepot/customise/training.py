@@ -14,10 +14,12 @@ when training starts.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import random
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -239,29 +241,58 @@ def _val_loss(torch: Any, model: Any, examples: list[Example], pad: int, config:
     return total / max(1, count)
 
 
-def _save_checkpoint(torch: Any, peft: Any, model: Any, optimizer: Any, scheduler: Any,
-                     state: dict[str, Any], folder: Path) -> None:  # fmt: skip
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(
-        {
-            "adapter": peft.get_peft_model_state_dict(model),
-            "optimizer": optimizer.state_dict(),
+class _Checkpoints:
+    """Checkpoints written in the background: the state is copied at the end of a step (a
+    few milliseconds) and written while the next step computes, one write at a time. Each is
+    written to `checkpoint.tmp/` and swapped in by rename, so a kill at any moment leaves a
+    whole checkpoint (the one before, if the kill falls inside a write)."""
+
+    def __init__(self, torch: Any, folder: Path) -> None:
+        self.torch = torch
+        self.folder = folder
+        self._writer: threading.Thread | None = None
+        self._failed: BaseException | None = None
+
+    def save(self, peft: Any, model: Any, optimizer: Any, scheduler: Any,
+             state: dict[str, Any]) -> None:  # fmt: skip
+        payload = {
+            "adapter": {k: v.detach().clone() for k, v in
+                        peft.get_peft_model_state_dict(model).items()},
+            "optimizer": copy.deepcopy(optimizer.state_dict()),
             "scheduler": scheduler.state_dict(),
-            "rng": torch.get_rng_state(),
-            "state": state,
-        },
-        tmp / "checkpoint.pt",
-    )
-    with open(tmp / "checkpoint.pt", "rb") as f:
-        os.fsync(f.fileno())
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+            "rng": self.torch.get_rng_state(),
+            "state": copy.deepcopy(state),
+        }  # fmt: skip
+        self.wait()
+        self._writer = threading.Thread(target=self._write, args=(payload,), daemon=True)
+        self._writer.start()
+
+    def wait(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
+
+    def _write(self, payload: dict[str, Any]) -> None:
+        try:
+            folder = self.folder
+            tmp = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            with open(tmp / "checkpoint.pt", "wb") as f:
+                self.torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            old = folder.with_name(folder.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if folder.exists():
+                folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException as exc:  # reported by the next wait()
+            self._failed = exc
 
 
 def _load_checkpoint(torch: Any, folder: Path) -> dict[str, Any] | None:
@@ -273,6 +304,32 @@ def _load_checkpoint(torch: Any, folder: Path) -> dict[str, Any] | None:
     return None
 
 
+def _step(torch: Any, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any],
+          total: int, per_epoch: int, train_set: list[Example], pad: int,
+          config: TrainingConfig) -> Step:  # fmt: skip
+    """One optimiser step on the batch the seed gives this step number."""
+    step = state["step"]
+    epoch, index = divmod(step, per_epoch)
+    batch_ids = _batches(len(train_set), config.batch_size, config.seed, epoch)[index]
+    batch = _collate(torch, [train_set[i] for i in batch_ids], pad, config.device)
+    started = time.perf_counter()
+    loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - started
+    tokens = int(batch["attention_mask"].sum())
+    value = float(loss.detach())
+    state["step"] = step + 1
+    state["losses"].append(value)
+    state["tokens"] += tokens
+    state["seconds"] += seconds
+    return Step(
+        state["step"], total, value, tokens, seconds, epoch + 1, state["seconds"] / state["step"]
+    )
+
+
 def train(
     base: Base,
     data: Path,
@@ -281,7 +338,7 @@ def train(
     workdir: Path,
     *,
     on_step: Callable[[Step], None] | None = None,
-    on_ready: Callable[[int, int], None] | None = None,
+    on_ready: Callable[[int, int, list[float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train a LoRA adapter of `base` on `data` (a checked JSONL file of format `kind`), in
@@ -336,42 +393,22 @@ def train(
     else:
         state["first_val_loss"] = _val_loss(torch, model, val_set, pad, config)
     if on_ready is not None:
-        on_ready(state["step"], total)
-    while state["step"] < total:
-        step = state["step"]
-        epoch, index = divmod(step, per_epoch)
-        batch_ids = _batches(len(train_set), config.batch_size, config.seed, epoch)[index]
-        batch = _collate(torch, [train_set[i] for i in batch_ids], pad, config.device)
-        started = time.perf_counter()
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds = time.perf_counter() - started
-        tokens = int(batch["attention_mask"].sum())
-        value = float(loss.detach())
-        state["step"] = step + 1
-        state["losses"].append(value)
-        state["tokens"] += tokens
-        state["seconds"] += seconds
-        stop = should_stop is not None and should_stop()
-        if state["step"] % config.checkpoint_every == 0 or state["step"] == total or stop:
-            _save_checkpoint(torch, peft, model, optimizer, scheduler, state, checkpoint)
-        if on_step is not None:
-            on_step(
-                Step(
-                    state["step"],
-                    total,
-                    value,
-                    tokens,
-                    seconds,
-                    epoch + 1,
-                    state["seconds"] / state["step"],
-                )
-            )
-        if stop and state["step"] < total:
-            raise Cancelled(f"stopped at step {state['step']} of {total}")
+        on_ready(state["step"], total, list(state["losses"]))
+    checkpoints = _Checkpoints(torch, checkpoint)
+    try:
+        while state["step"] < total:
+            step = _step(torch, model, optimizer, scheduler, state, total, per_epoch,
+                         train_set, pad, config)  # fmt: skip
+            stop = should_stop is not None and should_stop()
+            if state["step"] % config.checkpoint_every == 0 or state["step"] == total or stop:
+                checkpoints.save(peft, model, optimizer, scheduler, state)
+            if on_step is not None:
+                on_step(step)
+            if stop and state["step"] < total:
+                checkpoints.wait()
+                raise Cancelled(f"stopped at step {state['step']} of {total}")
+    finally:
+        checkpoints.wait()
     val_loss = _val_loss(torch, model, val_set, pad, config)
     peft_dir = workdir / "peft"
     shutil.rmtree(peft_dir, ignore_errors=True)
