@@ -109,9 +109,10 @@ def store_result(
             kind, {**subjects, DERIVATION_FILE: derived}, materials, parameters,
             invocation=invocation, started=started, finished=finished,
             libraries=libraries))  # fmt: skip
-        files = [SourceFile(o.relpath, o.kind, path=o.path) for o in outputs]
-        files += [SourceFile(DERIVATION_FILE, LayerKind.CONFIG, path=derived),
-                  SourceFile(PROVENANCE_FILE, LayerKind.DOC, path=provenance)]  # fmt: skip
+        files = [SourceFile(o.relpath, o.kind, path=o.path, owned=True) for o in outputs]
+        files += [SourceFile(DERIVATION_FILE, LayerKind.CONFIG, path=derived, owned=True),
+                  SourceFile(PROVENANCE_FILE, LayerKind.DOC, path=provenance,
+                             owned=True)]  # fmt: skip
         version = depot.intake.import_source(
             ModelSource(dataclasses.replace(info, name=name), tuple(files)), name,
             lineage=lineage, origin=f"{kind}:{invocation}", actor=actor)  # fmt: skip

@@ -55,6 +55,8 @@ class SourceFile:
     """Set when the bytes are already in the store under this digest."""
     expected: str | None = None
     """A digest the bytes must have (a packaged model's pinned file)."""
+    owned: bool = False
+    """The file is a result the depot made, given up to the store (moved in, not copied)."""
 
 
 @dataclass(frozen=True)

@@ -105,9 +105,14 @@ class _Cursor:
             if kind == gguf.GGUFValueType.ARRAY:
                 return [self.array()[0] for _ in range(count)], count
             return [self.value(kind) for _ in range(count)], count
-        if kind == gguf.GGUFValueType.STRING:
+        if (
+            kind == gguf.GGUFValueType.STRING
+        ):  # a vocabulary: skip it with as little Python as can be
+            length = struct.Struct(self.endian + "Q")
+            read, buf, pos = length.unpack_from, self.buf, self.pos
             for _ in range(count):
-                self.skip_string()
+                pos += 8 + read(buf, pos)[0]
+            self.pos = pos
         elif kind in _SCALARS:
             self.pos += count * struct.calcsize(_SCALARS[gguf.GGUFValueType(kind)])
         else:  # nested arrays are rare; walk them

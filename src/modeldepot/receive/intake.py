@@ -236,7 +236,7 @@ class Intake:
         if f.data is not None:
             return self.store.put_bytes(f.data)
         assert f.path is not None
-        return self.store.put_file(f.path, expected=f.expected, progress=progress)
+        return self.store.put_file(f.path, expected=f.expected, progress=progress, consume=f.owned)
 
     def _store(
         self,

@@ -64,9 +64,16 @@ class BlobStore(Protocol):
     def put_bytes(self, data: bytes) -> Blob: ...
 
     def put_file(
-        self, source: Path, *, expected: str | None = None, progress: Progress | None = None
+        self,
+        source: Path,
+        *,
+        expected: str | None = None,
+        progress: Progress | None = None,
+        consume: bool = False,
     ) -> Blob:
-        """Store one file; with `expected`, refuse (IntegrityError) bytes of another digest."""
+        """Store one file; with `expected`, refuse (IntegrityError) bytes of another digest.
+        With `consume`, the file is the caller's own to give up (a result the depot just made):
+        the store may move it in instead of copying it."""
         ...
 
     def put_stream(

@@ -188,8 +188,15 @@ class LocalBlobStore:
         expected: str | None = None,
         progress: Progress | None = None,
         clone: bool = True,
+        consume: bool = False,
     ) -> Blob:
-        """Store one file. With `clone`, try a reflink first and fall back to copying."""
+        """Store one file. With `clone`, try a reflink first and fall back to copying; with
+        `consume`, move the file in (hashed where it lies) when it is on the store's
+        filesystem."""
+        if consume:
+            adopted = self._adopt(source, expected, progress)
+            if adopted is not None:
+                return adopted
         try:
             src = open(source, "rb", buffering=0)  # noqa: SIM115 - closed below
         except FileNotFoundError:
@@ -204,6 +211,29 @@ class LocalBlobStore:
                 os.posix_fadvise(src.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             digest, size = hash_stream([src], fd, progress)
             return self._commit(tmp, fd, digest, size, expected=expected, cloned=False)
+
+    def _adopt(self, source: Path, expected: str | None, progress: Progress | None
+               ) -> Blob | None:  # fmt: skip
+        """Move `source` into the store; None when it lies on another filesystem."""
+        self.ensure()
+        tmp = self.tmp / f"{os.getpid()}-{secrets.token_hex(8)}.partial"
+        try:
+            os.rename(source, tmp)
+        except FileNotFoundError:
+            raise NotFound(f"{source}: no such file") from None
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return None
+            raise
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            with open(tmp, "rb", buffering=0) as moved:
+                digest, size = hash_stream([moved], None, progress)
+            return self._commit(tmp, fd, digest, size, expected=expected, cloned=False)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
     def put_stream(
         self,

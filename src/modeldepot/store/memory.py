@@ -73,7 +73,12 @@ class MemoryBlobStore:
         return Blob(digest, len(data), new=new)
 
     def put_file(
-        self, source: Path, *, expected: str | None = None, progress: Progress | None = None
+        self,
+        source: Path,
+        *,
+        expected: str | None = None,
+        progress: Progress | None = None,
+        consume: bool = False,
     ) -> Blob:
         try:
             data = Path(source).read_bytes()

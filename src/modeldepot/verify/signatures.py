@@ -85,24 +85,24 @@ class Signatures:
         actor: str | None = None,
         progress: Progress | None = None,
     ) -> SignatureRecord:
-        """Sign `version` after hashing its stored bytes again (changed bytes are never
-        signed); a key that already signed it is not asked again (the existing signature is
-        returned)."""
-        changed = self.changed_files(version, progress)
-        if changed:
-            raise IntegrityError(
-                f"{version.reference}: {', '.join(changed)} changed since import (the stored "
-                "bytes no longer match their digests); nothing was signed"
-            )
+        """Sign `version` as its stored bytes hash now: the signature covers the digests
+        model-signing computes from the stored files, and is kept only when they are the
+        recorded ones (changed bytes are never signed). A key that already signed it is not
+        asked again (the existing signature is returned, after the bytes are hashed again)."""
         if signer.key is not None:
             identity = fingerprint(public_key_pem(signer.key))
             for record in self.trust.signatures(version.digest):
                 if record.identity == identity:
+                    self._unchanged(version, progress)
                     return record
         folder = self.admission.folder(version)
         with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
             out = Path(tmp) / "signature.json"
             identity = sign_folder(folder, out, signer)
+            if not signed_digests(out):  # a bundle whose digests cannot be read back
+                self._unchanged(version, progress)
+            elif differing := self._differing(version, out):
+                raise self._changed(version, differing)
             blob = self.store.put_file(out)
         record = SignatureRecord(
             digest=blob.digest, method=signer.method, identity=identity,
@@ -111,6 +111,18 @@ class Signatures:
         )  # fmt: skip
         self.trust.add_signature(version.digest, record)
         return record
+
+    def _unchanged(self, version: ModelVersion, progress: Progress | None) -> None:
+        changed = self.changed_files(version, progress)
+        if changed:
+            raise self._changed(version, changed)
+
+    @staticmethod
+    def _changed(version: ModelVersion, paths: list[str]) -> IntegrityError:
+        return IntegrityError(
+            f"{version.reference}: {', '.join(paths)} changed since import (the stored "
+            "bytes no longer match their digests); nothing was signed"
+        )
 
     def bundle(self, record: SignatureRecord) -> bytes:
         return self.store.read_bytes(record.digest)
