@@ -49,3 +49,23 @@ def test_bleu_without_its_extra(without: object) -> None:
     without("sacrebleu")  # type: ignore[operator]
     with pytest.raises(PackageNotInstalled, match=r"modeldepot\[evaluation\]"):
         sacrebleu()
+
+
+def test_training_stack_only_when_fine_tuning(tmp_path: Path, without: object) -> None:
+    """Serving and the rest of the depot never import torch, transformers or peft; without the
+    `train` extra, fine-tuning says which extra to install."""
+    import subprocess
+
+    probe = (
+        "import sys, modeldepot.cli, modeldepot.server.app, modeldepot.customise.finetune, "
+        "modeldepot.customise.transforms; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"
+    from modeldepot.customise.training import gguf_architectures
+
+    without("peft")  # type: ignore[operator]
+    with pytest.raises(PackageNotInstalled, match=r"modeldepot\[train\]"):
+        gguf_architectures()

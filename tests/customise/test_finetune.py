@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from builders import write_gguf
 from customise.conftest import KESTREL, depot_cli
 from modeldepot.depot import Depot
 from modeldepot.describe.bom import validate_bom
@@ -48,7 +49,10 @@ def test_adapter_is_a_version_with_lineage_and_data_set(tuned: dict[str, Any],
         KESTREL.stat().st_size,
     )
     # the data set's bytes are kept by gc while it is recorded
+    depot_cli(base_depot.settings.home, "gc")
     assert base_depot.store.read_bytes(recorded.digest) == KESTREL.read_bytes()
+    listed = json.loads(depot_cli(base_depot.settings.home, "data", "list", "--json").stdout)
+    assert any(d["digest"] == recorded.digest and d["examples"] == 72 for d in listed)
     paths = {f.path: f.kind for f in adapter.files}
     assert paths == {"adapter.gguf": "adapter", "peft/adapter_model.safetensors": "adapter",
                      "peft/adapter_config.json": "config", "derivation.json": "config",
@@ -158,6 +162,12 @@ def test_base_that_cannot_be_fine_tuned_is_refused(tuned: dict[str, Any], base_h
     done = depot_cli(base_home, "finetune", "minilm", "--data", str(KESTREL), "--name", "x",
                      check=False)  # fmt: skip
     assert done.returncode == 2 and "not a generative model" in done.stderr
+    # an architecture transformers' GGUF loader cannot read
+    depot_cli(base_home, "import", str(write_gguf(tmp_path / "rwkv.gguf", arch="rwkv6")),
+              "--name", "rwkv")  # fmt: skip
+    done = depot_cli(base_home, "finetune", "rwkv", "--data", str(KESTREL), "--name", "x",
+                     check=False)  # fmt: skip
+    assert done.returncode == 2 and "cannot load rwkv6 GGUF models" in done.stderr
     done = depot_cli(base_home, "finetune", "nosuchmodel", "--data", str(KESTREL), "--name", "x",
                      check=False)  # fmt: skip
     assert done.returncode != 0 and "nosuchmodel" in done.stderr

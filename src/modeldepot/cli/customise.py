@@ -47,6 +47,24 @@ def check(path: Path, as_json: bool) -> None:
         raise CommandError(f"{path}: {count} problem{'s' if count != 1 else ''}", 1)
 
 
+@data.command("list")
+@json_option
+@pass_depot
+def data_list(depot: Depot, as_json: bool) -> None:
+    """The training data sets stored (each by digest, kept while recorded)."""
+    found = depot.datasets.list()
+    if as_json:
+        print_json([d.to_dict() for d in found])
+        return
+    table = Table(box=None)
+    for column in ("DIGEST", "NAME", "FORMAT", "EXAMPLES", "SIZE", "LICENCE", "STORED"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(d.digest[:19], d.name, d.format, str(d.examples), f"{d.size:,}",
+                      d.licence or "-", d.created_at.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
+    stdout.print(table)
+
+
 def _eta(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -33,6 +33,7 @@ from modeldepot.customise.training import (
     Step,
     TrainingConfig,
     TrainingResult,
+    gguf_architectures,
     library_versions,
     train,
 )
@@ -89,6 +90,13 @@ def prepare(depot: Depot, request: FineTune, *, actor: str | None = None) -> Job
             f"{base.reference} is {base.info.format}; fine-tuning reads GGUF and Hugging Face "
             "folders"
         )
+    if base.info.format == "gguf":
+        known = gguf_architectures()
+        if (base.info.architecture or "") not in known:
+            raise UsageError(
+                f"the trainer cannot load {base.info.architecture or 'this'} GGUF models "
+                f"(transformers' GGUF loader reads {', '.join(known)})"
+            )
     config = request.config
     if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
         raise UsageError(f"--device {config.device!r}: cpu or cuda")

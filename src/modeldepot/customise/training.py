@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldepot.customise.examples import IGNORE, Example, encode, read_records
-from modeldepot.errors import DepotError, UsageError
+from modeldepot.errors import DepotError, PackageNotInstalled, UsageError
 
 __all__ = [
     "PROJECTIONS",
@@ -37,6 +37,7 @@ __all__ = [
     "Step",
     "TrainingConfig",
     "TrainingResult",
+    "gguf_architectures",
     "library_versions",
     "train",
 ]
@@ -148,7 +149,7 @@ def _import_stack() -> tuple[Any, Any, Any]:
         import torch
         import transformers
     except ImportError as exc:
-        raise UsageError(
+        raise PackageNotInstalled(
             f"fine-tuning needs the training extra ({exc.name} is missing): "
             "pip install 'modeldepot[train]' (torch's CPU build first, see the README)"
         ) from None
@@ -158,6 +159,14 @@ def _import_stack() -> tuple[Any, Any, Any]:
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     warnings.filterwarnings("ignore", module=r"(transformers|peft|torch)(\.|$)")
     return torch, transformers, peft
+
+
+def gguf_architectures() -> tuple[str, ...]:
+    """The GGUF architectures transformers' loader can dequantise into a trainable model."""
+    _import_stack()
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    return tuple(sorted(a for a in GGUF_CONFIG_MAPPING if a not in ("general", "tokenizer")))
 
 
 def _load(base: Base, config: TrainingConfig) -> tuple[Any, Any]:
