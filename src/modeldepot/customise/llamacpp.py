@@ -7,14 +7,13 @@ last words."""
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
 
-from modeldepot.config import Settings
+from modeldepot.config import Settings, child_environment
 from modeldepot.errors import DepotError, UsageError
 from modeldepot.runtime.llama import find_llama_program, llama_cpp_script
 
@@ -46,7 +45,7 @@ PERPLEXITY_TEXT = "modeldepot/customise/data/perplexity.txt"
 def run_tool(argv: list[str], what: str) -> str:
     """Run a tool; its standard output and error together, or ToolFailed with its last line."""
     done = subprocess.run(argv, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+                          env=child_environment(PYTHONUNBUFFERED="1"))  # fmt: skip
     if done.returncode != 0:
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]

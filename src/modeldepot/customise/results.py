@@ -118,5 +118,5 @@ def store_result(
             lineage=lineage, origin=f"{kind}:{invocation}", actor=actor)  # fmt: skip
     key = depot.signatures.default_key
     if version.admitted and key.is_file():
-        depot.signatures.sign(version, Signer("key", key), actor=actor)
+        depot.signatures.sign(version, Signer("key", key), actor=actor, just_stored=True)
     return version

@@ -214,7 +214,7 @@ class Intake:
         mismatch = [
             f"{what} {mine} (the base has {other})"
             for what, mine, other in (
-                ("architecture", info.architecture, theirs.architecture),
+                ("architecture", _family(info.architecture), _family(theirs.architecture)),
                 ("width", _adapter_width(info), theirs.embedding_length),
             )
             if mine is not None and other is not None and mine != other
@@ -277,6 +277,17 @@ class Intake:
                 )
         assert version is not None
         return version
+
+
+def _family(architecture: str | None) -> str | None:
+    """An architecture as GGUF names it (`llama`), also from a Hugging Face class name
+    (`LlamaForCausalLM`)."""
+    if architecture is None:
+        return None
+    name = architecture.lower()
+    for suffix in ("forcausallm", "forconditionalgeneration", "model"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _adapter_width(info: ModelInfo) -> int | None:

@@ -84,11 +84,16 @@ class Signatures:
         *,
         actor: str | None = None,
         progress: Progress | None = None,
+        just_stored: bool = False,
     ) -> SignatureRecord:
         """Sign `version` as its stored bytes hash now: the signature covers the digests
         model-signing computes from the stored files, and is kept only when they are the
         recorded ones (changed bytes are never signed). A key that already signed it is not
-        asked again (the existing signature is returned, after the bytes are hashed again)."""
+        asked again (the existing signature is returned, after the bytes are hashed again).
+
+        `just_stored`: the version was stored by this process a moment ago (a result the depot
+        made), so the digests the store computed as it wrote the bytes are signed as they are,
+        without reading every file once more."""
         if signer.key is not None:
             identity = fingerprint(public_key_pem(signer.key))
             for record in self.trust.signatures(version.digest):
@@ -98,7 +103,8 @@ class Signatures:
         folder = self.admission.folder(version)
         with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
             out = Path(tmp) / "signature.json"
-            identity = sign_folder(folder, out, signer)
+            recorded = {f.path: f.digest for f in version.files} if just_stored else None
+            identity = sign_folder(folder, out, signer, recorded)
             if not signed_digests(out):  # a bundle whose digests cannot be read back
                 self._unchanged(version, progress)
             elif differing := self._differing(version, out):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modeldepot.errors import DepotError, IntegrityError, NotFound, UsageError
+from modeldepot.refs import parse_digest
 
 __all__ = ["SignatureFailure", "Signer", "fingerprint", "generate_key", "sign_folder",
            "signed_digests",
@@ -96,11 +98,37 @@ def fingerprint(public_pem: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def sign_folder(folder: Path, signature: Path, signer: Signer) -> str:
-    """Sign every file under `folder`; returns the signer's identity."""
+class _Recorded:
+    """A hashing configuration that answers with digests already known (those the store
+    computed as it stored the files), in exactly the manifest model-signing's own hashing
+    would build: the same serialization parameters, one item per file."""
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        self.digests = digests
+
+    def hash(self, model_path: Path, *, files_to_hash: Any = None) -> Any:
+        from model_signing import manifest
+        from model_signing._hashing.hashing import Digest
+
+        shape = _hashing().hash(model_path, files_to_hash=[])  # no file read: the parameters
+        items = [
+            manifest.FileManifestItem(
+                path=PurePosixPath(path),
+                digest=Digest("sha256", bytes.fromhex(parse_digest(d)[7:])),
+            )
+            for path, d in sorted(self.digests.items())
+        ]
+        return manifest.Manifest(Path(model_path).name, items, shape._serialization_type)
+
+
+def sign_folder(folder: Path, signature: Path, signer: Signer,
+                recorded: Mapping[str, str] | None = None) -> str:  # fmt: skip
+    """Sign every file under `folder`; returns the signer's identity. With `recorded` (path ->
+    digest of every file), sign those digests instead of hashing the files again."""
     import model_signing
 
-    config = model_signing.signing.Config().set_hashing_config(_hashing())
+    hashing: Any = _hashing() if recorded is None else _Recorded(recorded)
+    config = model_signing.signing.Config().set_hashing_config(hashing)
     if signer.method == "key":
         assert signer.key is not None
         identity = fingerprint(public_key_pem(signer.key))
