@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF
 # The engine and the customise tools (merge, quantise, perplexity).
 LLAMA_PROGRAMS := llama-server llama-quantize llama-export-lora llama-perplexity
 
-.PHONY: setup run test lint typecheck bench clean
+.PHONY: setup run test lint typecheck bench clean screenshots
 
 $(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ typecheck: setup
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
 test: lint typecheck
 	$(BIN)/pytest
+
+# The web UI's pages as the browser tests see them (needs Debian's chromium), for the README.
+screenshots: setup
+	DEPOT_TEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/ui
 
 bench: setup
 	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) $(LLAMA_PROGRAMS) llama-bench \

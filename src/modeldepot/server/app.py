@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,6 +44,7 @@ from modeldepot.server.errors import (
     validation_error_handler,
 )
 from modeldepot.server.state import ServerState
+from modeldepot.server.ui import pages
 
 __all__ = ["ANNOUNCEMENT", "create_app"]
 
@@ -145,6 +147,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(openai.router)
     app.include_router(native.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -92,6 +92,10 @@ class Gatekeeper:
                            "invalid_api_key")  # fmt: skip
         return key
 
+    async def key_for(self, secret: str) -> ApiKey | None:
+        """The active key with this secret (a web UI sign-in), or None."""
+        return await self._lookup(secret)
+
     async def _lookup(self, secret: str) -> ApiKey | None:
         digest = hash_secret(secret)
         if digest in self.env_keys:

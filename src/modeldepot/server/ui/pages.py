@@ -1,0 +1,407 @@
+"""The web UI's pages: the catalogue, a model's page, the leaderboard, fine-tuning jobs, and
+signing in. Server-rendered from the same read model as `/api` (`describe/view.py`); reading
+pages work without JavaScript; htmx and the chart library only enhance them. Every text that
+comes from a model (names, cards, file names, findings) is escaped, or sanitised Markdown.
+
+With no API key ever created the UI is open, like the API on loopback; once keys exist it asks
+for one (a signed session cookie), and a key's model scope limits what it shows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from modeldepot._version import __version__
+from modeldepot.describe.view import human_size, version_view
+from modeldepot.errors import DepotError
+from modeldepot.evaluation.compare import leaderboard
+from modeldepot.licences import licence_terms
+from modeldepot.registry import ModelVersion
+from modeldepot.registry.evaluations import EvaluationStore
+from modeldepot.registry.keys import ApiKey
+from modeldepot.scan import Finding
+from modeldepot.server.auth import LOCAL
+from modeldepot.server.state import ServerState
+from modeldepot.server.ui import catalogue
+from modeldepot.server.ui.markdown import card_body, render_markdown
+from modeldepot.server.ui.session import COOKIE, CSRF_COOKIE, Sessions
+
+__all__ = ["STATIC", "router"]
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+_ENV = Environment(loader=FileSystemLoader(HERE / "templates"),
+                   autoescape=select_autoescape(["html"]), trim_blocks=True,
+                   lstrip_blocks=True)  # fmt: skip
+
+
+def _pagequery(params: Any, page: int) -> str:
+    """The current query string with another page number."""
+    from urllib.parse import urlencode
+
+    kept = [(k, v) for k, v in params.multi_items() if k != "page"]
+    return urlencode([*kept, ("page", str(page))])
+
+
+_ENV.filters["pagequery"] = _pagequery
+_SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    key: ApiKey
+    signed_in: bool
+    csrf: str
+
+
+class SignIn(Exception):
+    """The page needs a signed-in key."""
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.depot
+    return state
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions | None = getattr(request.app.state, "ui_sessions", None)
+    if sessions is None:
+        sessions = Sessions.for_home(_state(request).settings.home)
+        request.app.state.ui_sessions = sessions
+    return sessions
+
+
+async def _active_key(state: ServerState, name: str) -> ApiKey | None:
+    for key in state.gate.env_keys.values():
+        if key.name == name:
+            return key
+    keys = await asyncio.to_thread(state.depot.keys.all)
+    return next((k for k in keys if k.name == name and k.revoked_at is None), None)
+
+
+async def viewer(request: Request) -> Viewer:
+    """Who is looking: the open local viewer when no key was ever created, else the key the
+    session cookie names (SignIn when there is none, or it was revoked or expired)."""
+    state, sessions = _state(request), _sessions(request)
+    if not await state.gate.enabled():
+        return Viewer(LOCAL, False, sessions.csrf(None))
+    session = sessions.read(request.cookies.get(COOKIE))
+    if session is None:
+        raise SignIn
+    key = await _active_key(state, session.key)
+    if key is None:
+        raise SignIn
+    return Viewer(key, True, sessions.csrf(session))
+
+
+def _page(request: Request, template: str, who: Viewer, status: int = 200,
+          **context: Any) -> HTMLResponse:  # fmt: skip
+    html = _ENV.get_template(template).render(
+        request=request, viewer=who, depot_version=__version__, human_size=human_size, **context
+    )
+    return HTMLResponse(html, status, headers={
+        "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+        "style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})  # fmt: skip
+
+
+def _signin_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/signin?next={quote(target)}", 303)
+
+
+# -- catalogue ------------------------------------------------------------------------------
+
+
+async def _rows(state: ServerState, key: ApiKey) -> list[dict[str, Any]]:
+    versions = await asyncio.to_thread(state.depot.names.versions)
+    views = [version_view(v) for v in versions if key.allows(str(v.reference))]
+    return catalogue.catalogue_rows(views)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def catalogue_page(request: Request) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return _signin_redirect(request)
+    query = catalogue.Query.from_params(dict(request.query_params))
+    found = catalogue.search(await _rows(_state(request), who.key), query)
+    return _page(request, "catalogue.html", who, query=query, found=found,
+                 facets=list(catalogue.FACETS), sorts=list(catalogue.SORTS))  # fmt: skip
+
+
+@router.get("/ui/catalogue.json")
+async def catalogue_json(request: Request) -> Response:
+    """The catalogue page's rows as JSON (the same query parameters)."""
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return JSONResponse({"error": "sign in"}, 401)
+    query = catalogue.Query.from_params(dict(request.query_params))
+    found = catalogue.search(await _rows(_state(request), who.key), query)
+    rows = [{k: v for k, v in r.items() if k not in ("search_text", "created_ts")}
+            for r in found.rows]  # fmt: skip
+    return JSONResponse({"total": found.total, "page": found.page, "pages": found.pages,
+                         "rows": rows, "facets": found.counts})  # fmt: skip
+
+
+# -- a model --------------------------------------------------------------------------------
+
+
+def _worst(findings: list[Finding]) -> str:
+    if not findings:
+        return "clean"
+    return str(max(findings, key=lambda f: _SEVERITY_ORDER.get(str(f.severity), 0)).severity)
+
+
+def _verify_now(state: ServerState, version: ModelVersion) -> list[tuple[str, bool]]:
+    try:
+        return [(line, True) for line in state.depot.signatures.verify(version)]
+    except DepotError as exc:
+        return [(str(exc), False)]
+
+
+def _lineage(state: ServerState, version: ModelVersion) -> dict[str, Any]:
+    """Where this version came from, and what was made from it (adapters, merges,
+    quantisations, each with its data sets)."""
+    everything = state.depot.names.versions()
+    made = []
+    for other in everything:
+        links = [link for link in other.lineage if link.target_digest == version.digest]
+        if links and other.digest != version.digest:
+            made.append({"reference": str(other.reference), "relation": links[0].relation,
+                         "status": other.status, "datasets": [
+                             link.target for link in other.lineage
+                             if link.relation == "dataset"]})  # fmt: skip
+    return {"from": [vars(link) for link in version.lineage], "made": made}
+
+
+def _evaluations(state: ServerState, version: ModelVersion) -> list[dict[str, Any]]:
+    """Each task's primary score, for this version and every other version of its model."""
+    store = EvaluationStore(state.depot.registry)
+    siblings = [v for v in state.depot.names.versions()
+                if v.reference.repository == version.reference.repository]  # fmt: skip
+    by_digest = {v.digest: str(v.reference) for v in siblings}
+    tasks: dict[str, dict[str, Any]] = {}
+    for digest, label in by_digest.items():
+        for record in store.latest(digest):
+            metric = record.primary()
+            if metric is None:
+                continue
+            task = tasks.setdefault(record.task, {"task": record.task, "metric": metric,
+                                                  "versions": []})  # fmt: skip
+            m = record.metrics[metric]
+            task["versions"].append(
+                {
+                    "label": label,
+                    "value": m["value"],
+                    "stderr": m.get("stderr"),
+                    "this": digest == version.digest,
+                }
+            )
+    return sorted(tasks.values(), key=lambda t: t["task"])
+
+
+def _bars(task: dict[str, Any]) -> str:
+    """A small SVG bar chart of a task's score per version (no script needed)."""
+    rows = task["versions"]
+    top = max([1.0, *(r["value"] for r in rows)])
+    height = 22 * len(rows) + 8
+    parts = [f'<svg class="bars" viewBox="0 0 420 {height}" role="img" '
+             f'aria-label="{task["task"]} by version">']  # fmt: skip
+    for i, r in enumerate(rows):
+        width = 0 if math.isnan(r["value"]) else max(1, int(260 * r["value"] / top))
+        y = 4 + 22 * i
+        label = _svg_text(r["label"])
+        parts.append(f'<text x="0" y="{y + 14}" class="label">{label}</text>'
+                     f'<rect x="150" y="{y}" width="{width}" height="16" '
+                     f'class="{"this" if r["this"] else "other"}"/>'
+                     f'<text x="{155 + width}" y="{y + 13}">{r["value"]:.3f}</text>')  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_text(text: str) -> str:
+    from html import escape
+
+    return escape(text[:24])
+
+
+async def _version_for(request: Request, who: Viewer, name: str) -> ModelVersion | None:
+    state = _state(request)
+    try:
+        version = await asyncio.to_thread(state.depot.names.show, name)
+    except DepotError:
+        return None
+    return version if who.key.allows(str(version.reference)) else None
+
+
+@router.get("/models/{name:path}/bom.json")
+async def model_bom(request: Request, name: str) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return _signin_redirect(request)
+    version = await _version_for(request, who, name)
+    if version is None:
+        return _page(request, "missing.html", who, 404, name=name)
+    actor = who.key.name
+    bom = await asyncio.to_thread(_state(request).depot.documents.bom, version, actor=actor)
+    filename = f"{version.reference.repository.replace('/', '_')}.cdx.json"
+    return Response(
+        json.dumps(bom, indent=2),
+        media_type="application/vnd.cyclonedx+json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/models/{name:path}", response_class=HTMLResponse)
+async def model_page(request: Request, name: str) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return _signin_redirect(request)
+    version = await _version_for(request, who, name)
+    if version is None:
+        return _page(request, "missing.html", who, 404, name=name)
+    state = _state(request)
+    depot = state.depot
+
+    def gather() -> dict[str, Any]:
+        scan = depot.signatures.trust.latest_scan(version.digest)
+        findings = [Finding.from_dict(f) for f in (scan.findings if scan else [])]
+        files = [{"path": f.path, "kind": f.kind, "size": f.size, "digest": f.digest,
+                  "verdict": _worst([x for x in findings if x.location.split(":")[0] == f.path
+                                     or x.location.startswith(f.path + "/")])}
+                 for f in version.files]  # fmt: skip
+        _, body = card_body(depot.documents.card(version))
+        terms = licence_terms(version.info.license)
+        evaluations = _evaluations(state, version)
+        return {
+            "view": version_view(version), "files": files, "findings": findings,
+            "scanned": scan.scanned_at if scan else None, "card_html": render_markdown(body),
+            "signatures": depot.signatures.trust.signatures(version.digest),
+            "verified": _verify_now(state, version), "terms": terms,
+            "obligations": terms.obligations(), "lineage": _lineage(state, version),
+            "evaluations": evaluations, "charts": {t["task"]: _bars(t) for t in evaluations},
+            "capabilities": state.directory.capabilities(version).to_list(),
+        }  # fmt: skip
+
+    facts = await asyncio.to_thread(gather)
+    base_url = str(request.base_url).rstrip("/") + "/v1"
+    return _page(request, "model.html", who, version=version, base_url=base_url,
+                 model_name=str(version.reference), **facts)  # fmt: skip
+
+
+# -- evaluations and jobs -------------------------------------------------------------------
+
+
+@router.get("/leaderboard", response_class=HTMLResponse)
+async def leaderboard_page(request: Request) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return _signin_redirect(request)
+    store = EvaluationStore(_state(request).depot.registry)
+    tasks, ranked = await asyncio.to_thread(leaderboard, store)
+    ranked = [r for r in ranked if who.key.allows(r[0].split(" ")[0])]
+    return _page(request, "leaderboard.html", who, tasks=tasks, ranked=ranked)
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+async def jobs_page(request: Request) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return _signin_redirect(request)
+    jobs = await asyncio.to_thread(_state(request).depot.jobs.list)
+    jobs = [j for j in jobs if who.key.allows(j.target)]
+    return _page(request, "jobs.html", who, jobs=jobs)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(request: Request, job_id: str) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return _signin_redirect(request)
+    try:
+        job = await asyncio.to_thread(_state(request).depot.jobs.get, job_id)
+    except DepotError:
+        return _page(request, "missing.html", who, 404, name=job_id)
+    if not who.key.allows(job.target):
+        return _page(request, "missing.html", who, 404, name=job_id)
+    losses = job.progress.get("losses", [])
+    # JSON inside <script type="application/json">: no `<` may close the element early.
+    curve = json.dumps({"steps": list(range(1, len(losses) + 1)), "loss": losses}).replace(
+        "<", "\\u003c")
+    return _page(request, "job.html", who, job=job, curve=curve)
+
+
+# -- signing in -----------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this server (never `//host` or a scheme)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(request: Request, next: str = "/") -> Response:
+    token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    who = Viewer(LOCAL, False, token)
+    response = _page(request, "signin.html", who, next=_safe_next(next), error=None)
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600)
+    return response
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(request: Request) -> Response:
+    form = await request.form()
+    state = _state(request)
+    token = request.cookies.get(CSRF_COOKIE)
+    target = _safe_next(str(form.get("next") or "/"))
+    if not token or form.get("csrf") != token:
+        who = Viewer(LOCAL, False, token or "")
+        return _page(request, "signin.html", who, 403, next=target,
+                     error="the form expired; try again")  # fmt: skip
+    secret = str(form.get("key") or "").strip()
+    key = await state.gate.key_for(secret) if secret else None
+    if key is None:
+        who = Viewer(LOCAL, False, token)
+        return _page(request, "signin.html", who, 401, next=target,
+                     error="that API key is not valid")  # fmt: skip
+    response = RedirectResponse(target, 303)
+    response.set_cookie(COOKIE, _sessions(request).issue(key.name), httponly=True,
+                        samesite="strict", max_age=int(_sessions(request).lifetime),
+                        secure=request.url.scheme == "https")  # fmt: skip
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    form = await request.form()
+    sessions = _sessions(request)
+    session = sessions.read(request.cookies.get(COOKIE))
+    if not sessions.check_csrf(session, str(form.get("csrf") or "")):
+        return JSONResponse({"error": "bad CSRF token"}, 403)
+    response = RedirectResponse("/signin", 303)
+    response.delete_cookie(COOKIE)
+    return response

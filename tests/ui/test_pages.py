@@ -1,0 +1,227 @@
+"""The web UI in a real browser (Debian's chromium through Playwright): the catalogue searched
+and narrowed as a user would, a model's page, its AI-BOM downloaded and validated, a hostile
+card that never runs a script, signing in with a key whose scope limits what is shown, a
+revoked key's session ending, reading pages with JavaScript off, and the loss curve of a job.
+Each page is saved as a screenshot (to DEPOT_TEST_SCREENSHOTS when set: `make screenshots`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builders import write_gguf
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from modeldepot.describe.bom import validate_bom
+from servers import DEPOT, start_server
+
+pytestmark = pytest.mark.slow
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+HOSTILE_CARD = """---
+license: mit
+---
+# Hostile card <script>window.pwned = 1</script>
+
+[click me](javascript:window.pwned=2)
+
+<img src="x" onerror="window.pwned=3">
+
+<a href="#" onclick="window.pwned=4">also</a>
+"""
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEPOT_HOME": str(home)}
+    env.pop("DEPOT_DATABASE_URL", None)
+    done = subprocess.run([*DEPOT, *args], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("ui") / "depot"
+    with Depot(Settings(home=home, user="tests")) as depot:
+        depot.intake.pull("smollm2")
+        hostile = write_gguf(tmp_path_factory.mktemp("gguf") / "x.gguf",
+                             name='<img src=x onerror="window.pwned=5">')  # fmt: skip
+        version = depot.intake.import_path(hostile, "hostile")
+        depot.documents.save_card(version, HOSTILE_CARD)
+        job = depot.jobs.create("finetune", "kestrel:latest", {
+            "base": "smollm2:latest", "dataset": {"name": "kestrel.jsonl", "examples": 72,
+            "digest": "sha256:" + "0" * 64}}, "tests")  # fmt: skip
+        depot.jobs.report(job.id, step=5, total=5, losses=[2.3, 1.7, 1.2, 0.8, 0.5], loss=0.5)
+        depot.jobs.finish(job.id, "succeeded", result="kestrel:latest")
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(ui_home: Path) -> Iterator[str]:
+    proc, url = start_server(ui_home, DEPOT_THREADS="2")
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser tests: /usr/bin/chromium is missing")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _page(browser: Any, **options: Any) -> Any:
+    """A page whose test code may evaluate script: the pages' Content-Security-Policy
+    (script only from the depot's own files) is bypassed for the test's own probes, so the
+    hostile-input checks below test the sanitiser alone, without that second line."""
+    return browser.new_context(bypass_csp=True, **options).new_page()
+
+
+def _shot(page: Any, name: str) -> None:
+    folder = Path(os.environ.get("DEPOT_TEST_SCREENSHOTS") or "/tmp/depot-ui-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_catalogue_search_and_facets(server: str, browser: Any) -> None:
+    page = _page(browser)
+    page.goto(server + "/")
+    rows = page.locator("#results tbody tr")
+    assert rows.count() == 3  # smollm2's two tags and the hostile model
+    _shot(page, "catalogue")
+    page.fill("#q", "smollm2")
+    page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 2")
+    assert "q=smollm2" in page.url  # the search is in the address, so it can be shared
+    page.select_option("#facet-quantisation", "Q4_1")
+    page.wait_for_url("**quantisation=Q4_1**")
+    assert page.locator("#results .count").inner_text() == "2 versions"
+    page.select_option("#sort", "size")
+    page.wait_for_url("**sort=size**")
+    # every form control has a label, and the search box is reached by keyboard
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input:not([type=hidden]), select')]"
+        ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).length"
+    )
+    assert unlabelled == 0
+    page.goto(server + "/")
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "q":
+            break
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.context.close()
+
+
+def test_reading_pages_work_without_javascript(server: str, browser: Any) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    response = page.goto(server + "/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe" not in csp
+    page.goto(server + "/")
+    page.fill("#q", "hostile")
+    page.click("form.search button[type=submit]")
+    page.wait_for_url("**q=hostile**")
+    assert page.locator("#results tbody tr").count() == 1
+    page.click("#results a")
+    assert page.locator("main > h1").inner_text().startswith("hostile:latest")
+    assert page.locator("#files tbody tr").count() >= 1
+    context.close()
+
+
+def test_model_page_and_bom_download(server: str, browser: Any) -> None:
+    page = _page(browser, accept_downloads=True)
+    page.goto(server + "/")
+    page.click("text=smollm2:latest")
+    page.wait_for_url("**/models/smollm2**")
+    assert page.locator("#licence .commercial").inner_text() == "allowed"
+    assert "Apache-2.0" in page.locator("#licence").inner_text()
+    files = page.locator("#files tbody tr")
+    assert files.count() >= 1 and "clean" in files.first.inner_text()
+    snippet = page.locator("#use").inner_text()
+    assert f'base_url="{server}/v1"' in snippet and 'model="smollm2:latest"' in snippet
+    _shot(page, "model")
+    with page.expect_download() as download:
+        page.click("text=AI-BOM (CycloneDX)")
+    bom = json.loads(Path(download.value.path()).read_text())
+    validate_bom(bom)
+    assert bom["components"][0]["name"] == "smollm2"
+    page.context.close()
+
+
+def test_hostile_card_and_names_run_no_script(server: str, browser: Any) -> None:
+    page = _page(browser)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(server + "/models/hostile:latest")
+    page.wait_for_load_state("networkidle")
+    card = page.locator("#card article")
+    assert "Hostile card" in card.inner_text()
+    assert card.locator("script").count() == 0
+    assert card.locator("[onerror], [onclick]").count() == 0
+    hrefs = card.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert not any(h and h.strip().lower().startswith("javascript:") for h in hrefs)
+    for link in card.locator("a").all():
+        link.click()
+    page.goto(server + "/?q=hostile")  # the model's own name shown as text, never markup
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert dialogs == []
+    _shot(page, "hostile-card")
+    page.context.close()
+
+
+def test_job_page_draws_the_loss_curve(server: str, browser: Any) -> None:
+    page = _page(browser)
+    page.goto(server + "/jobs")
+    page.click("#main table a")
+    page.wait_for_selector("#loss-chart canvas")
+    assert "step 5 of 5" in page.locator(".facts").inner_text()
+    _shot(page, "job")
+    page.context.close()
+
+
+def test_signing_in_scope_and_revocation(ui_home: Path, browser: Any) -> None:
+    # a server of its own: once a key exists the UI asks for one
+    created = _cli(ui_home, "key", "create", "viewer", "--models", "smollm2*", "--json")
+    secret = json.loads(created.stdout)["secret"]
+    proc, url = start_server(ui_home, DEPOT_THREADS="2")
+    try:
+        page = _page(browser)
+        page.goto(url + "/models/smollm2:latest")
+        page.wait_for_url("**/signin**")
+        _shot(page, "signin")
+        page.fill("#key", "md-wrong-key")
+        page.click("form.signin button")
+        assert "not valid" in page.locator(".error").inner_text()
+        page.fill("#key", secret)
+        page.click("form.signin button")
+        page.wait_for_url("**/models/smollm2**")  # back where it was going
+        cookie = next(c for c in page.context.cookies() if c["name"] == "depot_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        page.goto(url + "/")
+        names = page.locator("#results tbody a").all_inner_texts()
+        assert names and all(n.startswith("smollm2") for n in names)  # the key's scope
+        page.goto(url + "/models/hostile:latest")
+        assert page.locator("main > h1").inner_text() == "Not found"
+        _cli(ui_home, "key", "revoke", "viewer")
+        page.wait_for_timeout(2500)  # the server's key cache
+        page.goto(url + "/")
+        page.wait_for_url("**/signin**")  # the revoked key's session has ended
+        page.context.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
