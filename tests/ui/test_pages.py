@@ -20,11 +20,10 @@ from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.describe.bom import validate_bom
 from servers import DEPOT, start_server
+from ui.conftest import new_page as _page
+from ui.conftest import screenshot as _shot
 
 pytestmark = pytest.mark.slow
-sync_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE_CARD = """---
 license: mit
 ---
@@ -71,31 +70,6 @@ def server(ui_home: Path) -> Iterator[str]:
     proc.wait(30)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the browser tests: /usr/bin/chromium is missing")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-def _page(browser: Any, **options: Any) -> Any:
-    """A page whose test code may evaluate script: the pages' Content-Security-Policy
-    (script only from the depot's own files) is bypassed for the test's own probes, so the
-    hostile-input checks below test the sanitiser alone, without that second line."""
-    return browser.new_context(bypass_csp=True, **options).new_page()
-
-
-def _shot(page: Any, name: str) -> None:
-    folder = Path(os.environ.get("DEPOT_TEST_SCREENSHOTS") or "/tmp/depot-ui-screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
 def test_catalogue_search_and_facets(server: str, browser: Any) -> None:
     page = _page(browser)
     page.goto(server + "/")
@@ -117,7 +91,7 @@ def test_catalogue_search_and_facets(server: str, browser: Any) -> None:
     )
     assert unlabelled == 0
     page.goto(server + "/")
-    for _ in range(8):
+    for _ in range(30):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == "q":
             break

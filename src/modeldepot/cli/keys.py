@@ -27,12 +27,18 @@ def key() -> None:
 @click.option("--rpm", type=int, help="Requests per minute allowed.")
 @click.option("--tpd", type=int, help="Tokens (prompt + completion) per day allowed.")
 @click.option("--private", is_flag=True, help="Requests with this key never reach remote models.")
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="May govern in the web UI: release and hold versions, manage keys.",
+)
 @json_option
 @pass_depot
 def create(depot: Depot, name: str, models: str, rpm: int | None, tpd: int | None,
-           private: bool, as_json: bool) -> None:  # fmt: skip
+           private: bool, admin: bool, as_json: bool) -> None:  # fmt: skip
     """Create a key; its secret is printed once, only its hash is stored."""
-    created, secret = depot.keys.create(name, models=models, rpm=rpm, tpd=tpd, private=private)
+    created, secret = depot.keys.create(name, models=models, rpm=rpm, tpd=tpd, private=private,
+                                        admin=admin)  # fmt: skip
     if as_json:
         print_json({**vars(created), "secret": secret})
         return

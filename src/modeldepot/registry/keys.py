@@ -38,6 +38,8 @@ class ApiKey:
     """Requests made with this key never leave the machine (no remote models)."""
     created_at: datetime | None = None
     revoked_at: datetime | None = None
+    admin: bool = False
+    """May govern: release and hold versions, manage keys (the web UI's governance pages)."""
 
     def allows(self, model: str) -> bool:
         patterns = [p.strip() for p in self.models.split(",") if p.strip()]
@@ -66,7 +68,7 @@ class KeyStore:
 
     def create(
         self, name: str, *, models: str = "*", rpm: int | None = None, tpd: int | None = None,
-        private: bool = False, actor: str | None = None,
+        private: bool = False, admin: bool = False, actor: str | None = None,
     ) -> tuple[ApiKey, str]:  # fmt: skip
         if _NAME.fullmatch(name) is None:
             raise UsageError(f"{name!r}: a key name holds letters, digits, . _ - (at most 64)")
@@ -74,17 +76,19 @@ class KeyStore:
             if value is not None and value <= 0:
                 raise UsageError(f"{what} must be a positive number")
         secret = f"md-{secrets.token_urlsafe(32)}"
-        key = ApiKey(name, secret[:10], models, rpm, tpd, private, datetime.now(UTC))
+        key = ApiKey(name, secret[:10], models, rpm, tpd, private, datetime.now(UTC),
+                     admin=admin)  # fmt: skip
         with self.engine.begin() as conn:
             if conn.scalar(sa.select(t.api_keys.c.id).where(t.api_keys.c.name == name)):
                 raise ConflictError(f"a key named {name!r} exists; revoke it or pick another name")
             conn.execute(
                 t.api_keys.insert().values(
                     name=name, prefix=key.prefix, secret_hash=hash_secret(secret), models=models,
-                    rpm=rpm, tpd=tpd, private=private, created_at=key.created_at,
+                    rpm=rpm, tpd=tpd, private=private, created_at=key.created_at, admin=admin,
                 )
             )  # fmt: skip
-            details = {"models": models, "rpm": rpm, "tpd": tpd, "private": private}
+            details = {"models": models, "rpm": rpm, "tpd": tpd, "private": private,
+                       "admin": admin}  # fmt: skip
             AuditLog.append_in(conn, actor or self.actor, "key.create", name, details)
         return key, secret
 
@@ -127,5 +131,13 @@ class KeyStore:
     @staticmethod
     def _key(r: Any) -> ApiKey:
         return ApiKey(
-            r.name, r.prefix, r.models, r.rpm, r.tpd, bool(r.private), r.created_at, r.revoked_at
+            r.name,
+            r.prefix,
+            r.models,
+            r.rpm,
+            r.tpd,
+            bool(r.private),
+            r.created_at,
+            r.revoked_at,
+            admin=bool(r.admin),
         )

@@ -232,6 +232,7 @@ api_keys = sa.Table(
     sa.Column("private", sa.Boolean, nullable=False),
     sa.Column("created_at", _NOW, nullable=False),
     sa.Column("revoked_at", _NOW),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 remotes = sa.Table(

@@ -44,7 +44,7 @@ from modeldepot.server.errors import (
     validation_error_handler,
 )
 from modeldepot.server.state import ServerState
-from modeldepot.server.ui import pages
+from modeldepot.server.ui import governance, pages
 
 __all__ = ["ANNOUNCEMENT", "create_app"]
 
@@ -148,6 +148,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(pages.router)
+    app.include_router(governance.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
     @app.get("/metrics")

@@ -23,7 +23,8 @@ from modeldepot.server.errors import APIError
 
 __all__ = ["LOCAL", "LOCAL_RUN", "Gatekeeper"]
 
-LOCAL = ApiKey("local", "", "*")
+LOCAL = ApiKey("local", "", "*", admin=True)
+"""Whoever uses a depot on which no key was ever created (loopback only): everything."""
 """The caller when no key is configured."""
 LOCAL_RUN = ApiKey("local-run", "", "*")
 """The caller holding the server's local key (`depot run` on the same home)."""

@@ -22,6 +22,7 @@ from modeldepot.config import secret_from_env
 from modeldepot.monitor import Accounting
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.gateway import Remote
+from modeldepot.registry.keys import ApiKey
 from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable, QueueFull
 from modeldepot.server import echo, routing, tools
 from modeldepot.server.errors import (
@@ -35,17 +36,18 @@ from modeldepot.server.relay import EngineStream, RelayError
 from modeldepot.server.requests import check_chat, check_common, check_fits, read_json
 from modeldepot.server.state import ServerState
 
-__all__ = ["router"]
+__all__ = ["forward_as", "models_for", "router"]
 
 _T = TypeVar("_T")
 
 router = APIRouter(prefix="/v1")
 
 
-async def _models(request: Request) -> list[dict[str, Any]]:
-    """What this caller may use: admitted local versions an engine can serve, remotes, aliases."""
+async def _models(request: Request, key: ApiKey | None = None) -> list[dict[str, Any]]:
+    """What this caller may use: admitted local versions an engine can serve, remotes, aliases
+    (`key`: who asks, when already known, as for the web UI's playground)."""
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
+    key = key or await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.names.versions)
     aliases, remotes = await state.directory.gateway()
     entries: list[tuple[str, int, str, str | None]] = [
@@ -108,9 +110,20 @@ async def embeddings(request: Request) -> Response:
     return await _forward(request, "/v1/embeddings")
 
 
-async def _forward(request: Request, path: str) -> Response:
+async def models_for(request: Request, key: ApiKey) -> list[dict[str, Any]]:
+    """The models `key` may use, as `/v1/models` lists them."""
+    return await _models(request, key)
+
+
+async def forward_as(request: Request, path: str, key: ApiKey) -> Response:
+    """A request already authenticated (the web UI's playground, by its session), answered
+    exactly as the API answers it: the same checks, scope, quotas, routing and accounting."""
+    return await _forward(request, path, key)
+
+
+async def _forward(request: Request, path: str, key: ApiKey | None = None) -> Response:
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
+    key = key or await state.gate.authenticate(request)
     body = await read_json(request)
     chat = path.endswith("/chat/completions")
     if chat:

@@ -119,7 +119,7 @@ class Admission:
             admit=not reasons,
         )
         current = self.trust.status(version.digest)
-        if current.reasons == [HELD]:
+        if any(r == HELD or r.startswith(f"{HELD}:") for r in current.reasons):
             pass  # quarantined by hand: only `quarantine release` lets it out
         elif reasons and not current.quarantined:
             self.trust.set_status(version.digest, QUARANTINED, reasons, actor=actor,

@@ -19,9 +19,12 @@ class Quarantine:
     def list(self) -> list[Status]:
         return self.trust.quarantined()
 
-    def hold(self, version: ModelVersion, *, actor: str | None = None) -> None:
-        self.trust.set_status(version.digest, QUARANTINED, [HELD], actor=actor or self.actor,
-                              action="quarantine")  # fmt: skip
+    def hold(self, version: ModelVersion, *, reason: str | None = None,
+             actor: str | None = None) -> None:  # fmt: skip
+        """Quarantine `version` by hand (with the reason, when given, recorded with it)."""
+        reasons = [f"{HELD}: {reason.strip()}" if reason and reason.strip() else HELD]
+        self.trust.set_status(version.digest, QUARANTINED, reasons, actor=actor or self.actor,
+                              action="quarantine", note=reason or None)  # fmt: skip
 
     def release(self, version: ModelVersion, reason: str, *, actor: str | None = None) -> None:
         if not self.trust.status(version.digest).quarantined:

@@ -36,7 +36,16 @@ from modeldepot.server.ui import catalogue
 from modeldepot.server.ui.markdown import card_body, render_markdown
 from modeldepot.server.ui.session import COOKIE, CSRF_COOKIE, Sessions
 
-__all__ = ["STATIC", "router"]
+__all__ = [
+    "STATIC",
+    "SignIn",
+    "Viewer",
+    "render",
+    "router",
+    "sessions_of",
+    "signin_redirect",
+    "viewer",
+]
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -75,7 +84,7 @@ def _state(request: Request) -> ServerState:
     return state
 
 
-def _sessions(request: Request) -> Sessions:
+def sessions_of(request: Request) -> Sessions:
     sessions: Sessions | None = getattr(request.app.state, "ui_sessions", None)
     if sessions is None:
         sessions = Sessions.for_home(_state(request).settings.home)
@@ -94,7 +103,7 @@ async def _active_key(state: ServerState, name: str) -> ApiKey | None:
 async def viewer(request: Request) -> Viewer:
     """Who is looking: the open local viewer when no key was ever created, else the key the
     session cookie names (SignIn when there is none, or it was revoked or expired)."""
-    state, sessions = _state(request), _sessions(request)
+    state, sessions = _state(request), sessions_of(request)
     if not await state.gate.enabled():
         return Viewer(LOCAL, False, sessions.csrf(None))
     session = sessions.read(request.cookies.get(COOKIE))
@@ -106,7 +115,7 @@ async def viewer(request: Request) -> Viewer:
     return Viewer(key, True, sessions.csrf(session))
 
 
-def _page(request: Request, template: str, who: Viewer, status: int = 200,
+def render(request: Request, template: str, who: Viewer, status: int = 200,
           **context: Any) -> HTMLResponse:  # fmt: skip
     html = _ENV.get_template(template).render(
         request=request, viewer=who, depot_version=__version__, human_size=human_size, **context
@@ -118,7 +127,7 @@ def _page(request: Request, template: str, who: Viewer, status: int = 200,
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})  # fmt: skip
 
 
-def _signin_redirect(request: Request) -> RedirectResponse:
+def signin_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/signin?next={quote(target)}", 303)
 
@@ -137,10 +146,10 @@ async def catalogue_page(request: Request) -> Response:
     try:
         who = await viewer(request)
     except SignIn:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     query = catalogue.Query.from_params(dict(request.query_params))
     found = catalogue.search(await _rows(_state(request), who.key), query)
-    return _page(request, "catalogue.html", who, query=query, found=found,
+    return render(request, "catalogue.html", who, query=query, found=found,
                  facets=list(catalogue.FACETS), sorts=list(catalogue.SORTS))  # fmt: skip
 
 
@@ -255,10 +264,10 @@ async def model_bom(request: Request, name: str) -> Response:
     try:
         who = await viewer(request)
     except SignIn:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     version = await _version_for(request, who, name)
     if version is None:
-        return _page(request, "missing.html", who, 404, name=name)
+        return render(request, "missing.html", who, 404, name=name)
     actor = who.key.name
     bom = await asyncio.to_thread(_state(request).depot.documents.bom, version, actor=actor)
     filename = f"{version.reference.repository.replace('/', '_')}.cdx.json"
@@ -274,10 +283,10 @@ async def model_page(request: Request, name: str) -> Response:
     try:
         who = await viewer(request)
     except SignIn:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     version = await _version_for(request, who, name)
     if version is None:
-        return _page(request, "missing.html", who, 404, name=name)
+        return render(request, "missing.html", who, 404, name=name)
     state = _state(request)
     depot = state.depot
 
@@ -303,7 +312,7 @@ async def model_page(request: Request, name: str) -> Response:
 
     facts = await asyncio.to_thread(gather)
     base_url = str(request.base_url).rstrip("/") + "/v1"
-    return _page(request, "model.html", who, version=version, base_url=base_url,
+    return render(request, "model.html", who, version=version, base_url=base_url,
                  model_name=str(version.reference), **facts)  # fmt: skip
 
 
@@ -315,11 +324,11 @@ async def leaderboard_page(request: Request) -> Response:
     try:
         who = await viewer(request)
     except SignIn:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     store = EvaluationStore(_state(request).depot.registry)
     tasks, ranked = await asyncio.to_thread(leaderboard, store)
     ranked = [r for r in ranked if who.key.allows(r[0].split(" ")[0])]
-    return _page(request, "leaderboard.html", who, tasks=tasks, ranked=ranked)
+    return render(request, "leaderboard.html", who, tasks=tasks, ranked=ranked)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -327,10 +336,10 @@ async def jobs_page(request: Request) -> Response:
     try:
         who = await viewer(request)
     except SignIn:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     jobs = await asyncio.to_thread(_state(request).depot.jobs.list)
     jobs = [j for j in jobs if who.key.allows(j.target)]
-    return _page(request, "jobs.html", who, jobs=jobs)
+    return render(request, "jobs.html", who, jobs=jobs)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -338,18 +347,19 @@ async def job_page(request: Request, job_id: str) -> Response:
     try:
         who = await viewer(request)
     except SignIn:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     try:
         job = await asyncio.to_thread(_state(request).depot.jobs.get, job_id)
     except DepotError:
-        return _page(request, "missing.html", who, 404, name=job_id)
+        return render(request, "missing.html", who, 404, name=job_id)
     if not who.key.allows(job.target):
-        return _page(request, "missing.html", who, 404, name=job_id)
+        return render(request, "missing.html", who, 404, name=job_id)
     losses = job.progress.get("losses", [])
     # JSON inside <script type="application/json">: no `<` may close the element early.
     curve = json.dumps({"steps": list(range(1, len(losses) + 1)), "loss": losses}).replace(
-        "<", "\\u003c")
-    return _page(request, "job.html", who, job=job, curve=curve)
+        "<", "\\u003c"
+    )
+    return render(request, "job.html", who, job=job, curve=curve)
 
 
 # -- signing in -----------------------------------------------------------------------------
@@ -366,7 +376,7 @@ def _safe_next(target: str | None) -> str:
 async def signin_page(request: Request, next: str = "/") -> Response:
     token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
     who = Viewer(LOCAL, False, token)
-    response = _page(request, "signin.html", who, next=_safe_next(next), error=None)
+    response = render(request, "signin.html", who, next=_safe_next(next), error=None)
     response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600)
     return response
 
@@ -379,17 +389,17 @@ async def signin(request: Request) -> Response:
     target = _safe_next(str(form.get("next") or "/"))
     if not token or form.get("csrf") != token:
         who = Viewer(LOCAL, False, token or "")
-        return _page(request, "signin.html", who, 403, next=target,
+        return render(request, "signin.html", who, 403, next=target,
                      error="the form expired; try again")  # fmt: skip
     secret = str(form.get("key") or "").strip()
     key = await state.gate.key_for(secret) if secret else None
     if key is None:
         who = Viewer(LOCAL, False, token)
-        return _page(request, "signin.html", who, 401, next=target,
+        return render(request, "signin.html", who, 401, next=target,
                      error="that API key is not valid")  # fmt: skip
     response = RedirectResponse(target, 303)
-    response.set_cookie(COOKIE, _sessions(request).issue(key.name), httponly=True,
-                        samesite="strict", max_age=int(_sessions(request).lifetime),
+    response.set_cookie(COOKIE, sessions_of(request).issue(key.name), httponly=True,
+                        samesite="strict", max_age=int(sessions_of(request).lifetime),
                         secure=request.url.scheme == "https")  # fmt: skip
     response.delete_cookie(CSRF_COOKIE)
     return response
@@ -398,10 +408,43 @@ async def signin(request: Request) -> Response:
 @router.post("/signout")
 async def signout(request: Request) -> Response:
     form = await request.form()
-    sessions = _sessions(request)
+    sessions = sessions_of(request)
     session = sessions.read(request.cookies.get(COOKIE))
     if not sessions.check_csrf(session, str(form.get("csrf") or "")):
         return JSONResponse({"error": "bad CSRF token"}, 403)
     response = RedirectResponse("/signin", 303)
     response.delete_cookie(COOKIE)
     return response
+
+
+# -- playground -----------------------------------------------------------------------------
+
+
+@router.get("/playground", response_class=HTMLResponse)
+async def playground_page(request: Request) -> Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return signin_redirect(request)
+    from modeldepot.server.openai import models_for
+
+    listed = await models_for(request, who.key)
+    chosen = request.query_params.get("model") or ""
+    return render(request, "playground.html", who, models=listed, chosen=chosen)
+
+
+@router.post("/ui/chat")
+async def playground_chat(request: Request) -> Response:
+    """The playground's chat request, answered by the OpenAI API as the signed-in key (the
+    session's CSRF token in `X-CSRF-Token`)."""
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return JSONResponse({"error": {"message": "sign in first"}}, 401)
+    session = sessions_of(request).read(request.cookies.get(COOKIE))
+    token = request.headers.get("x-csrf-token")
+    if not sessions_of(request).check_csrf(session if who.signed_in else None, token):
+        return JSONResponse({"error": {"message": "bad CSRF token"}}, 403)
+    from modeldepot.server.openai import forward_as
+
+    return await forward_as(request, "/v1/chat/completions", who.key)

@@ -1,0 +1,260 @@
+"""The web UI's governance pages: the quarantine queue (release or hold, with a reason), the
+policy in force, the audit log (filtered; the chain verified), and API keys (create, revoke,
+scopes, quotas; usage per key and per model). Reading them and acting need a key with the
+admin scope (or a depot without keys, used on loopback); every action is a POST with the
+session's CSRF token, recorded in the audit log with the signed-in key's name as the actor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from modeldepot.errors import DepotError
+from modeldepot.registry.trust import PENDING, QUARANTINED
+from modeldepot.server.ui.pages import (
+    SignIn,
+    Viewer,
+    render,
+    sessions_of,
+    signin_redirect,
+    viewer,
+)
+from modeldepot.server.ui.session import COOKIE
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/governance", include_in_schema=False)
+AUDIT_PAGE = 200
+
+
+async def _admin(request: Request) -> Viewer | Response:
+    try:
+        who = await viewer(request)
+    except SignIn:
+        return signin_redirect(request)
+    if not who.key.admin:
+        return render(request, "forbidden.html", who, 403)
+    return who
+
+
+async def _form(request: Request, who: Viewer) -> dict[str, str] | Response:
+    """The posted form, once its CSRF token is the session's."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    session = sessions_of(request).read(request.cookies.get(COOKIE))
+    if not sessions_of(request).check_csrf(session if who.signed_in else None, form.get("csrf")):
+        return render(request, "forbidden.html", who, 403, reason="the form's token is not valid")
+    return form
+
+
+def _back(path: str, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?done={quote(message)}", 303)
+
+
+# -- quarantine ------------------------------------------------------------------------------
+
+
+@router.get("/quarantine")
+async def quarantine_page(request: Request) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    depot = request.app.state.depot.depot
+
+    def gather() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        versions = depot.names.versions(include_untagged=True)
+        queue: list[dict[str, Any]] = []
+        admitted: list[dict[str, Any]] = []
+        for v in versions:
+            row = {"reference": str(v.reference), "digest": v.digest, "status": v.status,
+                   "reasons": list(v.reasons), "source": v.source}  # fmt: skip
+            (queue if v.status in (QUARANTINED, PENDING) else admitted).append(row)
+        return queue, admitted
+
+    queue, admitted = await asyncio.to_thread(gather)
+    return render(request, "quarantine.html", who, queue=queue, admitted=admitted,
+                 done=request.query_params.get("done"))  # fmt: skip
+
+
+async def _act(request: Request, action: str) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    form = await _form(request, who)
+    if isinstance(form, Response):
+        return form
+    depot = request.app.state.depot.depot
+    reason = form.get("reason", "").strip()
+    if not reason:
+        return _back("/governance/quarantine", f"{action} needs a reason")
+    try:
+        version = await asyncio.to_thread(depot.names.show, form.get("name", ""))
+        if action == "release":
+            await asyncio.to_thread(depot.quarantine.release, version, reason,
+                                    actor=who.key.name)  # fmt: skip
+        else:
+            await asyncio.to_thread(depot.quarantine.hold, version, reason=reason,
+                                    actor=who.key.name)  # fmt: skip
+    except DepotError as exc:
+        return _back("/governance/quarantine", str(exc))
+    verb = "released" if action == "release" else "held"
+    return _back("/governance/quarantine", f"{version.reference} {verb}")
+
+
+@router.post("/quarantine/release")
+async def release(request: Request) -> Response:
+    return await _act(request, "release")
+
+
+@router.post("/quarantine/hold")
+async def hold(request: Request) -> Response:
+    return await _act(request, "hold")
+
+
+# -- policy and audit --------------------------------------------------------------------------
+
+
+@router.get("/policy")
+async def policy_page(request: Request) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    depot = request.app.state.depot.depot
+    policy = await asyncio.to_thread(depot.admission.policy, actor=who.key.name)
+    return render(request, "policy.html", who, policy=policy)
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/audit")
+async def audit_page(request: Request) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    depot = request.app.state.depot.depot
+    q = request.query_params
+    action, actor, model = q.get("action") or None, q.get("actor") or "", q.get("model") or ""
+    since, until = _since(q.get("since")), _since(q.get("until"))
+
+    def gather() -> tuple[list[Any], Any, list[str]]:
+        events = depot.audit.events(since=since, action=action)
+        events = [e for e in events if (not actor or e.actor == actor)
+                  and (not model or model in e.subject)
+                  and (until is None or e.at <= until)]  # fmt: skip
+        actions = sorted({e.action for e in depot.audit.events()})
+        return events[-AUDIT_PAGE:][::-1], depot.audit.verify(), actions
+
+    events, chain, actions = await asyncio.to_thread(gather)
+    return render(
+        request,
+        "audit.html",
+        who,
+        events=events,
+        chain=chain,
+        actions=actions,
+        filters={
+            "action": action or "",
+            "actor": actor,
+            "model": model,
+            "since": q.get("since") or "",
+            "until": q.get("until") or "",
+        },
+    )
+
+
+# -- keys and usage ----------------------------------------------------------------------------
+
+
+def _usage(depot: Any, days: int = 14) -> dict[str, Any]:
+    """Tokens per day, per key and per model, over the last `days` days (chart data)."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    records = depot.usage.records(since=since)
+    labels = [(since + timedelta(days=i + 1)).date().isoformat() for i in range(days)]
+    index = {d: i for i, d in enumerate(labels)}
+    by_key: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    by_model: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in records:
+        day = index.get(r.at.date().isoformat()) if r.at else None
+        if day is None:
+            continue
+        by_key[r.key][day] += r.tokens
+        by_model[r.model][day] += r.tokens
+        totals[r.key][r.model] += r.tokens
+    return {"days": labels, "keys": dict(by_key), "models": dict(by_model),
+            "totals": {k: dict(v) for k, v in totals.items()}}  # fmt: skip
+
+
+@router.get("/keys")
+async def keys_page(request: Request) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    depot = request.app.state.depot.depot
+    keys = await asyncio.to_thread(depot.keys.all)
+    usage = await asyncio.to_thread(_usage, depot)
+    chart = json.dumps(usage).replace("<", "\\u003c")
+    created = request.query_params.get("created")
+    return render(request, "keys.html", who, keys=keys, usage=usage, chart=chart,
+                 done=request.query_params.get("done"), created=created)  # fmt: skip
+
+
+@router.post("/keys/create")
+async def key_create(request: Request) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    form = await _form(request, who)
+    if isinstance(form, Response):
+        return form
+    depot = request.app.state.depot.depot
+
+    def number(field: str) -> int | None:
+        text = form.get(field, "").strip()
+        return int(text) if text.isdigit() else None
+
+    try:
+        created, secret = await asyncio.to_thread(
+            depot.keys.create, form.get("name", "").strip(),
+            models=form.get("models", "").strip() or "*", rpm=number("rpm"), tpd=number("tpd"),
+            private=form.get("private") == "on", admin=form.get("admin") == "on",
+            actor=who.key.name)  # fmt: skip
+    except DepotError as exc:
+        return _back("/governance/keys", str(exc))
+    # The secret is shown once, on this response only (never in an address or a log).
+    keys = await asyncio.to_thread(depot.keys.all)
+    usage = await asyncio.to_thread(_usage, depot)
+    return render(request, "keys.html", who, keys=keys, usage=usage,
+                 chart=json.dumps(usage).replace("<", "\\u003c"), done=None,
+                 secret=secret, created=created.name)  # fmt: skip
+
+
+@router.post("/keys/revoke")
+async def key_revoke(request: Request) -> Response:
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    form = await _form(request, who)
+    if isinstance(form, Response):
+        return form
+    depot = request.app.state.depot.depot
+    name = form.get("name", "")
+    try:
+        await asyncio.to_thread(depot.keys.revoke, name, actor=who.key.name)
+    except DepotError as exc:
+        return _back("/governance/keys", str(exc))
+    return _back("/governance/keys", f"key {name} revoked")
