@@ -19,6 +19,7 @@ from builders import write_gguf
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.describe.bom import validate_bom
+from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
 from servers import DEPOT, start_server
 from ui.conftest import new_page as _page
 from ui.conftest import screenshot as _shot
@@ -49,11 +50,24 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("ui") / "depot"
     with Depot(Settings(home=home, user="tests")) as depot:
-        depot.intake.pull("smollm2")
-        hostile = write_gguf(tmp_path_factory.mktemp("gguf") / "x.gguf",
-                             name='<img src=x onerror="window.pwned=5">')  # fmt: skip
+        smollm2 = depot.intake.pull("smollm2")
+        # a hostile name, and a chat template that reaches for the OS: a finding to read
+        hostile = write_gguf(
+            tmp_path_factory.mktemp("gguf") / "x.gguf",
+            name='<img src=x onerror="window.pwned=5">',
+            template="{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        )
         version = depot.intake.import_path(hostile, "hostile")
         depot.documents.save_card(version, HOSTILE_CARD)
+        store = EvaluationStore(depot.registry)
+        for evaluated, scores in ((smollm2, [1, 1, 0, 1, 1, 1, 0, 1]),
+                                  (version, [0, 1, 0, 0, 1, 0, 0, 0])):  # fmt: skip
+            store.record(EvaluationRecord(
+                subject=evaluated.digest, model=str(evaluated.reference), task="bbh_navigate",
+                task_version="1", category="reasoning",
+                metrics={"acc": {"value": sum(scores) / 8, "stderr": 0.15, "n": 8}},
+                items={str(i): {"acc": float(x)} for i, x in enumerate(scores)}, settings={},
+                at=now()), actor="tests")  # fmt: skip
         job = depot.jobs.create("finetune", "kestrel:latest", {
             "base": "smollm2:latest", "dataset": {"name": "kestrel.jsonl", "examples": 72,
             "digest": "sha256:" + "0" * 64}}, "tests")  # fmt: skip
@@ -124,7 +138,8 @@ def test_model_page_and_bom_download(server: str, browser: Any) -> None:
     assert page.locator("#licence .commercial").inner_text() == "allowed"
     assert "Apache-2.0" in page.locator("#licence").inner_text()
     files = page.locator("#files tbody tr")
-    assert files.count() >= 1 and "clean" in files.first.inner_text()
+    verdict = files.first.locator(".verdict").inner_text()
+    assert files.count() >= 1 and verdict in ("clean", "info")  # nothing that blocks
     snippet = page.locator("#use").inner_text()
     assert f'base_url="{server}/v1"' in snippet and 'model="smollm2:latest"' in snippet
     _shot(page, "model")
@@ -158,9 +173,35 @@ def test_hostile_card_and_names_run_no_script(server: str, browser: Any) -> None
     page.context.close()
 
 
+def test_finding_and_leaderboard_gap(server: str, browser: Any) -> None:
+    page = _page(browser)
+    page.goto(server + "/models/hostile:latest")
+    assert "quarantined" in page.locator("main > h1").inner_text()
+    findings = page.locator("#findings .finding")
+    assert findings.count() >= 1 and "critical" in findings.first.inner_text()
+    assert "__globals__" in page.locator("#findings").inner_text()
+    assert "critical" in page.locator("#files tbody").inner_text()  # the file's own verdict
+    page.goto(server + "/models/smollm2:latest")
+    assert "bbh_navigate" in page.locator("#evaluations").inner_text()
+    assert page.locator("#evaluations svg.bars rect").count() == 1
+    page.goto(server + "/leaderboard")
+    assert page.locator("main table tbody tr").count() == 2
+    page.select_option("#gap-a", index=0)  # smollm2, evaluated first
+    page.select_option("#gap-b", index=1)
+    page.click("form:has(#gap-a) button")
+    row = page.locator("#gap-table tbody tr").first
+    assert "bbh_navigate" in row.inner_text() and "+0.500" in row.inner_text()
+    assert page.locator("figure.gap svg").count() == 1
+    _shot(page, "leaderboard")
+    page.goto(server + "/governance/policy")
+    _shot(page, "policy")
+    page.context.close()
+
+
 def test_job_page_draws_the_loss_curve(server: str, browser: Any) -> None:
     page = _page(browser)
     page.goto(server + "/jobs")
+    _shot(page, "jobs")
     page.click("#main table a")
     page.wait_for_selector("#loss-chart canvas")
     assert "step 5 of 5" in page.locator(".facts").inner_text()

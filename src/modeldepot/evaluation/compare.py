@@ -13,7 +13,7 @@ from modeldepot.evaluation.client import ModelRef
 from modeldepot.evaluation.stats import Difference, paired_bootstrap
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore
 
-__all__ = ["GapRow", "gap_table", "leaderboard", "write_chart"]
+__all__ = ["GapRow", "gap_svg", "gap_table", "leaderboard", "write_chart"]
 
 _SCALE = {"judge": 10.0, "chrf": 100.0, "bleu": 100.0}
 
@@ -81,6 +81,12 @@ def write_chart(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> P
     (through matplotlib) when `path` ends in .png, SVG otherwise."""
     if path.suffix.lower() == ".png":
         return _png(rows, path, a_label, b_label)
+    path.write_text(gap_svg(rows, a_label, b_label) + "\n", encoding="utf-8")
+    return path
+
+
+def gap_svg(rows: list[GapRow], a_label: str, b_label: str) -> str:
+    """The gap chart as SVG text (the CLI writes it to a file; the web UI shows it inline)."""
     width, bar, gap_h, left = 900, 14, 18, 260
     height = 70 + len(rows) * (2 * bar + gap_h)
     span = width - left - 200
@@ -111,8 +117,7 @@ def write_chart(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> P
         )
         y += 2 * bar + gap_h
     parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    return path
+    return "\n".join(parts)
 
 
 def _png(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:

@@ -24,7 +24,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from modeldepot._version import __version__
 from modeldepot.describe.view import human_size, version_view
 from modeldepot.errors import DepotError
-from modeldepot.evaluation.compare import leaderboard
+from modeldepot.evaluation.client import ModelRef
+from modeldepot.evaluation.compare import gap_svg, gap_table, leaderboard
 from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.evaluations import EvaluationStore
@@ -177,6 +178,12 @@ def _worst(findings: list[Finding]) -> str:
     return str(max(findings, key=lambda f: _SEVERITY_ORDER.get(str(f.severity), 0)).severity)
 
 
+def _about(location: str, path: str) -> bool:
+    """Whether a finding's location (`FOLDER/PATH[:where]`, or the path alone) is this file."""
+    where = location.split(":", 1)[0]
+    return where == path or where.endswith("/" + path) or where.startswith(path + "/")
+
+
 def _verify_now(state: ServerState, version: ModelVersion) -> list[tuple[str, bool]]:
     try:
         return [(line, True) for line in state.depot.signatures.verify(version)]
@@ -294,8 +301,7 @@ async def model_page(request: Request, name: str) -> Response:
         scan = depot.signatures.trust.latest_scan(version.digest)
         findings = [Finding.from_dict(f) for f in (scan.findings if scan else [])]
         files = [{"path": f.path, "kind": f.kind, "size": f.size, "digest": f.digest,
-                  "verdict": _worst([x for x in findings if x.location.split(":")[0] == f.path
-                                     or x.location.startswith(f.path + "/")])}
+                  "verdict": _worst([x for x in findings if _about(x.location, f.path)])}
                  for f in version.files]  # fmt: skip
         _, body = card_body(depot.documents.card(version))
         terms = licence_terms(version.info.license)
@@ -328,7 +334,30 @@ async def leaderboard_page(request: Request) -> Response:
     store = EvaluationStore(_state(request).depot.registry)
     tasks, ranked = await asyncio.to_thread(leaderboard, store)
     ranked = [r for r in ranked if who.key.allows(r[0].split(" ")[0])]
-    return render(request, "leaderboard.html", who, tasks=tasks, ranked=ranked)
+    subjects = await asyncio.to_thread(_subjects, store, who.key)
+    a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+    gap: dict[str, Any] | None = None
+    if a in subjects and b in subjects and a != b:
+        gap = await asyncio.to_thread(_gap, store, subjects, a, b)
+    return render(request, "leaderboard.html", who, tasks=tasks, ranked=ranked,
+                  subjects=subjects, a=a, b=b, gap=gap)  # fmt: skip
+
+
+def _subjects(store: EvaluationStore, key: ApiKey) -> dict[str, str]:
+    """Every evaluated model the key may see: identity -> label."""
+    return {r.subject: r.model for r in store.latest() if key.allows(r.model.split(" ")[0])}
+
+
+def _gap(store: EvaluationStore, subjects: dict[str, str], a: str, b: str) -> dict[str, Any]:
+    """The gap between two evaluated models, per task, per category and overall, with the
+    paired bootstrap intervals `depot eval compare` computes."""
+    left = ModelRef(subjects[a], a, a.startswith("remote:"), subjects[a])
+    right = ModelRef(subjects[b], b, b.startswith("remote:"), subjects[b])
+    try:
+        rows = gap_table(store, left, right)
+    except DepotError as exc:
+        return {"error": str(exc), "rows": [], "svg": ""}
+    return {"rows": rows, "svg": gap_svg(rows, left.label, right.label), "error": None}
 
 
 @router.get("/jobs", response_class=HTMLResponse)
