@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python bench/finetune_speed.py
 	$(BIN)/python bench/adapter_serving.py
 	$(BIN)/python bench/quantize_speed.py
+	$(BIN)/python bench/ui_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

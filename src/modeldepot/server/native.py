@@ -66,6 +66,19 @@ async def models(request: Request) -> list[dict[str, Any]]:
     return [version_view(v) for v in versions if key.allows(str(v.reference)) and v.admitted]
 
 
+@router.get("/catalogue")
+async def catalogue_page(request: Request) -> dict[str, Any]:
+    """A page of the catalogue (`q`, facets, `sort`, `page`), as the web UI's catalogue shows
+    it: every version the key may see, whatever its status."""
+    from modeldepot.server.ui import catalogue
+
+    state: ServerState = request.app.state.depot
+    key = await state.gate.authenticate(request)
+    query = catalogue.Query.from_params(dict(request.query_params))
+    found = catalogue.search(await catalogue.rows_for(state, key), query)
+    return catalogue.page_json(found)
+
+
 @router.get("/models/{name:path}")
 async def model(request: Request, name: str) -> dict[str, Any]:
     return version_view(await _version(request, name))

@@ -1,6 +1,6 @@
 """The catalogue: every version a caller may see, searched, narrowed by facets, sorted and cut
 into pages. Pure functions over the read model (`describe/view.py`), so the page and its
-JSON twin (`/ui/catalogue.json`) answer from the same rows."""
+JSON twin (`/api/catalogue`) answer from the same rows."""
 
 from __future__ import annotations
 
@@ -101,6 +101,39 @@ def catalogue_rows(views: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({**v, "has_adapters": v["digest"] in bases, "search_text": text,
                      "created_ts": _timestamp(v["created_at"])})  # fmt: skip
     return rows
+
+
+_CACHE: dict[int, tuple[tuple[int, str], list[dict[str, Any]]]] = {}
+
+
+def _all_rows(depot: Any) -> list[dict[str, Any]]:
+    """Every version's row, rebuilt only when the registry changed: every change to a version
+    (import, tag, removal, admission, quarantine) appends to the audit chain, so its head says
+    whether the rows built last are still true."""
+    from modeldepot.describe.view import version_view
+
+    head = depot.audit.head()
+    cached = _CACHE.get(id(depot))
+    if cached is not None and cached[0] == head:
+        return cached[1]
+    rows = catalogue_rows([version_view(v) for v in depot.names.versions()])
+    _CACHE[id(depot)] = (head, rows)
+    return rows
+
+
+async def rows_for(state: Any, key: Any) -> list[dict[str, Any]]:
+    """The catalogue's rows for `key` (a server's state; the versions it may see)."""
+    import asyncio
+
+    rows = await asyncio.to_thread(_all_rows, state.depot)
+    return [r for r in rows if key.allows(r["reference"])]
+
+
+def page_json(found: Page) -> dict[str, Any]:
+    rows = [{k: v for k, v in r.items() if k not in ("search_text", "created_ts")}
+            for r in found.rows]  # fmt: skip
+    return {"total": found.total, "page": found.page, "pages": found.pages, "rows": rows,
+            "facets": found.counts}  # fmt: skip
 
 
 def _timestamp(iso: str) -> float:

@@ -136,12 +136,6 @@ def signin_redirect(request: Request) -> RedirectResponse:
 # -- catalogue ------------------------------------------------------------------------------
 
 
-async def _rows(state: ServerState, key: ApiKey) -> list[dict[str, Any]]:
-    versions = await asyncio.to_thread(state.depot.names.versions)
-    views = [version_view(v) for v in versions if key.allows(str(v.reference))]
-    return catalogue.catalogue_rows(views)
-
-
 @router.get("/", response_class=HTMLResponse)
 async def catalogue_page(request: Request) -> Response:
     try:
@@ -149,24 +143,9 @@ async def catalogue_page(request: Request) -> Response:
     except SignIn:
         return signin_redirect(request)
     query = catalogue.Query.from_params(dict(request.query_params))
-    found = catalogue.search(await _rows(_state(request), who.key), query)
+    found = catalogue.search(await catalogue.rows_for(_state(request), who.key), query)
     return render(request, "catalogue.html", who, query=query, found=found,
                  facets=list(catalogue.FACETS), sorts=list(catalogue.SORTS))  # fmt: skip
-
-
-@router.get("/ui/catalogue.json")
-async def catalogue_json(request: Request) -> Response:
-    """The catalogue page's rows as JSON (the same query parameters)."""
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return JSONResponse({"error": "sign in"}, 401)
-    query = catalogue.Query.from_params(dict(request.query_params))
-    found = catalogue.search(await _rows(_state(request), who.key), query)
-    rows = [{k: v for k, v in r.items() if k not in ("search_text", "created_ts")}
-            for r in found.rows]  # fmt: skip
-    return JSONResponse({"total": found.total, "page": found.page, "pages": found.pages,
-                         "rows": rows, "facets": found.counts})  # fmt: skip
 
 
 # -- a model --------------------------------------------------------------------------------
