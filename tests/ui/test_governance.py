@@ -13,6 +13,7 @@ import pytest
 from builders import write_gguf
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.registry.usage import UsageRecord
 from servers import start_server
 from ui.conftest import new_page, screenshot, sign_in
 
@@ -29,6 +30,9 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         depot.quarantine.hold(version, reason="unknown supplier")
         _, boss = depot.keys.create("boss", admin=True)
         _, reader = depot.keys.create("reader")
+        for tokens in (120, 80):
+            depot.usage.record(UsageRecord("reader", "suspect:latest", "/v1/chat/completions",
+                                           200, tokens, 10, 50.0, 20.0))  # fmt: skip
     proc, url = start_server(home, DEPOT_THREADS="2")
     yield url, boss, reader
     proc.terminate()
@@ -61,6 +65,10 @@ def test_admin_releases_and_the_audit_log_names_the_key(governed: tuple[str, str
     page.fill("#k-tpd", "5000")
     page.click("form:has(#k-name) button")
     secret = page.locator("#new-secret").inner_text()
+    totals = page.locator("#usage-totals").inner_text()
+    assert "reader" in totals and "suspect:latest" in totals and "220" in totals
+    assert page.locator("#usage-keys canvas").count() == 1
+    assert page.locator("#usage-models canvas").count() == 1
     assert secret.startswith("md-")
     assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {secret}"}
                      ).status_code == 200  # fmt: skip
