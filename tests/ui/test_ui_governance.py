@@ -110,3 +110,41 @@ def test_forged_token_is_refused_for_an_admin(governed: tuple[str, str, str],
     # no state change through GET
     assert page.request.get(url + "/governance/keys/revoke?name=boss").status in (404, 405)
     page.context.close()
+
+
+PAGES = [
+    "/",
+    "/models/suspect:latest",
+    "/leaderboard",
+    "/jobs",
+    "/playground",
+    "/governance/quarantine",
+    "/governance/audit",
+    "/governance/keys",
+    "/governance/policy",
+]
+
+
+def test_every_page_is_labelled_and_keyboard_reachable(governed: tuple[str, str, str],
+                                                       browser: Any) -> None:  # fmt: skip
+    url, boss, _ = governed
+    page = new_page(browser)
+    sign_in(page, url, boss, "/")
+    for path in PAGES:
+        response = page.goto(url + path)
+        assert response.status == 200, path
+        unlabelled = page.evaluate(
+            "[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+            ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))"
+            ".map(e => e.name || e.id)")  # fmt: skip
+        assert unlabelled == [], (path, unlabelled)
+        assert page.locator("main > h1").count() == 1, path
+        # the first Tab reaches the skip link, which leads to the content
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.getAttribute('href')") == "#main", path
+        buttons = page.evaluate(
+            "[...document.querySelectorAll('button')].filter(b => !b.innerText.trim() "
+            "&& !b.getAttribute('aria-label')).length"
+        )
+        assert buttons == 0, path
+    page.context.close()
