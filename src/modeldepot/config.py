@@ -31,6 +31,22 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "~/.modeldepot",
     ),
     EnvVar(
+        "DEPOT_BLOBS",
+        "Where blobs are kept: s3://BUCKET[/PREFIX] for S3-compatible object storage (with "
+        "the AWS_* variables below).",
+        "the folder $DEPOT_HOME/blobs",
+    ),
+    EnvVar(
+        "DEPOT_BLOB_CACHE",
+        "Local cache of an object store's blobs (bytes, or with K/M/G suffix), for engines, "
+        "scanners and signing; the least recently used are evicted.",
+        "10G",
+    ),
+    EnvVar("AWS_ENDPOINT_URL", "The S3 endpoint (a MinIO, SeaweedFS or Ceph server).", "AWS's own"),
+    EnvVar("AWS_ACCESS_KEY_ID", "S3 access key.", "none"),
+    EnvVar("AWS_SECRET_ACCESS_KEY", "S3 secret key.", "none"),
+    EnvVar("AWS_REGION", "S3 region.", "us-east-1"),
+    EnvVar(
         "DEPOT_DATABASE_URL",
         "SQLAlchemy URL of the registry database, e.g. postgresql+psycopg://user@host/db.",
         "sqlite:///$DEPOT_HOME/registry.db",
@@ -125,6 +141,13 @@ class Settings:
 
     home: Path
     database_url: str | None = None
+    blobs: str | None = None
+    """`s3://BUCKET[/PREFIX]`, or None for the local folder."""
+    blob_cache: int = 10 * 1024**3
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str | None = None
     user: str | None = None
     llama_server: Path | None = None
     llama_cpp: Path | None = None
@@ -183,7 +206,8 @@ class Settings:
             if not text:
                 return kind(default)
             try:
-                value = _parse_size(text) if name == "DEPOT_MAX_MEMORY" else kind(text)
+                value = (_parse_size(text) if name in ("DEPOT_MAX_MEMORY", "DEPOT_BLOB_CACHE")
+                     else kind(text))  # fmt: skip
             except ValueError:
                 raise UsageError(
                     f"{name}={text!r} is not {'an integer' if kind is int else 'a number'}"
@@ -195,6 +219,12 @@ class Settings:
         return cls(
             home=home.absolute(),
             database_url=env.get("DEPOT_DATABASE_URL") or None,
+            blobs=env.get("DEPOT_BLOBS") or None,
+            blob_cache=number("DEPOT_BLOB_CACHE", 10 * 1024**3, 0),
+            s3_endpoint=env.get("AWS_ENDPOINT_URL") or None,
+            s3_access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+            s3_secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            s3_region=env.get("AWS_REGION") or None,
             user=env.get("DEPOT_USER") or None,
             llama_server=Path(server) if server else None,
             llama_cpp=Path(sources).expanduser() if sources else None,

@@ -39,7 +39,7 @@ from modeldepot.registry.lease import LeaseLock
 from modeldepot.registry.names import Names
 from modeldepot.registry.resolver import Resolver
 from modeldepot.registry.usage import UsageLog
-from modeldepot.store import BlobStore, FileLock, LocalBlobStore, StoreLock
+from modeldepot.store import BlobStore, FileLock, StoreLock, open_store
 from modeldepot.verify.admission import Admission
 from modeldepot.verify.anchors import Anchors
 from modeldepot.verify.integrity import Integrity
@@ -63,7 +63,7 @@ class Depot:
         packaged: dict[str, catalogue.PackagedModel] | None = None,
     ) -> None:
         self.settings = settings
-        self.store: BlobStore = store or LocalBlobStore(settings.home)
+        self.store: BlobStore = store or open_store(settings)
         self._lock = lock
         self.formats = formats or Formats.from_entry_points()
         self.packaged = packaged

@@ -7,6 +7,7 @@ from modeldepot.store.local import LocalBlobStore
 from modeldepot.store.lock import FileLock, StoreLock
 from modeldepot.store.manifests import Descriptor, LayerKind, Manifest, ModelConfig
 from modeldepot.store.memory import MemoryBlobStore
+from modeldepot.store.opening import open_store
 
 __all__ = [
     "Blob",
@@ -22,4 +23,5 @@ __all__ = [
     "Readable",
     "StoreLock",
     "materialize",
+    "open_store",
 ]
