@@ -28,7 +28,10 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _answer(page: Any, side: str) -> str:
+    """The answer being streamed on `side`, once it has ended (its pane marked, then reset
+    for the next question)."""
     page.wait_for_selector(f"#answer-{side}[data-done='true']", timeout=120_000)
+    page.evaluate(f"document.getElementById('answer-{side}').dataset.done = ''")
     return str(page.locator(f"#answer-{side} .turn.assistant").last.inner_text())
 
 
@@ -50,8 +53,8 @@ def test_streamed_chat_and_arena(chat_server: str, browser: Any) -> None:
     # the conversation goes on, with the earlier turns sent again
     page.fill("#prompt", "And of Italy?")
     page.click("#send")
-    page.wait_for_function("document.querySelectorAll('#answer-a .turn.assistant').length === 2")
-    page.evaluate("document.getElementById('answer-a').dataset.done = ''")
+    assert _answer(page, "a").strip()
+    assert page.locator("#answer-a .turn.assistant").count() == 2
     # the arena: the same prompt to two models, side by side
     page.click("#clear")
     page.check("#arena")
