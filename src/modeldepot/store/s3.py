@@ -1,10 +1,14 @@
 """Blobs in S3-compatible object storage (`DEPOT_BLOBS=s3://BUCKET/PREFIX`), through obstore
 (the Python binding of the Rust `object_store` crate, which Apache Arrow and DataFusion use).
 
-- A write streams the bytes to `PREFIX/tmp/HOST-PID-RANDOM` (multipart) while hashing them;
-  only once the digest is known (and matches `expected`) is the object copied to
-  `PREFIX/sha256/HEX` and the temporary one deleted: a blob is visible under its digest only
-  when its bytes are verified, and an interrupted write leaves only a temporary object.
+- A stream (a packaged model's chunks, another depot's blob) is written to
+  `PREFIX/tmp/HOST-PID-RANDOM` (multipart) while hashed; only once the digest is known (and
+  matches `expected`) is the object copied to `PREFIX/sha256/HEX` and the temporary one
+  deleted. A local file is hashed first and then uploaded straight under its digest while
+  hashed again: a multipart upload completes only after its last part, and the upload is
+  aborted (no object appears) if the bytes differ from the digest. Either way a blob is
+  visible under its digest only when its bytes are verified, and an interrupted write leaves
+  at most a temporary object or an unfinished multipart upload, never a blob.
 - Reads verify: whatever the depot reads whole is hashed as it is read.
 - Consumers that need a real file (engines, scanners, signing) get one from a local cache
   (`DEPOT_HOME/cache/blobs`), filled and verified on first use and kept within a byte budget,
@@ -15,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
+import queue
 import secrets
 import socket
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -241,19 +246,85 @@ class S3BlobStore:
                 obstore.delete(self._store, temporary)
 
     def put_bytes(self, data: bytes) -> Blob:
-        return self._write([io.BytesIO(data)], None, None)
+        """Bytes in memory: their digest is known before anything is sent, and one PUT (which
+        is atomic) stores them under it."""
+        import obstore
+
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        if self.has(digest):
+            return Blob(digest, len(data), new=False)
+        try:
+            obstore.put(self._store, self._key(digest), data)
+        except Exception as exc:
+            raise _fail(exc, "storing a blob") from None
+        return Blob(digest, len(data), new=True)
 
     def put_file(self, source: Path, *, expected: str | None = None,
                  progress: Progress | None = None, consume: bool = False) -> Blob:  # fmt: skip
+        """A local file: hashed first, then uploaded straight under its digest while hashed
+        again (a file that changed meanwhile aborts the upload before it completes, so no
+        object appears), and kept in the local cache as it goes."""
+        import obstore
+
         try:
-            handle = open(source, "rb")  # noqa: SIM115 - closed below
+            size = Path(source).stat().st_size
+            digest = _file_digest(Path(source))
         except FileNotFoundError:
             raise NotFound(f"{source}: no such file") from None
-        with handle:
-            blob = self._write([handle], expected, progress)
+        if expected is not None and parse_digest(expected) != digest:
+            raise IntegrityError(
+                f"content has digest {digest} but {parse_digest(expected)} was expected: "
+                "the source is corrupt or not the file it claims to be; nothing was stored"
+            )
+        if self.has(digest):
+            if progress:
+                progress(size)
+            return Blob(digest, size, new=False)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        cached = self.cache / f".{_hex(digest)}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+
+        # The cache copy is written by a thread of its own while the upload goes on.
+        pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+
+        def write_copy() -> None:
+            with open(cached, "wb") as copy:
+                while (piece := pieces.get()) is not None:
+                    copy.write(piece)
+
+        writer = threading.Thread(target=write_copy, daemon=True)
+
+        def chunks() -> Iterator[bytes]:
+            h = hashlib.sha256()
+            with open(source, "rb") as f:
+                while piece := f.read(CHUNK):
+                    h.update(piece)
+                    pieces.put(piece)
+                    if progress:
+                        progress(len(piece))
+                    yield piece
+            if f"sha256:{h.hexdigest()}" != digest:
+                raise IntegrityError(f"{source} changed while it was being stored")
+
+        writer.start()
+        try:
+            try:
+                obstore.put(self._store, self._key(digest), chunks(), chunk_size=CHUNK)
+            finally:
+                pieces.put(None)
+                writer.join()
+            os.chmod(cached, 0o444)
+            os.replace(cached, self._cached(digest))
+        except DepotError:
+            raise
+        except Exception as exc:
+            raise _fail(exc, "storing a blob") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                cached.unlink()
+        self._evict(keep=self._cached(digest))
         if consume:
             Path(source).unlink(missing_ok=True)
-        return blob
+        return Blob(digest, size, new=True)
 
     def put_stream(self, sources: Iterable[Readable], *, expected: str | None = None,
                    progress: Progress | None = None) -> Blob:  # fmt: skip
@@ -308,6 +379,14 @@ class S3BlobStore:
                     )
                     freed += size
         return freed
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(CHUNK):
+            h.update(piece)
+    return f"sha256:{h.hexdigest()}"
 
 
 def _alive(pid: int) -> bool:
