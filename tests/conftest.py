@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
+from databases import drop_postgres as _drop_postgres
+from databases import fresh_postgres as _fresh_postgres
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.receive.catalogue import load_catalogue
@@ -15,23 +16,6 @@ from modeldepot.receive.catalogue import load_catalogue
 # Test-only settings: the PostgreSQL server `.ci/run` starts; CI demands it be there.
 POSTGRES_URL = os.environ.get("DEPOT_TEST_DATABASE_URL")
 REQUIRE_POSTGRES = os.environ.get("CI") == "true"
-
-
-def _fresh_postgres(url: str, name: str) -> str:
-    """A new empty database on the test server, so tests never see each other's rows."""
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return str(sa.engine.make_url(url).set(database=name))
-
-
-def _drop_postgres(url: str, name: str) -> None:
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

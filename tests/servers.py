@@ -23,7 +23,8 @@ def free_port() -> int:
 def start_server(home: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     environ = {**os.environ, "DEPOT_HOME": str(home), **env}
-    environ.pop("DEPOT_DATABASE_URL", None)
+    if "DEPOT_DATABASE_URL" not in env:  # the registry is the home's own unless given
+        environ.pop("DEPOT_DATABASE_URL", None)
     log = open(home / "serve.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen([*DEPOT, "serve", "--port", str(port)], env=environ,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip

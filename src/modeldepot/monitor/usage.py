@@ -22,8 +22,9 @@ __all__ = ["Accounting"]
 @dataclass
 class Accounting:
     metrics: Metrics
-    spend: Callable[[ApiKey, int, int], None]
-    """Charges tokens to the key's quota, releasing the tokens reserved for the request."""
+    spend: Callable[[ApiKey, str | None], None]
+    """Releases the tokens reserved for the request, once its usage is recorded (called in a
+    worker thread)."""
     record: Callable[[UsageRecord], None]
     """Writes the usage row (called in a worker thread)."""
     key: ApiKey
@@ -35,8 +36,8 @@ class Accounting:
     prompt: int = 0
     completion: int = 0
     decode_rate: float | None = None
-    reserved: int = 0
-    """Tokens reserved against the key's daily quota for this request."""
+    reservation: str | None = None
+    """The tokens reserved against the key's daily quota for this request."""
     events: int = 0
     """Stream events relayed: what a stream cut short (the client left) is charged."""
     _tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=4))
@@ -73,7 +74,6 @@ class Accounting:
                              self.completion, ttft, self.decode_rate)  # fmt: skip
         if self.events and not self.completion:  # cut short: each event carried a token
             self.completion = self.events
-        self.spend(self.key, self.prompt + self.completion, self.reserved)
         usage = UsageRecord(
             key=self.key.name,
             model=self.model,
@@ -85,3 +85,5 @@ class Accounting:
             ttft_ms=round(ttft * 1000, 1) if ttft is not None else None,
         )
         await asyncio.to_thread(self.record, usage)
+        # Released after the usage is recorded, so the tokens are counted all along.
+        await asyncio.to_thread(self.spend, self.key, self.reservation)

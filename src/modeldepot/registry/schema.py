@@ -20,6 +20,9 @@ compares the two so they never drift apart.
     aliases   a name served by the first of its targets that answers
     datasets  training data sets (stored as blobs), by digest
     jobs      long-running work (fine-tuning): its specification, status and progress
+    quota_requests, quota_reservations
+              the requests of each key in the last minute, and the tokens reserved by its
+              running requests: quotas every replica of the server shares
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ __all__ = [
     "manifests",
     "metadata",
     "models",
+    "quota_requests",
+    "quota_reservations",
     "remotes",
     "scans",
     "signatures",
@@ -283,4 +288,23 @@ jobs = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("created_at", _NOW, nullable=False),
     sa.Column("updated_at", _NOW, nullable=False),
+)
+
+quota_requests = sa.Table(
+    "quota_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_quota_requests_key_at", "key", "at"),
+)
+
+quota_reservations = sa.Table(
+    "quota_reservations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("ix_quota_reservations_key", "key"),
 )

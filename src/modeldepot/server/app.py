@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
 from modeldepot.monitor import Metrics
 from modeldepot.registry.keys import keys_from_env
+from modeldepot.registry.quotas import QuotaLedger
 from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.runtime.process import engine_client_limits
 from modeldepot.server import native, openai
@@ -102,11 +102,6 @@ def create_app(
     metrics = Metrics(pool)
     local_key = f"md-local-{secrets.token_urlsafe(24)}"
 
-    def spent_today(key: str) -> list[tuple[float, int]]:
-        since = datetime.now(UTC) - timedelta(days=1)
-        records = depot.usage.records(key=key, since=since)
-        return [(r.at.timestamp(), r.tokens) for r in records if r.at is not None]
-
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _yield_to_engines()
@@ -115,8 +110,8 @@ def create_app(
             timeout=httpx.Timeout(None, connect=10), limits=engine_client_limits()
         )
         remote_client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
-        gate = Gatekeeper(keys_from_env(settings.api_keys), depot.keys, spent_today,
-                          local_secret=local_key)  # fmt: skip
+        gate = Gatekeeper(keys_from_env(settings.api_keys), depot.keys,
+                          QuotaLedger(depot.registry.engine), local_secret=local_key)  # fmt: skip
         app.state.depot = ServerState(
             settings, depot, engines, StoredFiles(depot.store, settings.home), pool, client,
             remote_client, gate, metrics, Directory(depot, engines),

@@ -136,7 +136,7 @@ async def _forward(request: Request, path: str, key: ApiKey | None = None) -> Re
     targets = await routing.targets_for(state, body["model"], private=private)
     state.gate.authorize(key, body["model"] if len(targets) > 1 else targets[0].name)
     wanted = body.get("max_completion_tokens") or body.get("max_tokens")
-    grant = await state.gate.admit(key, wanted)
+    grant, reservation = await state.gate.admit(key, wanted)
     generates = not path.endswith("/embeddings") and not body.get("echo")
     if grant is not None and generates and (wanted is None or grant < wanted):
         body["max_tokens"] = grant  # generation stops at the key's daily quota
@@ -144,7 +144,7 @@ async def _forward(request: Request, path: str, key: ApiKey | None = None) -> Re
     response: Response | None = None
     for i, target in enumerate(targets):
         account = state.accounting(key, target.name, path)
-        account.reserved = grant or 0
+        account.reservation = reservation
         try:
             if target.remote is not None:
                 response = await _remote(state, target.remote, path, body, account, request)
@@ -162,7 +162,7 @@ async def _forward(request: Request, path: str, key: ApiKey | None = None) -> Re
             if response.status_code == 429:  # an engine's or remote's own 429 too
                 response.headers.setdefault("Retry-After", RETRY_AFTER)
             return response
-        account.reserved = 0  # the next attempt holds the reservation
+        account.reservation = None  # the next attempt holds the reservation
         await _discard(response)
     assert response is not None
     return response
