@@ -9,6 +9,7 @@ import click
 from modeldepot.cli.app import CommandError, app, pass_depot
 from modeldepot.cli.render import (
     bytes_progress,
+    json_option,
     path_size,
     print_json,
     stderr,
@@ -69,6 +70,26 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
     with bytes_progress(f"pulling {name}", total) as advance:
         version = depot.intake.pull(name, progress=advance, as_name=as_name, api_key=secret)
     _done(version, as_json)
+
+
+@app.command()
+@click.argument("url")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--api-key-env", help="Variable holding the other depot's API key.")
+@json_option
+def fetch(url: str, dest: Path, api_key_env: str | None, as_json: bool) -> None:
+    """Write the files of the model at URL (depot://HOST[:PORT]/NAME[:TAG] or http(s)://...)
+    into DEST, every digest checked: a KServe storage initializer (see deploy/kubernetes)."""
+    key = secret_from_env(api_key_env)
+    total = transfer.size_of(url.replace("depot://", "http://", 1), api_key=key)
+    with bytes_progress(f"fetching {url}", total) as advance:
+        model = transfer.fetch_folder(url, dest, api_key=key, progress=advance)
+    if as_json:
+        print_json({"digest": model.digest, "files": [vars(f) for f in model.files],
+                    "dest": str(dest)})  # fmt: skip
+    else:
+        stdout.print(f"{url}: {len(model.files)} files in {dest} ({model.digest[:19]})",
+                     markup=False, highlight=False)  # fmt: skip
 
 
 @app.command("import")

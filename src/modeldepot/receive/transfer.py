@@ -7,7 +7,10 @@ only after all of it is stored, so an interrupted or refused pull leaves nothing
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +22,7 @@ from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink
 from modeldepot.store import BlobStore, Manifest, ModelConfig, Progress
 
-__all__ = ["RemoteModel", "fetch", "split_url"]
+__all__ = ["RemoteModel", "fetch", "fetch_folder", "split_url"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,11 @@ class RemoteModel:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """`http://host:port/acme/model:tag` -> (`http://host:port`, `acme/model:tag`)."""
+    """`http://host:port/acme/model:tag` -> (`http://host:port`, `acme/model:tag`);
+    `depot://host:port/...` is the same over http (the scheme KServe routes to the depot's
+    storage initializer)."""
+    if url.startswith("depot://"):
+        url = "http://" + url.removeprefix("depot://")
     parsed = httpx.URL(url)
     name = parsed.path.strip("/")
     if parsed.scheme not in ("http", "https") or not parsed.host or not name:
@@ -138,3 +145,35 @@ def fetch(
         ),
         source=url,
     )
+
+
+def fetch_folder(url: str, dest: Path, *, api_key: str | None = None,
+                 progress: Progress | None = None) -> RemoteModel:  # fmt: skip
+    """The files of the model at `url` (another depot), every digest checked, written to
+    `dest` under their own paths (a KServe storage initializer's job: `/mnt/models`). Written
+    into a folder beside `dest` first and moved into place whole, so `dest` never holds part
+    of a model."""
+    from modeldepot.store import LocalBlobStore
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".depot-fetch-", dir=dest.parent))
+    try:
+        blobs = LocalBlobStore(work / "store")
+        model = fetch(url, blobs, api_key=api_key, progress=progress)
+        staged = work / "model"
+        for f in model.files:
+            target = (staged / f.path).resolve()
+            if not target.is_relative_to(staged.resolve()):
+                raise IntegrityError(f"{url}: the file path {f.path!r} leaves the model folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(blobs.local_path(f.digest), target)
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in staged.iterdir():
+            final = dest / entry.name
+            if final.exists():
+                shutil.rmtree(final) if final.is_dir() else final.unlink()
+            entry.rename(final)
+        return model
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
