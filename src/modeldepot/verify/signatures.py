@@ -130,6 +130,22 @@ class Signatures:
             "bytes no longer match their digests); nothing was signed"
         )
 
+    def adopt(self, version: ModelVersion, found: list[tuple[bytes, str | None]], *,
+              actor: str | None = None) -> list[str]:  # fmt: skip
+        """Record signatures that came with a version (from an OCI registry: a bundle and the
+        signer's public key each) and verify them all by re-hashing the stored files; raises
+        SignatureFailure when one does not verify."""
+        for bundle, public_key in found:
+            blob = self.store.put_bytes(bundle)
+            identity = fingerprint(public_key) if public_key else "sigstore"
+            if any(r.identity == identity for r in self.trust.signatures(version.digest)):
+                continue
+            self.trust.add_signature(version.digest, SignatureRecord(
+                digest=blob.digest, method="key" if public_key else "sigstore",
+                identity=identity, public_key=public_key, signed_at=datetime.now(UTC),
+                actor=actor or self.settings.actor))  # fmt: skip
+        return self.verify(version, actor=actor) if found else []
+
     def bundle(self, record: SignatureRecord) -> bytes:
         return self.store.read_bytes(record.digest)
 
