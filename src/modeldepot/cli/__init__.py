@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modeldepot.cli import (
+    batch,
     customise,
     evaluate,
     gateway,
@@ -17,7 +18,7 @@ from modeldepot.cli import (
 from modeldepot.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (customise, evaluate, gateway, keys, models, ps, run, serve, store, trust)
+_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, models, ps, run, serve, store, trust)
 
 
 def main() -> None:

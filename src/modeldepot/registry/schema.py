@@ -20,6 +20,8 @@ compares the two so they never drift apart.
     aliases   a name served by the first of its targets that answers
     datasets  training data sets (stored as blobs), by digest
     jobs      long-running work (fine-tuning): its specification, status and progress
+    api_files, batches
+              OpenAI's Batch API: uploaded files (bytes as blobs) and batches run over them
     quota_requests, quota_reservations
               the requests of each key in the last minute, and the tokens reserved by its
               running requests: quotas every replica of the server shares
@@ -31,7 +33,9 @@ import sqlalchemy as sa
 
 __all__ = [
     "aliases",
+    "api_files",
     "api_keys",
+    "batches",
     "cards",
     "datasets",
     "evaluations",
@@ -307,4 +311,34 @@ quota_reservations = sa.Table(
     sa.Column("tokens", sa.BigInteger, nullable=False),
     sa.Column("expires", sa.Float, nullable=False),
     sa.Index("ix_quota_reservations_key", "key"),
+)
+
+api_files = sa.Table(
+    "api_files",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("filename", sa.String(256), nullable=False),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("input_file_id", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output_file_id", sa.String(40)),
+    sa.Column("error_file_id", sa.String(40)),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("completed", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("metadata", sa.JSON),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("completed_at", sa.Float),
 )

@@ -273,7 +273,7 @@ class Registry:
 
     def referenced_digests(self) -> set[str]:
         """Every blob some recorded version needs: manifests, their configs, their files, their
-        signatures and model cards, and the training data sets."""
+        signatures and model cards, the training data sets, and files uploaded for batches."""
         with self.engine.connect() as conn:
             found = set(conn.scalars(sa.select(t.manifests.c.digest)))
             found |= set(conn.scalars(sa.select(t.manifests.c.config_digest)))
@@ -281,6 +281,7 @@ class Registry:
             found |= set(conn.scalars(sa.select(t.signatures.c.digest)))
             found |= set(conn.scalars(sa.select(t.cards.c.digest)))
             found |= set(conn.scalars(sa.select(t.datasets.c.digest)))
+            found |= set(conn.scalars(sa.select(t.api_files.c.digest)))
         return found
 
     # -- internals -------------------------------------------------------------------------

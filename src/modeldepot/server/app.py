@@ -33,7 +33,7 @@ from modeldepot.registry.keys import keys_from_env
 from modeldepot.registry.quotas import QuotaLedger
 from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.runtime.process import engine_client_limits
-from modeldepot.server import native, openai
+from modeldepot.server import batches, native, openai
 from modeldepot.server.auth import Gatekeeper
 from modeldepot.server.directory import Directory
 from modeldepot.server.errors import (
@@ -142,6 +142,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(openai.router)
     app.include_router(native.router)
+    app.include_router(batches.router)
     app.include_router(pages.router)
     app.include_router(governance.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

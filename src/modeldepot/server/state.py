@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -31,6 +32,8 @@ class ServerState:
     gate: Gatekeeper
     metrics: Metrics
     directory: Directory
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Work the server runs for requests that returned already (batches)."""
 
     def accounting(self, key: ApiKey, model: str, endpoint: str) -> Accounting:
         return Accounting(self.metrics, self.gate.spend, self.depot.usage.record, key, model,

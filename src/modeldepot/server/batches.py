@@ -1,0 +1,324 @@
+"""OpenAI's Batch API on the depot's server, the way vLLM's `run-batch` and OpenAI's batch
+endpoint work: `POST /v1/files` (purpose `batch`, a JSONL of requests), `POST /v1/batches`
+(run it), `GET /v1/batches/{id}` (progress), `GET /v1/files/{id}/content` (the results),
+`POST /v1/batches/{id}/cancel`, `GET /v1/batches`.
+
+Every line is checked before a batch is accepted (a bad one is named). Each request is
+answered by the API exactly as if the key that created the batch had sent it (scope, quotas,
+routing, accounting); results and errors are files like the input, their bytes blobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, UploadFile
+from fastapi.responses import Response
+from starlette.requests import Request as StarletteRequest
+
+from modeldepot.errors import DepotError, FormatError
+from modeldepot.registry import schema as t
+from modeldepot.registry.keys import ApiKey
+from modeldepot.server.errors import APIError, depot_error_response, error_body
+from modeldepot.server.state import ServerState
+
+__all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines"]
+
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+MAX_LINES = 50_000
+MAX_BYTES = 200 * 1024 * 1024
+router = APIRouter(prefix="/v1")
+
+BatchLine = dict[str, Any]
+Send = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+def check_batch(data: bytes, endpoint: str | None = None) -> list[BatchLine]:
+    """The requests of a batch input file (FormatError naming the first bad line)."""
+    if len(data) > MAX_BYTES:
+        raise FormatError(f"a batch file holds at most {MAX_BYTES // 2**20} MiB")
+    lines: list[BatchLine] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"line {number}"
+        try:
+            line = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FormatError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(line, dict):
+            raise FormatError(f"{where}: a JSON object")
+        custom = line.get("custom_id")
+        if not isinstance(custom, str) or not custom:
+            raise FormatError(f"{where}: custom_id: a non-empty string")
+        if custom in seen:
+            raise FormatError(f"{where}: custom_id {custom!r} appears twice")
+        seen.add(custom)
+        if line.get("method") != "POST":
+            raise FormatError(f"{where}: method: POST")
+        url = line.get("url")
+        if url not in ENDPOINTS:
+            raise FormatError(f"{where}: url: one of {', '.join(ENDPOINTS)}")
+        if endpoint is not None and url != endpoint:
+            raise FormatError(f"{where}: url {url} is not the batch's endpoint {endpoint}")
+        body = line.get("body")
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            raise FormatError(f"{where}: body: an object with a model")
+        if body.get("stream"):
+            raise FormatError(f"{where}: body: a batch request cannot stream")
+        lines.append(line)
+        if len(lines) > MAX_LINES:
+            raise FormatError(f"a batch holds at most {MAX_LINES} requests")
+    if not lines:
+        raise FormatError("the batch file holds no requests")
+    return lines
+
+
+async def run_lines(lines: list[BatchLine], send: Send, concurrency: int = 8,
+                    cancelled: Callable[[], bool] | None = None,
+                    done: Callable[[bool], None] | None = None,
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """Send every line (at most `concurrency` at a time); the output and error lines, in the
+    input's order, in OpenAI's batch output format."""
+    gate = asyncio.Semaphore(concurrency)
+    results: list[dict[str, Any] | None] = [None] * len(lines)
+
+    async def one(i: int, line: BatchLine) -> None:
+        async with gate:
+            if cancelled is not None and cancelled():
+                results[i] = _line(
+                    line, None, {"code": "batch_cancelled", "message": "the batch was cancelled"}
+                )
+            else:
+                status, body = await send(line["url"], dict(line["body"]))
+                error = None if status == 200 else body.get("error") or {"message": str(body)}
+                results[i] = _line(line, {"status_code": status, "body": body}, error)
+            if done is not None:
+                done(results[i]["error"] is None)  # type: ignore[index]
+
+    await asyncio.gather(*(one(i, line) for i, line in enumerate(lines)))
+    final = [r for r in results if r is not None]
+    return ([r for r in final if r["error"] is None], [r for r in final if r["error"] is not None])
+
+
+def _line(line: BatchLine, response: dict[str, Any] | None,
+          error: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    if response is not None:
+        response = {**response, "request_id": f"req_{secrets.token_hex(12)}"}
+    return {"id": f"batch_req_{secrets.token_hex(12)}", "custom_id": line["custom_id"],
+            "response": response, "error": error}  # fmt: skip
+
+
+# -- the server's side ------------------------------------------------------------------------
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.depot
+    return state
+
+
+def _file_object(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "object": "file", "bytes": row.bytes, "created_at": int(row.created_at),
+            "filename": row.filename, "purpose": row.purpose}  # fmt: skip
+
+
+def _batch_object(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "object": "batch", "endpoint": row.endpoint,
+        "input_file_id": row.input_file_id, "completion_window": "24h", "status": row.status,
+        "output_file_id": row.output_file_id, "error_file_id": row.error_file_id,
+        "created_at": int(row.created_at),
+        "completed_at": int(row.completed_at) if row.completed_at else None,
+        "request_counts": {"total": row.total, "completed": row.completed, "failed": row.failed},
+        "metadata": row.metadata,
+    }  # fmt: skip
+
+
+def _store_file(state: ServerState, key: ApiKey, data: bytes, filename: str,
+                purpose: str) -> dict[str, Any]:  # fmt: skip
+    blob = state.depot.store.put_bytes(data)
+    file_id = f"file-{secrets.token_hex(12)}"
+    with state.depot.registry.engine.begin() as conn:
+        conn.execute(t.api_files.insert().values(
+            id=file_id, key=key.name, purpose=purpose, filename=filename, digest=blob.digest,
+            bytes=len(data), created_at=time.time()))  # fmt: skip
+        row = conn.execute(sa.select(t.api_files).where(t.api_files.c.id == file_id)).one()
+    return _file_object(row)
+
+
+def _own(state: ServerState, table: sa.Table, item_id: str, key: ApiKey, what: str) -> Any:
+    with state.depot.registry.engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.id == item_id)).first()
+    if row is None or (row.key != key.name and not key.admin):
+        raise APIError(404, f"no {what} {item_id!r}", "invalid_request_error", "not_found")
+    return row
+
+
+@router.post("/files")
+async def upload_file(request: Request, file: UploadFile, purpose: str = "batch") -> Any:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    if purpose != "batch":
+        raise APIError.bad_request("purpose: this server keeps files for batches only",
+                                   "purpose")  # fmt: skip
+    data = await file.read(MAX_BYTES + 1)
+    try:
+        check_batch(data)
+    except FormatError as exc:
+        raise APIError.bad_request(f"{file.filename}: {exc}", "file") from None
+    return await asyncio.to_thread(_store_file, state, key, data, file.filename or "batch.jsonl",
+                                   purpose)  # fmt: skip
+
+
+@router.get("/files/{file_id}")
+async def get_file(request: Request, file_id: str) -> Any:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    return _file_object(_own(state, t.api_files, file_id, key, "file"))
+
+
+@router.get("/files/{file_id}/content")
+async def file_content(request: Request, file_id: str) -> Response:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    row = _own(state, t.api_files, file_id, key, "file")
+    data = await asyncio.to_thread(state.depot.store.read_bytes, row.digest)
+    return Response(data, media_type="application/jsonl")
+
+
+@router.post("/batches")
+async def create_batch(request: Request) -> Any:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    body = await request.json()
+    endpoint = body.get("endpoint")
+    if endpoint not in ENDPOINTS:
+        raise APIError.bad_request(f"endpoint: one of {', '.join(ENDPOINTS)}", "endpoint")
+    source = _own(state, t.api_files, str(body.get("input_file_id")), key, "file")
+    data = await asyncio.to_thread(state.depot.store.read_bytes, source.digest)
+    try:
+        lines = check_batch(data, endpoint)
+    except FormatError as exc:
+        raise APIError.bad_request(str(exc), "input_file_id") from None
+    for line in lines:  # the whole batch is refused if one line names a model out of scope
+        state.gate.authorize(key, line["body"]["model"])
+    batch_id = f"batch_{secrets.token_hex(12)}"
+    with state.depot.registry.engine.begin() as conn:
+        conn.execute(t.batches.insert().values(
+            id=batch_id, key=key.name, endpoint=endpoint, input_file_id=source.id,
+            status="in_progress", total=len(lines), completed=0, failed=0,
+            metadata=body.get("metadata"), created_at=time.time()))  # fmt: skip
+    task = asyncio.create_task(_run(request.app, state, key, batch_id, lines))
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
+    return _batch_object(_own(state, t.batches, batch_id, key, "batch"))
+
+
+@router.get("/batches")
+async def list_batches(request: Request) -> Any:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    with state.depot.registry.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.batches).order_by(t.batches.c.created_at.desc())).all()
+    data = [_batch_object(r) for r in rows if r.key == key.name or key.admin]
+    return {"object": "list", "data": data, "has_more": False}
+
+
+@router.get("/batches/{batch_id}")
+async def get_batch(request: Request, batch_id: str) -> Any:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    return _batch_object(_own(state, t.batches, batch_id, key, "batch"))
+
+
+@router.post("/batches/{batch_id}/cancel")
+async def cancel_batch(request: Request, batch_id: str) -> Any:
+    state = _state(request)
+    key = await state.gate.authenticate(request)
+    row = _own(state, t.batches, batch_id, key, "batch")
+    if row.status in ("in_progress", "validating"):
+        _update(state, batch_id, status="cancelling")
+    return _batch_object(_own(state, t.batches, batch_id, key, "batch"))
+
+
+def _update(state: ServerState, batch_id: str, **values: Any) -> None:
+    with state.depot.registry.engine.begin() as conn:
+        conn.execute(t.batches.update().where(t.batches.c.id == batch_id).values(**values))
+
+
+async def _run(app: Any, state: ServerState, key: ApiKey, batch_id: str,
+               lines: list[BatchLine]) -> None:  # fmt: skip
+    """Answer every line as the batch's key would be answered, then store the results."""
+    from modeldepot.server.openai import forward_as
+
+    counts = {"completed": 0, "failed": 0}
+
+    async def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        payload = json.dumps(body).encode()
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": payload, "more_body": False}
+            await asyncio.Event().wait()  # never disconnects
+            raise AssertionError("unreachable")
+
+        scope = {"type": "http", "method": "POST", "path": url, "raw_path": url.encode(),
+                 "query_string": b"", "headers": [(b"content-type", b"application/json")],
+                 "app": app, "client": ("batch", 0), "server": ("depot", 0),
+                 "scheme": "http", "root_path": ""}  # fmt: skip
+        try:
+            response = await forward_as(StarletteRequest(scope, receive), url, key)
+        except APIError as exc:
+            return exc.status, error_body(str(exc), exc.kind, exc.code, exc.param)
+        except DepotError as exc:
+            response = depot_error_response(exc)
+        content = bytes(response.body) if hasattr(response, "body") else b""
+        if response.background is not None:
+            await response.background()
+        try:
+            return response.status_code, json.loads(content or b"{}")
+        except ValueError:
+            return response.status_code, {
+                "error": {"message": content[:200].decode("utf-8", "replace")}
+            }
+
+    def cancelled() -> bool:
+        with state.depot.registry.engine.connect() as conn:
+            status = conn.scalar(sa.select(t.batches.c.status).where(t.batches.c.id == batch_id))
+        return status == "cancelling"
+
+    def done(ok: bool) -> None:
+        counts["completed" if ok else "failed"] += 1
+        _update(state, batch_id, **counts)
+
+    try:
+        outputs, errors = await run_lines(lines, send, concurrency=state.settings.parallel,
+                                          cancelled=cancelled, done=done)  # fmt: skip
+        final = "cancelled" if cancelled() else "completed"
+        output_id = error_id = None
+        if outputs:
+            output_id = (await asyncio.to_thread(
+                _store_file, state, key, _jsonl(outputs), f"{batch_id}_output.jsonl",
+                "batch_output"))["id"]  # fmt: skip
+        if errors:
+            error_id = (await asyncio.to_thread(
+                _store_file, state, key, _jsonl(errors), f"{batch_id}_errors.jsonl",
+                "batch_output"))["id"]  # fmt: skip
+        _update(state, batch_id, status=final, output_file_id=output_id, error_file_id=error_id,
+                completed_at=time.time(), **counts)  # fmt: skip
+    except Exception:
+        _update(state, batch_id, status="failed", completed_at=time.time())
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
