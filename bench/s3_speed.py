@@ -151,8 +151,9 @@ def main() -> None:
         "| what | depot | compared with | ratio |",
         "|---|---|---|---|",
         f"| import into S3 (hashed, uploaded under its digest while hashed again, a local cache "
-        f"copy, scan, admission) | {imp:.2f} s ({size / imp / 1e6:.0f} MB/s) | a plain `obstore.put` of the "
-        f"file: {plain:.2f} s ({size / plain / 1e6:.0f} MB/s) | **{plain / imp:.2f}x** |",
+        f"copy, scan, admission) | {imp:.2f} s ({size / imp / 1e6:.0f} MB/s) | a plain "
+        f"`obstore.put` of the file: {plain:.2f} s ({size / plain / 1e6:.0f} MB/s) | "
+        f"**{plain / imp:.2f}x** |",
         f"| decode, 1 stream, blob in S3 (warm cache) | {s3_rate:.0f} tokens/s | the same model "
         f"on local disk: {local_rate:.0f} | **{s3_rate / local_rate:.2f}x** |",
     ]))  # fmt: skip
