@@ -68,6 +68,9 @@ bench: setup
 	$(BIN)/python bench/adapter_serving.py
 	$(BIN)/python bench/quantize_speed.py
 	$(BIN)/python bench/ui_speed.py
+	$(BIN)/python bench/s3_speed.py
+	$(BIN)/python bench/ray_eval.py
+	$(BIN)/python bench/replicas_speed.py --database "$$(bash .ci/postgres.sh | tail -n 1)"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

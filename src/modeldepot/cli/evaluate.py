@@ -96,16 +96,29 @@ def eval() -> None:
     "inside this command.",
 )
 @click.option("--api-key-env", help="Variable holding the --server's API key.")
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Spread (model, task, shard) work over this Ray cluster (with --server).",
+)
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Shards per model and task on Ray.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot
 def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: str | None,
         limit: int | None, max_tokens: int | None, seed: int, mc_mode: str, judge: str | None,
         concurrency: int, server: str | None, api_key_env: str | None,
-        as_json: bool) -> None:  # fmt: skip
+        ray_address: str | None, ray_workers: int, as_json: bool) -> None:  # fmt: skip
     """Score MODELS (local or remote) on tasks; results are stored against each version (for
     an alias, against the model that answered)."""
     from modeldepot.config import secret_from_env
-    from modeldepot.evaluation.runs import RunOptions, evaluate
+    from modeldepot.evaluation.runs import RayCluster, RunOptions, evaluate
     from modeldepot.evaluation.tasks import resolve
     from modeldepot.server.inprocess import in_process, over_http
 
@@ -117,12 +130,16 @@ def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: st
     options = RunOptions(seed=seed, mc_mode=mc_mode, judge=judge,
                          concurrency=max(1, concurrency), limit=limit,
                          max_tokens=max_tokens)  # fmt: skip
+    key = secret_from_env(api_key_env)
+    if ray_address and not server:
+        raise UsageError("--ray needs --server URL: the Ray workers ask that depot server")
+    cluster = (RayCluster(ray_address, server, key, ray_workers)
+               if ray_address and server else None)  # fmt: skip
     with _progress() as progress:
-        key = secret_from_env(api_key_env)
         results = evaluate(
             depot, list(models), chosen, options, progress=progress,
             connect=(lambda: over_http(server, key)) if server else
-            (lambda: in_process(depot.settings)),
+            (lambda: in_process(depot.settings)), ray=cluster,
         )  # fmt: skip
     if as_json:
         print_json([r.to_dict() for r in results])

@@ -22,7 +22,7 @@ from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
 from modeldepot.evaluation.tasks import Task, limited
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
 
-__all__ = ["RunOptions", "TaskResult", "evaluate"]
+__all__ = ["RayCluster", "RunOptions", "TaskResult", "evaluate"]
 
 _CORPUS = {"chrf", "bleu"}
 
@@ -123,9 +123,11 @@ def evaluate(
     *,
     connect: Connector,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    ray: RayCluster | None = None,
 ) -> list[TaskResult]:
-    """Run every task against every model through `connect` (the depot's API); results are
-    recorded as they complete, each under the model that answered it."""
+    """Run every task against every model through `connect` (the depot's API), or spread over
+    a Ray cluster (`ray`); results are recorded as they complete, each under the model that
+    answered it."""
     models = [resolve_model(depot, name) for name in model_names]
     judge = resolve_model(depot, options.judge) if options.judge else None
     tasks = [limited(t, options.limit) for t in tasks]
@@ -135,8 +137,10 @@ def evaluate(
     for task in tasks:
         if task.output == "judge" and judge is None:
             raise UsageError(f"task {task.name} is scored by a judge model: add --judge MODEL")
-    cache = ResponseCache(depot.settings.home / "eval-cache.db")
     store = EvaluationStore(depot.registry)
+    if ray is not None:
+        return _on_ray(depot, models, tasks, options, judge, store, ray)
+    cache = ResponseCache(depot.settings.home / "eval-cache.db")
     results: list[TaskResult] = []
 
     async def main() -> None:
@@ -160,6 +164,38 @@ def evaluate(
         asyncio.run(main())
     finally:
         cache.close()
+    return results
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str
+    server: str
+    """The depot server the workers ask."""
+    api_key: str | None = None
+    workers: int = 2
+    """Shards per (model, task)."""
+
+
+def _on_ray(depot: Depot, models: list[ModelRef], tasks: list[Task], options: RunOptions,
+            judge: ModelRef | None, store: EvaluationStore,
+            ray: RayCluster) -> list[TaskResult]:  # fmt: skip
+    from modeldepot.evaluation.distributed import score_items_remotely
+
+    if any(m.alias for m in models):
+        raise UsageError("--ray evaluates models and remotes by name, not aliases")
+    jobs = [(model, task) for model in models for task in tasks]
+    started = time.perf_counter()
+    found = score_items_remotely(
+        ray.address, ray.server, ray.api_key, depot.settings.home / "eval-cache.db", jobs,
+        options.seed, options.mc_mode, judge, options.concurrency, ray.workers)  # fmt: skip
+    results = []
+    for (model, task), (items, failed) in zip(jobs, found, strict=True):
+        result = TaskResult(model, task, aggregate(task, items), items, failed,
+                            time.perf_counter() - started)  # fmt: skip
+        results.append(result)
+        if result.metrics:
+            store.record(_record(result, options, judge), actor=depot.settings.actor)
     return results
 
 
