@@ -86,3 +86,22 @@ def test_ray_gives_the_local_scores(ray_head: str, server: str, served_home: Pat
                               ray_head], env={**os.environ, "DEPOT_HOME": str(tmp_path / "x")},
                              capture_output=True, text=True)  # fmt: skip
     assert refused.returncode == 2 and "--ray needs --server" in refused.stderr
+
+
+def test_batch_on_ray(ray_head: str, server: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({
+        "custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
+        "body": {"model": "smollm2", "max_tokens": 2, "temperature": 0,
+                 "messages": [{"role": "user", "content": f"Say {i}."}]},
+    }) + "\n" for i in range(6)))  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "DEPOT_HOME": str(tmp_path / "home"), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("DEPOT_DATABASE_URL", None)
+    done = subprocess.run([*DEPOT, "batch", "run", str(source), "-o", str(out), "--server",
+                           server, "--ray", ray_head, "--json"], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["custom_id"] for r in rows] == [f"q{i}" for i in range(6)]
+    assert all(r["response"]["status_code"] == 200 for r in rows)

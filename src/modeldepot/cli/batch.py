@@ -41,14 +41,21 @@ def batch() -> None:
 @click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
 @click.option("--server", help="A running depot server's base URL (default: in this process).")
 @click.option("--api-key-env", help="Variable holding the server's API key.")
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Spread the requests over this Ray cluster (with --server).",
+)
 @json_option
 @pass_depot
 def run(depot: Depot, source: Path, output: Path, errors_path: Path | None, concurrency: int,
-        server: str | None, api_key_env: str | None, as_json: bool) -> None:  # fmt: skip
+        server: str | None, api_key_env: str | None, ray_address: str | None,
+        as_json: bool) -> None:  # fmt: skip
     """Answer every request of SOURCE (lines of {custom_id, method, url, body}); each bad line
     is refused before any request is sent."""
     from modeldepot.config import secret_from_env
-    from modeldepot.server.batches import check_batch, run_lines
+    from modeldepot.server.batches import check_batch, run_lines, run_on_ray
     from modeldepot.server.inprocess import in_process, over_http
 
     try:
@@ -72,7 +79,12 @@ def run(depot: Depot, source: Path, output: Path, errors_path: Path | None, conc
 
             return await run_lines(lines, send, concurrency)
 
-    outputs, failures = asyncio.run(main())
+    if ray_address:
+        if not server:
+            raise CommandError("--ray needs --server URL: the Ray workers ask that server", 2)
+        outputs, failures = run_on_ray(ray_address, server, key, lines, concurrency)
+    else:
+        outputs, failures = asyncio.run(main())
     tmp = output.with_name(output.name + ".partial")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in outputs))
     tmp.replace(output)

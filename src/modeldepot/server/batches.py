@@ -22,13 +22,13 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 from starlette.requests import Request as StarletteRequest
 
-from modeldepot.errors import DepotError, FormatError
+from modeldepot.errors import DepotError, FormatError, PackageNotInstalled
 from modeldepot.registry import schema as t
 from modeldepot.registry.keys import ApiKey
 from modeldepot.server.errors import APIError, depot_error_response, error_body
 from modeldepot.server.state import ServerState
 
-__all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines"]
+__all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines", "run_on_ray"]
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 MAX_LINES = 50_000
@@ -114,6 +114,52 @@ def _line(line: BatchLine, response: dict[str, Any] | None,
         response = {**response, "request_id": f"req_{secrets.token_hex(12)}"}
     return {"id": f"batch_req_{secrets.token_hex(12)}", "custom_id": line["custom_id"],
             "response": response, "error": error}  # fmt: skip
+
+
+def _send_shard(
+    server: str, api_key: str | None, lines: list[BatchLine], concurrency: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A shard of a batch, in a Ray worker: sent to the depot server at `server`."""
+    import httpx
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        async with httpx.AsyncClient(base_url=server, timeout=None, headers=headers) as client:
+
+            async def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+                reply = await client.post(url, json=body)
+                try:
+                    return reply.status_code, dict(reply.json())
+                except ValueError:
+                    return reply.status_code, {"error": {"message": reply.text[:200]}}
+
+            return await run_lines(lines, send, concurrency)
+
+    return asyncio.run(main())
+
+
+def run_on_ray(address: str, server: str, api_key: str | None, lines: list[BatchLine],
+               concurrency: int, workers: int = 2,
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """A batch spread over a Ray cluster in `workers` shards, asking the depot server at
+    `server`; the results in the input's order."""
+    try:
+        import ray
+    except ImportError:
+        raise PackageNotInstalled(
+            "batches on Ray need the ray extra: pip install 'modeldepot[ray]'"
+        ) from None
+    size = -(-len(lines) // max(1, min(workers, len(lines))))
+    parts = [lines[i : i + size] for i in range(0, len(lines), size)]
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=0.1)(_send_shard)
+        found = ray.get([remote.remote(server, api_key, part, concurrency) for part in parts])
+    finally:
+        ray.shutdown()
+    outputs = [row for ok, _ in found for row in ok]
+    errors = [row for _, bad in found for row in bad]
+    return outputs, errors
 
 
 # -- the server's side ------------------------------------------------------------------------
