@@ -55,7 +55,7 @@ def run(depot: Depot, source: Path, output: Path, errors_path: Path | None, conc
     """Answer every request of SOURCE (lines of {custom_id, method, url, body}); each bad line
     is refused before any request is sent."""
     from modeldepot.config import secret_from_env
-    from modeldepot.server.batches import check_batch, run_lines, run_on_ray
+    from modeldepot.server.batches import check_batch, run_lines, run_on_ray, sender
     from modeldepot.server.inprocess import in_process, over_http
 
     try:
@@ -69,15 +69,7 @@ def run(depot: Depot, source: Path, output: Path, errors_path: Path | None, conc
 
     async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         async with connect as client:
-
-            async def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-                reply = await client.post(url, json=body)
-                try:
-                    return reply.status_code, dict(reply.json())
-                except ValueError:
-                    return reply.status_code, {"error": {"message": reply.text[:200]}}
-
-            return await run_lines(lines, send, concurrency)
+            return await run_lines(lines, sender(client), concurrency)
 
     if ray_address:
         if not server:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from modeldepot.errors import DepotError, IntegrityError, ModelNotFound, UsageError
+from modeldepot.receive.transfer import ChunkReader
 from modeldepot.refs import Reference
 from modeldepot.store import BlobStore, Manifest, Progress
 
@@ -224,7 +225,7 @@ def pull(store: BlobStore, ref: OCIRef, progress: Progress | None = None) -> Pul
                 continue
             with registry.blob(descriptor.digest) as response:
                 _check(response, f"blob {descriptor.digest}")
-                store.put_stream([_Reader(response.iter_bytes(CHUNK))],
+                store.put_stream([ChunkReader(response.iter_bytes(CHUNK))],
                                  expected=descriptor.digest, progress=progress)  # fmt: skip
         stored = store.put_bytes(raw)
         assert stored.digest == digest
@@ -258,23 +259,6 @@ def _signatures(registry: Registry, subject: str) -> list[tuple[bytes, str | Non
             key = parts.get(PUBLIC_KEY)
             found.append((parts[SIGNATURE_TYPE], key.decode() if key else None))
     return found
-
-
-class _Reader:
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readinto(self, buffer: bytearray, /) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
 
 
 def target_name(ref: OCIRef) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink
 from modeldepot.store import BlobStore, Manifest, ModelConfig, Progress
 
-__all__ = ["RemoteModel", "fetch", "fetch_folder", "split_url"]
+__all__ = ["ChunkReader", "RemoteModel", "fetch", "fetch_folder", "split_url"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,11 @@ def split_url(url: str) -> tuple[str, str]:
     return str(parsed.copy_with(path="/", query=None, fragment=None)).rstrip("/"), name
 
 
-class _Chunks:
-    """A streamed HTTP body read like a file (`readinto`), for the blob store."""
+class ChunkReader:
+    """Chunks (a streamed HTTP body) read like a file (`readinto`), for the blob store."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        self._parts = response.iter_bytes(1024 * 1024)
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._parts = iter(chunks)
         self._pending = b""
 
     def readinto(self, buffer: bytearray, /) -> int:
@@ -126,7 +127,8 @@ def fetch(
                 continue
             with http.stream("GET", f"{base}/api/blobs/{descriptor.digest}") as response:
                 _check(response, f"{url}: blob {descriptor.digest}")
-                blobs.put_stream([_Chunks(response)], expected=descriptor.digest,
+                blobs.put_stream([ChunkReader(response.iter_bytes(1024 * 1024))],
+                                 expected=descriptor.digest,
                                  progress=progress)  # fmt: skip
         config = ModelConfig.model_validate_json(blobs.read_bytes(manifest.config.digest))
     except httpx.HTTPError as exc:

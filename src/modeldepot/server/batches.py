@@ -28,7 +28,7 @@ from modeldepot.registry.keys import ApiKey
 from modeldepot.server.errors import APIError, depot_error_response, error_body
 from modeldepot.server.state import ServerState
 
-__all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines", "run_on_ray"]
+__all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines", "run_on_ray", "sender"]
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 MAX_LINES = 50_000
@@ -116,24 +116,28 @@ def _line(line: BatchLine, response: dict[str, Any] | None,
             "response": response, "error": error}  # fmt: skip
 
 
+def sender(client: Any) -> Send:
+    """Batch lines sent through an HTTP client of the depot's API (status and JSON body)."""
+
+    async def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        reply = await client.post(url, json=body)
+        try:
+            return reply.status_code, dict(reply.json())
+        except ValueError:
+            return reply.status_code, {"error": {"message": reply.text[:200]}}
+
+    return send
+
+
 def _send_shard(
     server: str, api_key: str | None, lines: list[BatchLine], concurrency: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A shard of a batch, in a Ray worker: sent to the depot server at `server`."""
-    import httpx
+    from modeldepot.server.inprocess import over_http
 
     async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        async with httpx.AsyncClient(base_url=server, timeout=None, headers=headers) as client:
-
-            async def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-                reply = await client.post(url, json=body)
-                try:
-                    return reply.status_code, dict(reply.json())
-                except ValueError:
-                    return reply.status_code, {"error": {"message": reply.text[:200]}}
-
-            return await run_lines(lines, send, concurrency)
+        async with over_http(server, api_key) as client:
+            return await run_lines(lines, sender(client), concurrency)
 
     return asyncio.run(main())
 
