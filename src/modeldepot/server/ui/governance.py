@@ -7,7 +7,6 @@ session's CSRF token, recorded in the audit log with the signed-in key's name as
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from modeldepot.server.ui.pages import (
     SignIn,
     Viewer,
     render,
+    script_json,
     sessions_of,
     signin_redirect,
     viewer,
@@ -51,6 +51,17 @@ async def _form(request: Request, who: Viewer) -> dict[str, str] | Response:
     if not sessions_of(request).check_csrf(session if who.signed_in else None, form.get("csrf")):
         return render(request, "forbidden.html", who, 403, reason="the form's token is not valid")
     return form
+
+
+async def _admin_form(request: Request) -> tuple[Viewer, dict[str, str]] | Response:
+    """An admin's posted form, checked (scope, then CSRF token)."""
+    who = await _admin(request)
+    if isinstance(who, Response):
+        return who
+    form = await _form(request, who)
+    if isinstance(form, Response):
+        return form
+    return who, form
 
 
 def _back(path: str, message: str) -> RedirectResponse:
@@ -83,12 +94,10 @@ async def quarantine_page(request: Request) -> Response:
 
 
 async def _act(request: Request, action: str) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
-    form = await _form(request, who)
-    if isinstance(form, Response):
-        return form
+    checked = await _admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    who, form = checked
     depot = request.app.state.depot.depot
     reason = form.get("reason", "").strip()
     if not reason:
@@ -204,23 +213,24 @@ async def keys_page(request: Request) -> Response:
     who = await _admin(request)
     if isinstance(who, Response):
         return who
+    return await _keys_page(request, who, done=request.query_params.get("done"))
+
+
+async def _keys_page(request: Request, who: Viewer, **extra: Any) -> Response:
     depot = request.app.state.depot.depot
     keys = await asyncio.to_thread(depot.keys.all)
     usage = await asyncio.to_thread(_usage, depot)
-    chart = json.dumps(usage).replace("<", "\\u003c")
-    created = request.query_params.get("created")
-    return render(request, "keys.html", who, keys=keys, usage=usage, chart=chart,
-                 done=request.query_params.get("done"), created=created)  # fmt: skip
+    return render(
+        request, "keys.html", who, keys=keys, usage=usage, chart=script_json(usage), **extra
+    )
 
 
 @router.post("/keys/create")
 async def key_create(request: Request) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
-    form = await _form(request, who)
-    if isinstance(form, Response):
-        return form
+    checked = await _admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    who, form = checked
     depot = request.app.state.depot.depot
 
     def number(field: str) -> int | None:
@@ -236,21 +246,15 @@ async def key_create(request: Request) -> Response:
     except DepotError as exc:
         return _back("/governance/keys", str(exc))
     # The secret is shown once, on this response only (never in an address or a log).
-    keys = await asyncio.to_thread(depot.keys.all)
-    usage = await asyncio.to_thread(_usage, depot)
-    return render(request, "keys.html", who, keys=keys, usage=usage,
-                 chart=json.dumps(usage).replace("<", "\\u003c"), done=None,
-                 secret=secret, created=created.name)  # fmt: skip
+    return await _keys_page(request, who, done=None, secret=secret, created=created.name)
 
 
 @router.post("/keys/revoke")
 async def key_revoke(request: Request) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
-    form = await _form(request, who)
-    if isinstance(form, Response):
-        return form
+    checked = await _admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    who, form = checked
     depot = request.app.state.depot.depot
     name = form.get("name", "")
     try:

@@ -43,6 +43,7 @@ __all__ = [
     "Viewer",
     "render",
     "router",
+    "script_json",
     "sessions_of",
     "signin_redirect",
     "viewer",
@@ -53,6 +54,11 @@ STATIC = HERE / "static"
 _ENV = Environment(loader=FileSystemLoader(HERE / "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True,
                    lstrip_blocks=True)  # fmt: skip
+
+
+def script_json(data: Any) -> str:
+    """JSON to put inside <script type="application/json">: no `<` may close it early."""
+    return json.dumps(data).replace("<", "\\u003c")
 
 
 def _pagequery(params: Any, page: int) -> str:
@@ -363,10 +369,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     if not who.key.allows(job.target):
         return render(request, "missing.html", who, 404, name=job_id)
     losses = job.progress.get("losses", [])
-    # JSON inside <script type="application/json">: no `<` may close the element early.
-    curve = json.dumps({"steps": list(range(1, len(losses) + 1)), "loss": losses}).replace(
-        "<", "\\u003c"
-    )
+    curve = script_json({"steps": list(range(1, len(losses) + 1)), "loss": losses})
     return render(request, "job.html", who, job=job, curve=curve)
 
 
