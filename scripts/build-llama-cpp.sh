@@ -21,6 +21,15 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/modeldepot/llama.cpp-$version
 python=${PYTHON:-python3}
 libs=(llama ggml ggml-base ggml-cpu mtmd)
 
+# Built for this machine's CPU (-march=native) but without Intel AMX: llama.cpp 0.3.36 runs AMX
+# tile instructions on worker threads that never asked Linux for the tile-data permission, so on
+# a CPU with AMX every matrix product dies with SIGILL (fixed upstream after this version).
+# A cached build made with other flags is built again.
+cpu_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+if [ -d "$cache/shared" ] && [ "$(cat "$cache/shared/.cpu-flags" 2>/dev/null)" != "$cpu_flags" ]; then
+  rm -rf "$cache/shared"
+fi
+
 missing=()
 for t in "${targets[@]}"; do [ -x "$cache/shared/bin/$t" ] || missing+=("$t"); done
 for l in "${libs[@]}"; do [ -e "$cache/shared/bin/lib$l.so" ] || missing+=("$l"); done
@@ -39,8 +48,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$cache/shared/bin" \
     -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_INSTALL_RPATH='$ORIGIN' \
     -DGGML_OPENMP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >/dev/null
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
+    -DCMAKE_C_FLAGS="$cpu_flags" -DCMAKE_CXX_FLAGS="$cpu_flags" >/dev/null
   cmake --build "$cache/shared" -j "$(nproc)" --target "${missing[@]}"
+  echo "$cpu_flags" > "$cache/shared/.cpu-flags"
 fi
 mkdir -p "$dest"
 for t in "${targets[@]}"; do ln -sf "$cache/shared/bin/$t" "$dest/$t"; done
