@@ -30,6 +30,7 @@ from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.keys import ApiKey
+from modeldepot.runtime import Capability
 from modeldepot.scan import Finding
 from modeldepot.server.auth import LOCAL
 from modeldepot.server.state import ServerState
@@ -417,7 +418,7 @@ async def playground_page(request: Request) -> Response:
         return signin_redirect(request)
     from modeldepot.server.openai import models_for
 
-    listed = await models_for(request, who.key)
+    listed = await models_for(request, who.key, Capability.CHAT)  # no embedding models
     chosen = request.query_params.get("model") or ""
     return render(request, "playground.html", who, models=listed, chosen=chosen)
 
