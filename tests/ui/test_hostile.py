@@ -34,7 +34,7 @@ from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, n
 from modeldepot.registry.records import LineageLink
 from modeldepot.registry.usage import UsageRecord
 from servers import DEPOT, start_server
-from ui.conftest import new_page, sign_in
+from ui.conftest import new_page, screenshot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -335,4 +335,5 @@ def test_an_admin_opening_every_page_releases_nothing(hostile: Hostile, browser:
     assert posted == [hostile.url + "/signin"]
     assert dialogs == []
     assert page.locator("#evaluations svg.bars").count() == 2
+    screenshot(page, "hostile-model")  # every attack shown as text
     page.context.close()
