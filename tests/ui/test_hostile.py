@@ -152,14 +152,12 @@ class _Reader(HTMLParser):
         for name, value in attrs.items():
             if name.startswith("on"):
                 problem(f"<{tag} {name}>: an event handler")
-            elif name.startswith(("hx-", "data-hx-")) and name != "hx-disable":
-                pass  # the element is listed once, below
-            elif name not in ATTRIBUTES:
+            elif name not in ATTRIBUTES and not _htmx(name):  # htmx's are listed below
                 problem(f"<{tag} {name}={value!r}>: no attribute of the depot's")
             if name in ("href", "src", "action") and _scheme(value) not in ("", "http", "https",
                                                                              "mailto"):  # fmt: skip
                 problem(f"<{tag} {name}={value!r}>: a {_scheme(value)}: address")
-        if any(n.startswith(("hx-", "data-hx-")) and n != "hx-disable" for n in attrs):
+        if any(_htmx(name) for name in attrs):
             self.seen.htmx.append((tag, attrs))
         self.seen.values.extend(attrs.values())
         if "aria-label" in attrs:
@@ -179,6 +177,11 @@ class _Reader(HTMLParser):
             problem(f"a form posting elsewhere: {attrs}")
         if tag == "svg" and (attrs.get("role") != "img" or "aria-label" not in attrs):
             problem(f"an <svg> that is not one of the depot's charts: {attrs}")
+
+
+def _htmx(attribute: str) -> bool:
+    """An attribute htmx acts on (`hx-disable` only stops it)."""
+    return attribute.startswith(("hx-", "data-hx-")) and attribute != "hx-disable"
 
 
 def _scheme(url: str) -> str:
