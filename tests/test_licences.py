@@ -33,6 +33,13 @@ def test_spdx_identifiers_and_expressions_normalise(raw: str, spdx: str, family:
     assert licence_terms(spdx).family == family
 
 
+@pytest.mark.parametrize("raw", ['"><img src=x onerror=alert(1)>', "<b>MIT</b>", "a'b"])
+def test_a_licence_spdx_cannot_read_is_kept_as_written(raw: str) -> None:
+    # license-expression raises (not reports) on characters it cannot tokenise
+    assert normalize_licence(raw) == raw
+    assert licence_terms(raw).commercial_use is None  # unknown terms, judged unknown
+
+
 def test_expressions_are_judged_alternative_by_alternative() -> None:
     assert licence_alternatives("Apache-2.0 OR (MIT AND GPL-3.0-only)") == [
         ["Apache-2.0"],

@@ -90,7 +90,10 @@ def normalize_licence(raw: str | None) -> str | None:
         return None
     if text.lower() in _ALIASES:
         return _ALIASES[text.lower()]
-    info = _spdx().validate(text)
+    try:
+        info = _spdx().validate(text)
+    except Exception:  # license-expression fails on some strings it cannot tokenise
+        return text
     if not info.errors and info.normalized_expression:
         return str(info.normalized_expression)
     return text

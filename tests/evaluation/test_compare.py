@@ -32,6 +32,16 @@ def test_svg_chart_names_rows_and_intervals(tmp_path: Path) -> None:
     assert "+0.210 [+0.080, +0.330] *" in svg and "[all items]" in svg
 
 
+def test_labels_are_shown_as_written(tmp_path: Path) -> None:
+    # matplotlib would read `$...$` as mathematics (and fail on `$\frac{$`)
+    rows = [
+        GapRow("task", r"$\frac{$ costs $5 or $6", "acc", Difference(0.6, 0.4, 0.2, 0.1, 0.3, 10))
+    ]
+    assert write_chart(rows, tmp_path / "gap.png", r"a$\alpha$", "b").stat().st_size > 0
+    svg = write_chart(rows, tmp_path / "gap.svg", "<a&b>", "b").read_text()
+    assert r"$\frac{$ costs $5 or $6 (acc)" in svg and "&lt;a&amp;b&gt;" in svg
+
+
 @pytest.mark.parametrize("name", ["gap.PNG", "gap.png"])
 def test_png_by_suffix(tmp_path: Path, name: str) -> None:
     assert write_chart(ROWS[:1], tmp_path / name, "a", "b").read_bytes().startswith(b"\x89PNG")

@@ -3,12 +3,12 @@ bootstrap intervals), its chart, and the leaderboard of every evaluated model.""
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from modeldepot.errors import NotFound, UsageError
+from modeldepot.evaluation.charts import gap_svg
 from modeldepot.evaluation.client import ModelRef
 from modeldepot.evaluation.stats import Difference, paired_bootstrap
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore
@@ -25,6 +25,11 @@ class GapRow:
     label: str
     metric: str
     gap: Difference
+
+    @property
+    def scale(self) -> float:
+        """What the row's scores are divided by to lie in 0-1 (judge /10, chrF and BLEU /100)."""
+        return _SCALE.get(self.metric, 1.0) if self.kind == "task" else 1.0
 
 
 def _metric(a: EvaluationRecord, b: EvaluationRecord) -> str | None:
@@ -85,41 +90,6 @@ def write_chart(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> P
     return path
 
 
-def gap_svg(rows: list[GapRow], a_label: str, b_label: str) -> str:
-    """The gap chart as SVG text (the CLI writes it to a file; the web UI shows it inline)."""
-    width, bar, gap_h, left = 900, 14, 18, 260
-    height = 70 + len(rows) * (2 * bar + gap_h)
-    span = width - left - 200
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(a_label)} vs '
-        f"{html.escape(b_label)}</text>",
-        f'<rect x="{left}" y="32" width="12" height="10" fill="#3b6ea8"/>'
-        f'<text x="{left + 16}" y="41">{html.escape(a_label)}</text>',
-        f'<rect x="{left + 300}" y="32" width="12" height="10" fill="#d9822b"/>'
-        f'<text x="{left + 316}" y="41">{html.escape(b_label)}</text>',
-    ]
-    y = 60
-    for row in rows:
-        scale = _SCALE.get(row.metric, 1.0) if row.kind == "task" else 1.0
-        label = f"{row.label} ({row.metric})" if row.kind == "task" else f"[{row.label}]"
-        parts.append(f'<text x="10" y="{y + bar + 4}">{html.escape(label)}</text>')
-        for value, colour, dy in ((row.gap.a, "#3b6ea8", 0), (row.gap.b, "#d9822b", bar)):
-            w = max(0.0, min(1.0, value / scale)) * span
-            parts.append(f'<rect x="{left}" y="{y + dy}" width="{w:.1f}" height="{bar - 2}" '
-                         f'fill="{colour}"/>')  # fmt: skip
-        mark = " *" if row.gap.significant else ""
-        parts.append(
-            f'<text x="{left + span + 10}" y="{y + bar + 4}">{row.gap.difference:+.3f} '
-            f"[{row.gap.low:+.3f}, {row.gap.high:+.3f}]{mark}</text>"
-        )
-        y += 2 * bar + gap_h
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
 def _png(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:
     try:
         import matplotlib
@@ -130,16 +100,18 @@ def _png(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:
         raise UsageError(
             "PNG charts need matplotlib: pip install 'modeldepot[charts]' (or write .svg)"
         ) from None
-    labels = [f"{r.label} ({r.metric})" if r.kind == "task" else f"[{r.label}]" for r in rows]
-    scales = [_SCALE.get(r.metric, 1.0) if r.kind == "task" else 1.0 for r in rows]
+    # matplotlib reads `$...$` in any label as mathematics: a label is shown as written
+    a_label, b_label = _plain(a_label), _plain(b_label)
+    labels = [_plain(f"{r.label} ({r.metric})" if r.kind == "task" else f"[{r.label}]")
+              for r in rows]  # fmt: skip
     figure, axes = pyplot.subplots(figsize=(10, 1.2 + 0.55 * max(len(rows), 1)), dpi=100)
     try:
         places = list(range(len(rows)))
         height = 0.38
-        axes.barh([p - height / 2 for p in places], [r.gap.a / s for r, s in zip(rows, scales,
-                  strict=True)], height, label=a_label, color="#3b6ea8")  # fmt: skip
-        axes.barh([p + height / 2 for p in places], [r.gap.b / s for r, s in zip(rows, scales,
-                  strict=True)], height, label=b_label, color="#d9822b")  # fmt: skip
+        axes.barh([p - height / 2 for p in places], [r.gap.a / r.scale for r in rows], height,
+                  label=a_label, color="#3b6ea8")  # fmt: skip
+        axes.barh([p + height / 2 for p in places], [r.gap.b / r.scale for r in rows], height,
+                  label=b_label, color="#d9822b")  # fmt: skip
         for place, row in zip(places, rows, strict=True):
             mark = " *" if row.gap.significant else ""
             axes.annotate(f"{row.gap.difference:+.3f} [{row.gap.low:+.3f}, {row.gap.high:+.3f}]"
@@ -156,6 +128,10 @@ def _png(rows: list[GapRow], path: Path, a_label: str, b_label: str) -> Path:
     finally:
         pyplot.close(figure)
     return path
+
+
+def _plain(text: str) -> str:
+    return text.replace("$", r"\$")
 
 
 def leaderboard(store: EvaluationStore) -> tuple[list[str], list[tuple[str, dict[str, float],

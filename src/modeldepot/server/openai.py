@@ -43,18 +43,25 @@ _T = TypeVar("_T")
 router = APIRouter(prefix="/v1")
 
 
-async def _models(request: Request, key: ApiKey | None = None) -> list[dict[str, Any]]:
-    """What this caller may use: admitted local versions an engine can serve, remotes, aliases
-    (`key`: who asks, when already known, as for the web UI's playground)."""
+async def _models(request: Request, key: ApiKey | None = None,
+                  capability: Capability | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """What this caller may use: admitted local versions an engine can serve (with
+    `capability`, those that can do that), remotes, aliases (`key`: who asks, when already
+    known, as for the web UI's playground)."""
     state: ServerState = request.app.state.depot
     key = key or await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.names.versions)
     aliases, remotes = await state.directory.gateway()
+
+    def wanted(version: ModelVersion) -> bool:
+        can = state.directory.capabilities(version)
+        return can.servable if capability is None else capability in can
+
     entries: list[tuple[str, int, str, str | None]] = [
         (str(v.reference), int(v.created_at.timestamp()), v.reference.namespace,
          v.adapter_of.target if v.adapter_of else None)
         for v in versions
-        if v.admitted and state.directory.capabilities(v).servable
+        if v.admitted and wanted(v)
     ]  # fmt: skip
     entries += [(name, 0, "remote", None) for name in remotes]
     entries += [(name, 0, "alias", None) for name in aliases]
@@ -110,9 +117,11 @@ async def embeddings(request: Request) -> Response:
     return await _forward(request, "/v1/embeddings")
 
 
-async def models_for(request: Request, key: ApiKey) -> list[dict[str, Any]]:
-    """The models `key` may use, as `/v1/models` lists them."""
-    return await _models(request, key)
+async def models_for(request: Request, key: ApiKey,
+                     capability: Capability | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The models `key` may use, as `/v1/models` lists them; with `capability`, the local
+    versions among them that can do it (remotes and aliases answer for themselves)."""
+    return await _models(request, key, capability)
 
 
 async def forward_as(request: Request, path: str, key: ApiKey) -> Response:

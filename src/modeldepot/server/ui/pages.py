@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +18,19 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
 
 from modeldepot._version import __version__
 from modeldepot.describe.view import human_size, version_view
 from modeldepot.errors import DepotError
+from modeldepot.evaluation.charts import gap_svg, version_bars
 from modeldepot.evaluation.client import ModelRef
-from modeldepot.evaluation.compare import gap_svg, gap_table, leaderboard
+from modeldepot.evaluation.compare import gap_table, leaderboard
 from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.keys import ApiKey
+from modeldepot.runtime import Capability
 from modeldepot.scan import Finding
 from modeldepot.server.auth import LOCAL
 from modeldepot.server.state import ServerState
@@ -52,7 +53,7 @@ __all__ = [
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 _ENV = Environment(loader=FileSystemLoader(HERE / "templates"),
-                   autoescape=select_autoescape(["html"]), trim_blocks=True,
+                   autoescape=True, trim_blocks=True,
                    lstrip_blocks=True)  # fmt: skip
 
 
@@ -192,7 +193,8 @@ def _lineage(state: ServerState, version: ModelVersion) -> dict[str, Any]:
 
 
 def _evaluations(state: ServerState, version: ModelVersion) -> list[dict[str, Any]]:
-    """Each task's primary score, for this version and every other version of its model."""
+    """Each task's primary score, for this version and every other version of its model, and
+    its chart (SVG)."""
     store = EvaluationStore(state.depot.registry)
     siblings = [v for v in state.depot.names.versions()
                 if v.reference.repository == version.reference.repository]  # fmt: skip
@@ -214,32 +216,9 @@ def _evaluations(state: ServerState, version: ModelVersion) -> list[dict[str, An
                     "this": digest == version.digest,
                 }
             )
+    for task in tasks.values():
+        task["chart"] = version_bars(task["task"], task["versions"])
     return sorted(tasks.values(), key=lambda t: t["task"])
-
-
-def _bars(task: dict[str, Any]) -> str:
-    """A small SVG bar chart of a task's score per version (no script needed)."""
-    rows = task["versions"]
-    top = max([1.0, *(r["value"] for r in rows)])
-    height = 22 * len(rows) + 8
-    parts = [f'<svg class="bars" viewBox="0 0 420 {height}" role="img" '
-             f'aria-label="{task["task"]} by version">']  # fmt: skip
-    for i, r in enumerate(rows):
-        width = 0 if math.isnan(r["value"]) else max(1, int(260 * r["value"] / top))
-        y = 4 + 22 * i
-        label = _svg_text(r["label"])
-        parts.append(f'<text x="0" y="{y + 14}" class="label">{label}</text>'
-                     f'<rect x="150" y="{y}" width="{width}" height="16" '
-                     f'class="{"this" if r["this"] else "other"}"/>'
-                     f'<text x="{155 + width}" y="{y + 13}">{r["value"]:.3f}</text>')  # fmt: skip
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _svg_text(text: str) -> str:
-    from html import escape
-
-    return escape(text[:24])
 
 
 async def _version_for(request: Request, who: Viewer, name: str) -> ModelVersion | None:
@@ -297,7 +276,7 @@ async def model_page(request: Request, name: str) -> Response:
             "signatures": depot.signatures.trust.signatures(version.digest),
             "verified": _verify_now(state, version), "terms": terms,
             "obligations": terms.obligations(), "lineage": _lineage(state, version),
-            "evaluations": evaluations, "charts": {t["task"]: _bars(t) for t in evaluations},
+            "evaluations": evaluations,
             "capabilities": state.directory.capabilities(version).to_list(),
         }  # fmt: skip
 
@@ -439,7 +418,7 @@ async def playground_page(request: Request) -> Response:
         return signin_redirect(request)
     from modeldepot.server.openai import models_for
 
-    listed = await models_for(request, who.key)
+    listed = await models_for(request, who.key, Capability.CHAT)  # no embedding models
     chosen = request.query_params.get("model") or ""
     return render(request, "playground.html", who, models=listed, chosen=chosen)
 

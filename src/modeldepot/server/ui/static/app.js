@@ -41,10 +41,11 @@ function drawUsage() {
 }
 document.addEventListener("DOMContentLoaded", drawUsage);
 
-// The playground: streamed chat through the depot's API as the signed-in key; with a second
-// model, the same prompt to both side by side (an arena), each with its time to first token
-// and tokens per second. Each answer also records how long its first token took from arriving
-// to being on screen (data-first-token-ms), which the benchmarks read.
+// The playground: streamed chat through the depot's API as the signed-in key, with the models
+// that chat (Enter sends, Shift+Enter starts a new line); with a second model, the same prompt
+// to both side by side (an arena), each with its time to first token and tokens per second.
+// Each answer also records how long its first token took from arriving to being on screen
+// (data-first-token-ms), which the benchmarks read.
 function playground() {
   const form = document.getElementById("playground");
   if (!form) return;
@@ -58,6 +59,12 @@ function playground() {
       document.querySelector(`#${id} .transcript`).replaceChildren();
       document.querySelector(`#${id} .timing`).textContent = "";
     }
+  });
+  // Enter sends; Shift+Enter starts a new line (and an input method's Enter is its own)
+  form.prompt.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    form.requestSubmit();
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
