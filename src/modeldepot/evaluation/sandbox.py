@@ -10,9 +10,10 @@ launcher runs inside it: new user, PID, network, IPC and UTS namespaces, only `/
 interpreter and the folder mounted, all capabilities dropped. Elsewhere the launcher confines
 itself with Landlock (reads and writes) and, where the kernel allows, user and network
 namespaces. In both, it installs a seccomp filter (sockets, signals to other processes, ptrace,
-and, by default, new processes and threads fail) and resource limits. If neither bubblewrap nor
-Landlock can be had, nothing runs: `SandboxUnavailable` says why. The program's output is
-returned to the caller, which keeps only what it needs (evaluation keeps the exception's name).
+io_uring, and, by default, new processes and threads fail) and resource limits. If neither
+bubblewrap nor Landlock can be had, nothing runs: `SandboxUnavailable` says why. The program's
+output is returned to the caller, which keeps only what it needs (evaluation keeps the
+exception's name).
 """
 
 from __future__ import annotations
