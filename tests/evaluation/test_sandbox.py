@@ -231,3 +231,17 @@ def test_hostile_completion_cannot_open_a_socket_through_io_uring(tmp_path: Path
     assert outcome.passed, outcome.stderr
     lines = outcome.stdout.splitlines()
     assert lines == ["setup refused EPERM", "sockets []"], outcome.stdout
+
+
+def test_output_is_read_within_a_bound() -> None:
+    """A program that floods its output is killed once it passes the bound, and the outcome
+    says so; the caller holds no more than the bound of it."""
+    limits = Limits(seconds=60, output=256 * 1024)
+    for stream in ("stdout", "stderr"):
+        flood = run_confined(f"import sys\nwhile True:\n    sys.{stream}.write('x' * 65536)\n",
+                             limits=limits)  # fmt: skip
+        assert flood.output_exceeded and not flood.passed, flood
+        assert flood.returncode is not None, "killed for its output, not for its time"
+        assert set(getattr(flood, stream)) == {"x"}
+    at_bound = run_confined("import sys\nsys.stdout.write('y' * 256 * 1024)", limits=limits)
+    assert at_bound.passed and not at_bound.output_exceeded
