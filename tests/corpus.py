@@ -217,6 +217,16 @@ def _zip_flag_bits(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
+def _zip_encrypted(path: Path) -> None:
+    """A PyTorch zip whose data.pkl is flagged encrypted in both headers (stored in the clear):
+    zip readers refuse to read it, so a scanner that follows the flag skips the member."""
+    _torch_zip("archive", _reduce_call("os", "system"))(path)
+    raw = bytearray(path.read_bytes())
+    for magic, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        raw[raw.find(magic) + flags] |= 0x01  # data.pkl is the first entry of each
+    path.write_bytes(bytes(raw))
+
+
 def _h5_lambda(path: Path) -> None:
     import h5py
 
@@ -242,6 +252,25 @@ def _safetensors(header: dict[str, object], data_size: int) -> Callable[[Path], 
         path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * data_size)
 
     return build
+
+
+def _safetensors_header_bomb(path: Path) -> None:
+    """A well-formed header whose length field claims 1 TiB: a loader allocates it first."""
+    raw = json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    path.write_bytes(struct.pack("<Q", 1 << 40) + raw + b"\0" * 16)
+
+
+def _safetensors_deep(path: Path) -> None:
+    """A header nested 100,000 levels deep: a recursive JSON parser runs out of stack."""
+    raw = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+
+
+def _safetensors_trailing(path: Path) -> None:
+    """A valid file with a pickle after its last tensor (a polyglot)."""
+    _safetensors({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, 16)(path)
+    with open(path, "ab") as f:
+        f.write(_reduce_call("os", "system"))
 
 
 def _hf_folder(auto_map: dict[str, str], code: bool) -> Callable[[Path], None]:
@@ -413,6 +442,14 @@ HOSTILE: tuple[Case, ...] = (
     Case("safetensors-absurd-shape", "model.safetensors", _safetensors({
         "a": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 16]}}, 16),
          "safetensors.absurd-shape", "shape no real tensor has"),
+    Case("safetensors-header-bomb", "model.safetensors", _safetensors_header_bomb,
+         "safetensors.header-bomb", "header length claiming 1 TiB"),
+    Case("safetensors-deep-header", "model.safetensors", _safetensors_deep,
+         "safetensors.bad-header", "header nested 100,000 levels deep"),
+    Case("safetensors-trailing-bytes", "model.safetensors", _safetensors_trailing,
+         "safetensors.trailing-bytes", "bytes (a pickle) after the last tensor"),
+    Case("zip-encrypted-flag", "model.pt", _zip_encrypted, "zip.encrypted-member",
+         "PyTorch zip member flagged encrypted in both headers, stored in the clear"),
     Case("hf-auto-map", "repo", _hf_folder({"AutoModel": "modeling_evil.EvilModel"}, True),
          "hf.remote-code", "auto_map needing trust_remote_code"),
     Case("hf-auto-map-elsewhere", "repo", _hf_folder(

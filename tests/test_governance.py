@@ -296,3 +296,44 @@ def test_anchored_checkpoints_catch_truncation_and_rewriting(
         forged = json.loads(lines[0]) | {"events": 1}
         d.anchors.path.write_text(json.dumps(forged) + "\n")
         assert "forged" in d.anchors.verify(d.audit).problems[-1].message
+
+
+def test_a_deleted_checkpoint_file_is_detected(database_url: str | None, tmp_path: Path) -> None:
+    """The chain records the checkpoints written, so a chain forged with fresh hashes and the
+    checkpoint file deleted no longer verify clean; a depot that never wrote one does."""
+    from modeldepot.registry.audit import chain_hash
+
+    settings = Settings(home=tmp_path / "depot", user="auditor", database_url=database_url)
+    env = {"DEPOT_HOME": str(settings.home), "DEPOT_DATABASE_URL": database_url or ""}
+
+    def verify() -> Result:
+        return CliRunner().invoke(__import__("modeldepot.cli").cli.app, ["audit", "verify"],
+                                  env=env, catch_exceptions=False)  # fmt: skip
+
+    assert verify().exit_code == 0  # a brand-new depot: nothing anchored, nothing missing
+    with Depot(settings) as d:
+        d.intake.import_path(write_gguf(tmp_path / "a.gguf"), "a")
+    with Depot(settings) as d:
+        d.names.tag("a", "a:v2")
+    assert verify().exit_code == 0
+    with Depot(settings) as d:
+        assert len(d.anchors.checkpoints()) == 2
+        events = d.audit.events()
+        with d.registry.engine.begin() as conn:  # forge: another actor, every hash recomputed
+            previous = ""
+            for e in events:
+                row = conn.execute(sa.select(t.events).where(t.events.c.id == e.id)).one()
+                actor = "mallory" if e.action == "import" else e.actor
+                new = chain_hash(previous, row.at, actor, e.action, e.subject, e.details)
+                conn.execute(t.events.update().where(t.events.c.id == e.id)
+                             .values(actor=actor, prev_hash=previous, hash=new))  # fmt: skip
+                previous = new
+        assert d.audit.verify().intact
+        assert "rewritten" in d.anchors.verify(d.audit).problems[0].message
+    (settings.home / "audit" / "checkpoints.jsonl").unlink()  # and the evidence goes
+    missing = verify()
+    assert missing.exit_code == 1
+    assert f"the checkpoint file {settings.home / 'audit' / 'checkpoints.jsonl'} is missing" in (
+        missing.output.replace("\n", " ")), missing.output  # fmt: skip
+    again = verify()  # the anchor its close wrote does not launder the loss
+    assert again.exit_code == 1 and "checkpoints were removed" in again.output, again.output

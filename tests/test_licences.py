@@ -11,7 +11,12 @@ import pytest
 from builders import write_gguf
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.licences import licence_alternatives, licence_terms, normalize_licence
+from modeldepot.licences import (
+    MAX_LICENCE,
+    licence_alternatives,
+    licence_terms,
+    normalize_licence,
+)
 from modeldepot.verify.policy import Policy
 
 
@@ -69,3 +74,39 @@ def test_ai_bom_writes_an_expression_as_an_expression(tmp_path: Path) -> None:
         assert version.info.license == "Apache-2.0 OR MIT"
         document = depot.documents.bom(version)  # validated against the schema inside
     assert document["components"][0]["licenses"] == [{"expression": "Apache-2.0 OR MIT"}]
+
+
+@pytest.mark.parametrize(
+    "raw", ["MIT<x>", "MIT OR", "a AND", "Apache-2.0 WITH", "(((", "mit or <", "MIT-evil",
+            "x" * 10_000, "MIT\x00\n", 5, ["MIT", "Apache-2.0"]],
+)  # fmt: skip
+def test_any_licence_a_file_states_is_recorded_not_a_crash(raw: object) -> None:
+    recorded = normalize_licence(raw)
+    assert recorded and len(recorded) <= MAX_LICENCE and recorded.isprintable()
+    terms = licence_terms(recorded)
+    assert terms.family is not None  # judged, as what it is or as unknown
+
+
+def test_an_unknown_licence_in_a_gguf_is_imported_as_written_and_the_policy_decides(
+    tmp_path: Path,
+) -> None:
+    """`MIT<x>` crashed import inside license-expression; it is not MIT either, so neither the
+    licence nor its family lets it through an allow-list."""
+    home = tmp_path / "depot"
+    with Depot(Settings(home=home, user="t")) as depot:
+        version = depot.intake.import_path(write_gguf(tmp_path / "m.gguf", licence="MIT<x>"), "m")
+        assert (version.info.license, version.info.license_source) == (
+            "MIT<x>", "gguf:general.license")  # fmt: skip
+        assert depot.admission.refusals(version) == []  # the default policy allows any licence
+        assert licence_terms("MIT<x>").family == "other"
+        document = depot.documents.bom(version)  # validated against the schema inside
+        assert document["components"][0]["licenses"] == [{"license": {"name": "MIT<x>"}}]
+        assert "MIT<x>" in depot.documents.card(version)
+    for allowed in ('"MIT"', '"permissive"'):
+        (home / "policy.toml").write_text(f"[licences]\nallow = [{allowed}]\n")
+        with Depot(Settings(home=home, user="t")) as depot:
+            refused = depot.intake.import_path(
+                write_gguf(tmp_path / "n.gguf", licence="MIT<x>", seed=len(allowed)), "n"
+            )
+            assert depot.admission.refusals(refused) == [
+                "licence: MIT<x> is not in the allowed licences"]  # fmt: skip

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 __all__ = [
+    "MAX_LICENCE",
     "LicenceTerms",
     "licence_alternatives",
     "licence_from_text",
@@ -55,6 +56,10 @@ _ALIASES = {
     "other": "other",
 }
 
+MAX_LICENCE = 128
+"""Longest licence recorded, in characters (the registry's column); a longer one is cut."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 # Phrases that identify a licence from the text of a LICENSE / terms file.
 _TEXT_MARKERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"apache license\s*,?\s*version 2\.0", re.I), "Apache-2.0"),
@@ -78,21 +83,25 @@ def _spdx() -> Any:
     return get_spdx_licensing()
 
 
-@cache
-def normalize_licence(raw: str | None) -> str | None:
+def normalize_licence(raw: object) -> str | None:
     """`apache-2.0` -> `Apache-2.0`, `gpl-2.0` -> `GPL-2.0-only`, `apache-2.0 or mit` ->
-    `Apache-2.0 OR MIT`; model licences keep their Hugging Face spelling; unknown names are
-    kept as written (trimmed)."""
+    `Apache-2.0 OR MIT`; model licences keep their Hugging Face spelling; anything else a file
+    states (`MIT<x>`, `see LICENSE`, a number) is kept as written, with control characters as
+    spaces, whitespace collapsed and at most `MAX_LICENCE` characters: recorded as it is, and
+    judged by the policy as a licence it does not know."""
     if raw is None:
         return None
-    text = " ".join(str(raw).split())
-    if not text:
-        return None
+    text = " ".join(_CONTROL.sub(" ", str(raw)).split())[:MAX_LICENCE].strip()
+    return _normalized(text) if text else None
+
+
+@cache
+def _normalized(text: str) -> str:
     if text.lower() in _ALIASES:
         return _ALIASES[text.lower()]
     try:
         info = _spdx().validate(text)
-    except Exception:  # license-expression fails on some strings it cannot tokenise
+    except Exception:  # license-expression fails on some malformed input (`MIT<x>`, `a AND`)
         return text
     if not info.errors and info.normalized_expression:
         return str(info.normalized_expression)
@@ -222,9 +231,10 @@ def _single_terms(licence: str) -> LicenceTerms:
     found = _TERMS.get(licence) or _TERMS.get(normalize_licence(licence) or "")
     if found:
         return found
-    for pattern, terms in _SPDX_FAMILIES:
-        if pattern.search(licence):
-            return terms
+    if licence in _spdx().known_symbols:  # a family by its prefix only for a real SPDX id:
+        for pattern, terms in _SPDX_FAMILIES:  # `MIT<x>` or `MIT-ish` is not MIT's family
+            if pattern.search(licence):
+                return terms
     return LicenceTerms("other", None, notes=f"{licence}: terms not recognised")
 
 

@@ -80,3 +80,33 @@ def test_the_command_exits_1_with_every_problem(tmp_path: Path) -> None:
     missing = subprocess.run([*DEPOT, "data", "check", str(tmp_path / "nope.jsonl")],
                              capture_output=True, text=True, timeout=60)  # fmt: skip
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+_MEASURED = (
+    "import resource, sys\nfrom modeldepot.cli import main\ntry:\n    main()\nfinally:\n"
+    "    print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def test_a_huge_or_deeply_nested_line_is_one_clean_error(tmp_path: Path) -> None:
+    """A 768 MiB line (a sparse file: nothing of it is written to disk) is reported by its
+    number without being held in memory, and so is a line nested 100,000 levels deep; the
+    records around them are still checked."""
+    good = json.dumps({"text": "Lighthouses guide ships."}).encode() + b"\n"
+    path = tmp_path / "hostile.jsonl"
+    with open(path, "wb") as f:
+        f.write(b'{"text": "')
+        f.seek(768 * 1024**2)  # a hole of NUL bytes: one line
+        f.write(b'"}\n' + good + b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n" + good)
+    done = subprocess.run([sys.executable, "-c", _MEASURED, "data", "check", str(path), "--json"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert not any(word in done.stderr for word in ("Traceback", "MemoryError", "Recursion"))
+    report = json.loads(done.stdout)
+    assert report["errors"] == [
+        "line 1: longer than 4194304 bytes",
+        "line 3: nested deeper than 64 levels",
+    ]
+    assert report["examples"] == 2
+    peak_kib = int(done.stderr.rsplit("maxrss", 1)[1])
+    assert peak_kib < 256 * 1024, f"the check held {peak_kib} KiB"

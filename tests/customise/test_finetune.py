@@ -130,6 +130,10 @@ def test_adapter_is_signed_with_the_depot_key(tuned: dict[str, Any], base_depot:
         ),
         ("", "no examples"),
         (
+            '{"text": "a"}\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            "line 2: nested deeper than 64 levels",
+        ),
+        (
             '{"prompt": "a", "completion": "b"}\n'
             '{"messages": [{"role": "robot", "content": "x"}]}\n',
             "line 2",

@@ -165,3 +165,83 @@ print(results)
     assert outcome.passed, outcome.stderr
     results = ast.literal_eval(outcome.stdout.strip())
     assert len(results) == 13 and "succeeded" not in results.values(), results
+
+
+_IO_URING = """
+import ctypes, errno, mmap, os, stat, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+params = ctypes.create_string_buffer(120)  # struct io_uring_params
+ring = libc.syscall(425, 4, params)  # io_uring_setup
+if ring < 0:
+    print("setup refused", errno.errorcode[ctypes.get_errno()])
+else:
+    print("setup succeeded")
+    sq_entries, cq_entries = struct.unpack_from("<II", params, 0)
+    sq_head, sq_tail, sq_mask, _, _, _, sq_array = struct.unpack_from("<7I", params, 40)
+    cq_head, cq_tail, cq_mask, _, _, cqes = struct.unpack_from("<6I", params, 80)
+    sq = mmap.mmap(ring, sq_array + 4 * sq_entries, offset=0)
+    cq = mmap.mmap(ring, cqes + 16 * cq_entries, offset=0x8000000)
+    sqes = mmap.mmap(ring, 64 * sq_entries, offset=0x10000000)
+
+    def submit(opcode, fd, addr, length, off):
+        tail = struct.unpack_from("<I", sq, sq_tail)[0]
+        index = tail & struct.unpack_from("<I", sq, sq_mask)[0]
+        sqes[64 * index:64 * index + 64] = struct.pack("<BBHiQQII", opcode, 0, 0, fd, off, addr,
+                                                        length, 0).ljust(64, b"\\0")
+        struct.pack_into("<I", sq, sq_array + 4 * index, index)
+        struct.pack_into("<I", sq, sq_tail, tail + 1)
+        libc.syscall(426, ring, 1, 1, 1, None, 0)  # io_uring_enter, wait for one
+        head = struct.unpack_from("<I", cq, cq_head)[0]
+        res = struct.unpack_from("<i", cq, cqes + 16 * (head & struct.unpack_from(
+            "<I", cq, cq_mask)[0]) + 8)[0]
+        struct.pack_into("<I", cq, cq_head, head + 1)
+        return res
+
+    sock = submit(45, 1, 0, 0, 1)  # IORING_OP_SOCKET AF_UNIX SOCK_STREAM
+    print("socket", sock)
+    if sock >= 0:
+        address = ctypes.create_string_buffer(struct.pack("<H", 1) + PATH.encode() + b"\\0", 110)
+        print("connect", submit(16, sock, ctypes.addressof(address), 0, 110))  # IORING_OP_CONNECT
+sockets = []
+for fd in range(256):
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            sockets.append(fd)
+    except OSError:
+        pass
+print("sockets", sockets)
+"""
+
+
+def test_hostile_completion_cannot_open_a_socket_through_io_uring(tmp_path: Path) -> None:
+    """io_uring opens and connects sockets inside the kernel, out of seccomp's sight: the ring
+    itself is refused, so no socket is opened (here: to a Unix socket like PostgreSQL's)."""
+    unix_path = tmp_path / "db.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(unix_path))
+    listener.listen()
+    listener.settimeout(0.5)
+    try:
+        outcome = run_confined(_IO_URING.replace("PATH", repr(str(unix_path))))
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert outcome.passed, outcome.stderr
+    lines = outcome.stdout.splitlines()
+    assert lines == ["setup refused EPERM", "sockets []"], outcome.stdout
+
+
+def test_output_is_read_within_a_bound() -> None:
+    """A program that floods its output is killed once it passes the bound, and the outcome
+    says so; the caller holds no more than the bound of it."""
+    limits = Limits(seconds=60, output=256 * 1024)
+    for stream in ("stdout", "stderr"):
+        flood = run_confined(f"import sys\nwhile True:\n    sys.{stream}.write('x' * 65536)\n",
+                             limits=limits)  # fmt: skip
+        assert flood.output_exceeded and not flood.passed, flood
+        assert flood.returncode is not None, "killed for its output, not for its time"
+        assert set(getattr(flood, stream)) == {"x"}
+    at_bound = run_confined("import sys\nsys.stdout.write('y' * 256 * 1024)", limits=limits)
+    assert at_bound.passed and not at_bound.output_exceeded

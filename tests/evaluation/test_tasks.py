@@ -93,3 +93,26 @@ def test_statistics() -> None:
     assert gap.significant
     same = paired_bootstrap(a, a)
     assert same.difference == 0 and not same.significant
+
+
+def test_task_data_is_read_within_bounds(tmp_path: Path) -> None:
+    """A user's task data is hostile like any input: a line nested 100,000 levels deep, one
+    longer than the bound, or a row that is not an object is refused naming the file and
+    line, not a RecursionError or an unbounded read."""
+    prompt = 'prompt: "{{ q }}"\ntarget: a\noutput: generate\n'
+    cases = {
+        "deep": (b'{"q": "1", "a": "1"}\n{"q": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+                 ":2: nested deeper than 64 levels"),
+        "long": (b'{"q": "' + b"x" * (5 * 1024**2) + b'", "a": "1"}\n', ":1: longer than"),
+        "list": (b'[1, 2]\n', "every row must be a JSON object"),
+    }  # fmt: skip
+    for name, (data, expected) in cases.items():
+        (tmp_path / f"{name}.jsonl").write_bytes(data)
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\ndata: {name}.jsonl\n{prompt}")
+        with pytest.raises(UsageError, match=expected):
+            load_task(tmp_path / f"{name}.yaml").items()
+    deep_json = tmp_path / "deep.json"
+    deep_json.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    (tmp_path / "json.yaml").write_text(f"name: js\ndata: deep.json\n{prompt}")
+    with pytest.raises(UsageError, match="nested deeper than 64 levels"):
+        load_task(tmp_path / "json.yaml").items()

@@ -52,6 +52,44 @@ def test_real_packaged_ggufs_are_clean(tmp_path: Path) -> None:
     assert scan_path(gemma_path).blocking(Severity.MEDIUM) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("safetensors-header-bomb", "header claims"),
+        ("safetensors-deep-header", "nested deeper than 64 levels"),
+        ("safetensors-trailing-bytes", None),
+        ("zip-encrypted-flag", None),
+    ],
+)
+def test_what_the_scan_blocks_the_import_blocks(name: str, refused: str | None,
+                                                tmp_path: Path) -> None:  # fmt: skip
+    """A header bomb or a header too deep is refused by the reader; trailing bytes and an
+    encrypted-flagged member are stored and quarantined, the blocking finding among the
+    reasons."""
+    import shutil
+
+    from builders import write_hf_folder
+    from modeldepot.config import Settings
+    from modeldepot.depot import Depot
+    from modeldepot.errors import FormatError
+
+    case = next(c for c in HOSTILE if c.name == name)
+    source = build(case, tmp_path / "built")
+    if source.suffix == ".safetensors":  # inside a Hugging Face folder, as models ship
+        folder = write_hf_folder(tmp_path / "repo")
+        shutil.copy(source, folder / "model.safetensors")
+        source = folder
+    with Depot(Settings(home=tmp_path / "depot", user="t")) as depot:
+        if refused:
+            with pytest.raises(FormatError, match=refused):
+                depot.intake.import_path(source, "m")
+            assert depot.names.versions() == []
+            return
+        version = depot.intake.import_path(source, "m")
+        reasons = depot.admission.refusals(version)
+    assert any(f"scan: high {case.expect} " in r for r in reasons), reasons
+
+
 def test_getattr_chain_resolves_to_the_name_it_reaches(tmp_path: Path) -> None:
     case = next(c for c in HOSTILE if c.name == "getattr-import-chain")
     messages = " ".join(f.message for f in scan_path(build(case, tmp_path)).findings)

@@ -55,11 +55,12 @@ def run(depot: Depot, source: Path, output: Path, errors_path: Path | None, conc
     """Answer every request of SOURCE (lines of {custom_id, method, url, body}); each bad line
     is refused before any request is sent."""
     from modeldepot.config import secret_from_env
-    from modeldepot.server.batches import check_batch, run_lines, run_on_ray, sender
+    from modeldepot.server.batches import MAX_BYTES, check_batch, run_lines, run_on_ray, sender
     from modeldepot.server.inprocess import in_process, over_http
 
     try:
-        data = source.read_bytes()
+        with open(source, "rb") as f:
+            data = f.read(MAX_BYTES + 1)  # one byte more tells a file that is too big
     except FileNotFoundError:
         raise CommandError(f"{source}: no such file", 1) from None
     lines = check_batch(data)

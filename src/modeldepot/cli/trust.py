@@ -426,7 +426,8 @@ def audit_verify(depot: Depot, as_json: bool) -> None:
                     "problems": [vars(p) for p in chain.problems]})  # fmt: skip
     else:
         for problem in chain.problems:
-            stdout.print(f"event {problem.event_id}: {problem.message}", markup=False)
+            where = f"event {problem.event_id}: " if problem.event_id else ""
+            stdout.print(where + problem.message, markup=False)
         stdout.print(f"{chain.events} events, head {chain.head or '-'}", markup=False)
     if not chain.intact:
         raise CommandError(f"audit chain broken at {len(chain.problems)} places", 1)

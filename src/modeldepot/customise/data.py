@@ -7,25 +7,28 @@ in one of the formats people already have.
 - `{"prompt": ..., "completion": ...}` (the completion is trained on);
 - `{"text": ...}` (all of it is trained on).
 
-Every record is checked; a bad one is named by its line and field. One file holds one format.
+Every record is checked; a bad one is named by its line and field. One file holds one format. A
+record is at most `MAX_LINE` bytes (4 MiB) and nests at most `MAX_DEPTH` (64) levels.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeldepot import jsonl
 from modeldepot.errors import FormatError, NotFound
 
-__all__ = ["FORMATS", "DataReport", "check_data"]
+__all__ = ["FORMATS", "MAX_DEPTH", "MAX_LINE", "DataReport", "check_data"]
 
 FORMATS = ("chat", "prompt-completion", "text")
 ROLES = ("system", "developer", "user", "assistant", "tool")
-MAX_LINE = 4 * 1024 * 1024
-"""Longest record, in bytes."""
+MAX_LINE = jsonl.MAX_LINE
+"""Longest record, in bytes (4 MiB)."""
+MAX_DEPTH = jsonl.MAX_DEPTH
+"""Deepest nesting of a record's arrays and objects (64)."""
 MAX_ERRORS = 50
 
 
@@ -129,31 +132,26 @@ _CHECKS = {"chat": _chat, "prompt-completion": _prompt_completion, "text": _plai
 
 
 def check_data(path: Path) -> DataReport:
-    """Check every record of a JSONL training file (raises NotFound for a missing file,
-    FormatError for one that is not text)."""
+    """Check every record of a JSONL training file (raises NotFound for a missing file). Lines
+    are read within bounds (`modeldepot.jsonl`: at most `MAX_LINE` bytes, `MAX_DEPTH` levels of
+    nesting); one that breaks them is reported by its number like any other bad record."""
     report = DataReport(str(path))
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FormatError(f"{path}: a folder, not a JSONL file") from None
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for line in jsonl.read_lines(handle, max_bytes=MAX_LINE, max_depth=MAX_DEPTH):
             if len(report.errors) >= MAX_ERRORS:
                 report.errors.append(f"(stopped after {MAX_ERRORS} errors)")
                 break
-            if not raw.strip():
+            where = f"line {line.number}"
+            if line.problem is not None:
+                report.errors.append(f"{where}: {line.problem}")
                 continue
-            where = f"line {number}"
-            if len(raw) > MAX_LINE:
-                report.errors.append(f"{where}: longer than {MAX_LINE} bytes")
-                continue
-            try:
-                record = json.loads(raw, parse_constant=_no_constant)
-            except UnicodeDecodeError:
-                raise FormatError(f"{path}: {where} is not UTF-8 text") from None
-            except ValueError as exc:
-                report.errors.append(f"{where}: not valid JSON ({exc})")
-                continue
+            record = line.value
             if not isinstance(record, dict):
                 report.errors.append(f"{where}: a JSON object")
                 continue
@@ -171,7 +169,3 @@ def check_data(path: Path) -> DataReport:
     if report.examples == 0 and not report.errors:
         report.errors.append(f"{path}: no examples")
     return report
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")

@@ -8,13 +8,13 @@ Kept free of torch: it needs only a tokenizer with offsets (any Hugging Face fas
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from modeldepot.errors import UsageError
+from modeldepot import jsonl
+from modeldepot.errors import FormatError, UsageError
 
 __all__ = ["BUILTIN_TEMPLATES", "Example", "encode", "read_records"]
 
@@ -59,11 +59,13 @@ class Example:
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a JSONL file already passed by `check_data`."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    """The records of a JSONL file already passed by `check_data` (read within the same
+    bounds: a file changed since is refused, not trusted)."""
+    with open(path, "rb") as f:
+        for line in jsonl.read_lines(f):
+            if line.problem is not None or not isinstance(line.value, dict):
+                raise FormatError(f"{path}: line {line.number}: {line.problem or 'not an object'}")
+            yield line.value
 
 
 def _render(tokenizer: Tokenizer, template: str | None, messages: list[dict[str, Any]],

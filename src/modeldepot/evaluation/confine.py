@@ -9,7 +9,8 @@ and network namespaces where the kernel allows them, and a Landlock ruleset unde
 can be read or executed only beneath the listed paths and written only beneath the folder;
 `no_new_privs`; a seccomp filter under which every socket (TCP, UDP, Unix), every signal to
 another process, ptrace and reading another process's memory fail, and, with one process
-allowed, starting a process or thread fails; then `execv` of the program. Any step that fails
+allowed, starting a process or thread fails; io_uring, which would do all of that behind
+seccomp's back, fails too; then `execv` of the program. Any step that fails
 ends the launcher with 126 before the program runs.
 """
 
@@ -31,7 +32,18 @@ _CHANGE = sum(1 << b for b in (4, 5, 6, 7, 8, 9, 10, 11, 12))  # remove, make ..
 _REFER, _TRUNCATE = 1 << 13, 1 << 14
 _NET = (1 << 0) | (1 << 1)
 
-# Architecture -> (audit arch, {syscall: errno}): what the program may not do.
+# Architecture -> (audit arch, {syscall: errno}): what the program may not do, by family.
+# - socket, socketpair: no network and no Unix socket (PostgreSQL's, a desktop bus); Landlock
+#   before ABI 6 does not mediate connecting to a Unix socket, and the network namespace is
+#   absent where the kernel refuses user namespaces.
+# - kill, tkill, tgkill, pidfd_send_signal, rt_sigqueueinfo, rt_tgsigqueueinfo: no signal
+#   to another process of the same user (the depot's server, an engine).
+# - ptrace, process_vm_readv, process_vm_writev: no reading or writing another process's
+#   memory (keys and API secrets in the depot's server).
+# - io_uring_setup, io_uring_enter, io_uring_register: the ring performs socket, connect,
+#   openat and more inside the kernel, where seccomp never sees the call, so a filter that
+#   denies `socket` alone is bypassed by a ring that opens one (seen reaching PostgreSQL's
+#   socket under Landlock). Nothing the programs run needs it.
 _ERRNO_EPERM, _ERRNO_EACCES, _ERRNO_EAGAIN = 1, 13, 11
 _DENIED = {
     "x86_64": (0xC000003E, {
@@ -39,12 +51,14 @@ _DENIED = {
         62: _ERRNO_EPERM, 200: _ERRNO_EPERM, 234: _ERRNO_EPERM,  # kill, tkill, tgkill
         424: _ERRNO_EPERM, 129: _ERRNO_EPERM, 297: _ERRNO_EPERM,  # pidfd_send_signal, sigqueue
         101: _ERRNO_EPERM, 310: _ERRNO_EPERM, 311: _ERRNO_EPERM,  # ptrace, process_vm_*
+        425: _ERRNO_EPERM, 426: _ERRNO_EPERM, 427: _ERRNO_EPERM,  # io_uring_*
     }),
     "aarch64": (0xC00000B7, {
         198: _ERRNO_EACCES, 199: _ERRNO_EACCES,
         129: _ERRNO_EPERM, 130: _ERRNO_EPERM, 131: _ERRNO_EPERM,
         424: _ERRNO_EPERM, 138: _ERRNO_EPERM, 240: _ERRNO_EPERM,
         117: _ERRNO_EPERM, 270: _ERRNO_EPERM, 271: _ERRNO_EPERM,
+        425: _ERRNO_EPERM, 426: _ERRNO_EPERM, 427: _ERRNO_EPERM,
     }),
 }  # fmt: skip
 _PROCESS_CALLS = {"x86_64": (56, 57, 58, 435), "aarch64": (220, 435)}  # clone, fork, ...

@@ -173,11 +173,14 @@ class Scorer:
         test = f"{program}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
         async with self._sandbox:
             outcome = await asyncio.to_thread(run_confined, test, limits=self.code_limits)
-        status = (
-            "passed"
-            if outcome.passed
-            else ("timed out" if outcome.returncode is None else _error_name(outcome.stderr))
-        )
+        if outcome.passed:
+            status = "passed"
+        elif outcome.returncode is None:
+            status = "timed out"
+        elif outcome.output_exceeded:
+            status = "output limit"
+        else:
+            status = _error_name(outcome.stderr)
         return ItemResult(doc["_id"], {"pass@1": float(outcome.passed)}, response=body[:2000],
                           extra={"outcome": status})  # fmt: skip
 

@@ -10,26 +10,35 @@ launcher runs inside it: new user, PID, network, IPC and UTS namespaces, only `/
 interpreter and the folder mounted, all capabilities dropped. Elsewhere the launcher confines
 itself with Landlock (reads and writes) and, where the kernel allows, user and network
 namespaces. In both, it installs a seccomp filter (sockets, signals to other processes, ptrace,
-and, by default, new processes and threads fail) and resource limits. If neither bubblewrap nor
-Landlock can be had, nothing runs: `SandboxUnavailable` says why. The program's output is
-returned to the caller, which keeps only what it needs (evaluation keeps the exception's name).
+io_uring, and, by default, new processes and threads fail) and resource limits. If neither
+bubblewrap nor Landlock can be had, nothing runs: `SandboxUnavailable` says why. The program's
+output is read within a bound (`Limits.output` bytes of each stream: a program that writes more
+is killed, and the outcome says so) and returned to the caller, which keeps only what it needs
+(evaluation keeps the exception's name).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
+import logging
 import os
+import selectors
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modeldepot.errors import DepotError
+
+logger = logging.getLogger("modeldepot.evaluation")
 
 __all__ = ["Limits", "Outcome", "SandboxUnavailable", "confinement", "run_confined"]
 
@@ -49,6 +58,8 @@ class Limits:
     processes: int = 1
     """1: no other process or thread may start (seccomp); more: RLIMIT_NPROC (which the
     kernel does not apply to root)."""
+    output: int = 1024**2
+    """Bytes read of each of stdout and stderr; a program that writes more is killed."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +68,13 @@ class Outcome:
     """None when it ran out of time."""
     stdout: str
     stderr: str
+    output_exceeded: bool = False
+    """It wrote more than `Limits.output` bytes to stdout or stderr, so it was killed and what
+    it wrote is cut there."""
 
     @property
     def passed(self) -> bool:
-        return self.returncode == 0
+        return self.returncode == 0 and not self.output_exceeded
 
 
 def landlock_abi() -> int:
@@ -163,19 +177,64 @@ def run_confined(program: str, *, limits: Limits | None = None) -> Outcome:
         else:
             settings |= {"landlock": _readable(), "namespaces": _user_namespaces()}
             command = [*launch, json.dumps(settings)]
-        try:
-            done = subprocess.run(command, cwd=folder, env=env, capture_output=True,
-                                  timeout=limits.seconds, stdin=subprocess.DEVNULL)  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            return Outcome(None, _text(exc.stdout), _text(exc.stderr))
-        if done.returncode == 126 and not done.stdout and not done.stderr:
+        outcome = _run(command, folder, env, limits)
+        if outcome.returncode == 126 and not outcome.stdout and not outcome.stderr:
             raise SandboxUnavailable("the sandbox could not be set up in the child process")
-        return Outcome(done.returncode, _text(done.stdout), _text(done.stderr))
+        return outcome
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _text(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data if isinstance(data, str) else data.decode("utf-8", "replace")[-4000:]
+def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -> Outcome:
+    """Run the launcher, reading at most `limits.output` bytes of each stream (the rest is never
+    read: the process is killed) until both close or `limits.seconds` pass."""
+    process = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    kept = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
+    deadline = time.monotonic() + limits.seconds
+    exceeded = timed_out = False
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in kept:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map() and not exceeded:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                for key, _ in selector.select(left):
+                    kept_here = kept[key.fd]
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                    elif len(kept_here) + len(chunk) > limits.output:
+                        kept_here += chunk[: limits.output - len(kept_here)]
+                        exceeded = True
+                    else:
+                        kept_here += chunk
+        if timed_out or exceeded:
+            _kill(process)
+        returncode = process.wait()
+    finally:
+        if process.poll() is None:
+            _kill(process)
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    stdout, stderr = (_text(bytes(b)) for b in kept.values())
+    if exceeded:
+        logger.warning("a sandboxed program wrote more than %d bytes: killed", limits.output)
+    return Outcome(None if timed_out else returncode, stdout, stderr, exceeded)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the launcher and, under Landlock, the session it started (its group has its pid
+    once it has called setsid); bubblewrap takes its sandbox with it (--die-with-parent)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")[-4000:]

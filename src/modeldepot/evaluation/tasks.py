@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 import csv
 import gzip
-import json
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -42,6 +42,7 @@ import yaml
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from modeldepot import jsonl
 from modeldepot.errors import NotFound, UsageError
 
 __all__ = ["OUTPUTS", "Task", "builtin_tasks", "load_task", "suites"]
@@ -215,22 +216,27 @@ def _read_rows(path: Path | None) -> tuple[dict[str, Any], ...]:
         return ()
     if not path.is_file():
         raise NotFound(f"{path}: no such data file")
-    opener = gzip.open if path.suffix == ".gz" else open
     name = path.name.removesuffix(".gz")
-    with opener(path, "rt", encoding="utf-8") as f:
+    with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
         if name.endswith(".csv"):
-            rows = [dict(r) for r in csv.DictReader(f)]
+            try:
+                rows = [dict(r) for r in csv.DictReader(io.TextIOWrapper(f, encoding="utf-8"))]
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise UsageError(f"{path}: not CSV text ({exc})") from None
         elif name.endswith(".json"):
-            data = json.load(f)
-            rows = data if isinstance(data, list) else data.get("examples", [])
+            try:
+                data = jsonl.loads(f.read())
+            except ValueError as exc:
+                raise UsageError(f"{path}: {exc}") from None
+            rows = data.get("examples", []) if isinstance(data, dict) else data
         else:
             rows = []
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise UsageError(f"{path}:{number}: not JSON ({exc})") from None
+            for line in jsonl.read_lines(f):
+                if line.problem is not None:
+                    raise UsageError(f"{path}:{line.number}: {line.problem}")
+                rows.append(line.value)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UsageError(f"{path}: every row must be a JSON object")
     return tuple({**r, "_id": str(r.get("_id", r.get("id", i)))} for i, r in enumerate(rows))
 
 

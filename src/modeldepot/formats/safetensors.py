@@ -7,7 +7,6 @@ what tells a truncated download from a whole one.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections import Counter
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modeldepot import jsonl
 from modeldepot.errors import FormatError, NotFound
 
 __all__ = ["DTYPE_SIZES", "SafetensorsHeader", "TensorEntry", "read_header"]
@@ -98,9 +98,9 @@ def read_header(path: Path) -> SafetensorsHeader:
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file") from None
     try:
-        header: dict[str, Any] = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: safetensors header is not valid JSON ({exc})") from None
+        header: dict[str, Any] = jsonl.loads(raw)
+    except ValueError as exc:
+        raise FormatError(f"{path}: safetensors header: {exc}") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: safetensors header is not a JSON object")
     data_size = size - 8 - length

@@ -115,6 +115,14 @@ class AuditLog:
             last = conn.scalar(sa.select(t.events.c.hash).order_by(t.events.c.id.desc()).limit(1))
         return int(count), last or ""
 
+    def count(self, action: str) -> int:
+        """How many events of one action the chain holds."""
+        with self.engine.connect() as conn:
+            found = conn.scalar(
+                sa.select(sa.func.count()).select_from(t.events).where(t.events.c.action == action)
+            )
+        return int(found or 0)
+
     def hash_at(self, position: int) -> str | None:
         """The hash of the `position`-th event (1-based, in chain order), if there is one."""
         if position < 1:

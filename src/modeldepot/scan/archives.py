@@ -2,13 +2,16 @@
 
 Zip archives are checked for the tricks that make two readers see different files: a local
 header naming another file than the central directory, bad CRCs, overlapping or duplicate
-entries, names that climb out of the extraction folder. Every member is then scanned by its
+entries, names that climb out of the extraction folder, members flagged as encrypted in either
+header (a trick to make scanners skip a member; such a member is also read as if in the
+clear, so a payload inside is found). Every member is then scanned by its
 content, so a PyTorch archive is read whatever its inner folder is called.
 """
 
 from __future__ import annotations
 
 import bz2
+import copy
 import gzip
 import io
 import itertools
@@ -31,6 +34,7 @@ _SEVEN_ZIP = b"7z\xbc\xaf\x27\x1c"
 _BOMB_RATIO = 200
 _BOMB_SIZE = 1024**3
 _CHUNK = 1 << 20
+_ENCRYPTED = 0x1  # general purpose flag bit 0
 
 
 def _unsafe_name(name: str) -> bool:
@@ -92,6 +96,16 @@ class ZipScanner:
             name_len, extra_len = struct.unpack("<HH", header[26:30])
             local = raw.read(name_len)
             flags = struct.unpack("<H", header[6:8])[0]
+            if info.flag_bits & _ENCRYPTED:
+                out.append(Finding(where, "zip.encrypted-member", Severity.HIGH,
+                                   "flagged as encrypted: what it holds cannot be vouched for, "
+                                   "so it is not passed (scanned as if stored in the "
+                                   "clear)"))  # fmt: skip
+            elif flags & _ENCRYPTED:
+                out.append(Finding(where, "zip.encrypted-member", Severity.HIGH,
+                                   "its local header says encrypted and the central directory "
+                                   "does not: readers disagree on it (PyTorch loads it, "
+                                   "scanners that follow the flag skip it)"))  # fmt: skip
             local_name = local.decode("utf-8" if flags & 0x800 else "cp437", "replace")
             if local_name != info.orig_filename:
                 out.append(Finding(where, "zip.name-mismatch", Severity.HIGH,
@@ -125,6 +139,9 @@ class ZipScanner:
             info.compress_size, 1
         ):
             return []  # reported as a bomb, not expanded
+        if info.flag_bits & _ENCRYPTED:  # read as if in the clear (a payload is found)
+            info = copy.copy(info)
+            info.flag_bits &= ~_ENCRYPTED
         try:
             with archive.open(info) as member:
                 head = member.read(HEAD_SIZE)

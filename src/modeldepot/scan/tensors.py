@@ -1,15 +1,17 @@
-"""safetensors headers: offsets that overlap or leave the file, sizes that disagree with shape
-and dtype, absurd shapes. The header is parsed leniently so that every problem is reported,
-not only the first."""
+"""safetensors headers: a header length past the format's bound (a header bomb: loaders
+allocate it up front), offsets that overlap or leave the file, sizes that disagree with shape
+and dtype, absurd shapes, bytes after the last tensor (the safetensors library refuses such a
+file, and they can carry a second payload). The header is parsed leniently so that every
+problem is reported, not only the first."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import struct
 from typing import Any, ClassVar
 
+from modeldepot import jsonl
 from modeldepot.formats.safetensors import DTYPE_SIZES
 from modeldepot.scan.findings import Finding, Severity
 from modeldepot.scan.item import Item, Nested
@@ -26,15 +28,21 @@ class SafetensorsScanner:
     name: ClassVar[str] = "safetensors"
 
     def accepts(self, item: Item) -> bool:
-        if len(item.head) < 9:
+        """A header length in bounds followed by `{`; named `.safetensors`, any length (what
+        the importer reads as safetensors, a header bomb included)."""
+        if len(item.head) < 9 or item.head[8:9] != b"{":
             return False
         (length,) = struct.unpack("<Q", item.head[:8])
-        return 2 <= length <= _MAX_HEADER and item.head[8:9] == b"{"
+        return 2 <= length <= _MAX_HEADER or item.suffix == ".safetensors"
 
     def scan(self, item: Item, nested: Nested) -> list[Finding]:
         del nested
         where = item.location
         (length,) = struct.unpack("<Q", item.head[:8])
+        if length > _MAX_HEADER:
+            message = (f"header claims {length} bytes; the format allows at most {_MAX_HEADER}, "
+                       "and a loader allocates it before reading")  # fmt: skip
+            return [Finding(where, "safetensors.header-bomb", Severity.HIGH, message)]
         if length > item.size - 8:
             return [
                 Finding(
@@ -48,10 +56,10 @@ class SafetensorsScanner:
             f.seek(8)
             raw = f.read(length)
         try:
-            header = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            header = jsonl.loads(raw)
+        except ValueError as exc:
             return [Finding(where, "safetensors.bad-header", Severity.HIGH,
-                            f"header is not valid JSON ({exc})")]  # fmt: skip
+                            f"header: {exc}")]  # fmt: skip
         if not isinstance(header, dict):
             return [Finding(where, "safetensors.bad-header", Severity.HIGH,
                             "header is not a JSON object")]  # fmt: skip
@@ -101,15 +109,20 @@ def _check(where: str, header: dict[str, Any], data_size: int) -> list[Finding]:
                                    f"holds {end - begin}"))  # fmt: skip
         spans.append((begin, end, name))
     spans.sort()
-    covered = 0
     for (_b1, end1, name1), (begin2, end2, name2) in itertools.pairwise(spans):
         if begin2 < end1 and end2 > begin2:
             out.append(Finding(f"{where}:{name2}", "safetensors.overlap", Severity.HIGH,
                                f"byte range overlaps tensor {name1!r}"))  # fmt: skip
+    last = max((end for _b, end, _n in spans), default=0)
+    if last < data_size:
+        message = (f"{data_size - last} bytes follow the last tensor: the safetensors library "
+                   "refuses the file, and they can hold a second payload")  # fmt: skip
+        out.append(Finding(where, "safetensors.trailing-bytes", Severity.HIGH, message))
+    covered = gaps = 0
     for begin, end, _name in spans:
-        covered = max(covered, end) if begin <= covered else covered
-    if spans and covered < data_size:
+        gaps += max(0, begin - covered)
+        covered = max(covered, end)
+    if gaps:
         out.append(Finding(where, "safetensors.unreferenced-bytes", Severity.LOW,
-                           f"{data_size - covered} bytes of the data section belong to no "
-                           "tensor"))  # fmt: skip
+                           f"{gaps} bytes between tensors belong to none of them"))  # fmt: skip
     return out

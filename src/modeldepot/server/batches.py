@@ -11,6 +11,7 @@ routing, accounting); results and errors are files like the input, their bytes b
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import secrets
 import time
@@ -22,10 +23,12 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 from starlette.requests import Request as StarletteRequest
 
+from modeldepot import jsonl
 from modeldepot.errors import DepotError, FormatError, PackageNotInstalled
 from modeldepot.registry import schema as t
 from modeldepot.registry.keys import ApiKey
 from modeldepot.server.errors import APIError, depot_error_response, error_body
+from modeldepot.server.requests import MAX_BODY
 from modeldepot.server.state import ServerState
 
 __all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines", "run_on_ray", "sender"]
@@ -40,19 +43,18 @@ Send = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def check_batch(data: bytes, endpoint: str | None = None) -> list[BatchLine]:
-    """The requests of a batch input file (FormatError naming the first bad line)."""
+    """The requests of a batch input file (FormatError naming the first bad line): at most
+    `MAX_BYTES`, each line at most `MAX_BODY` bytes (the largest request the API takes) and
+    nested at most 64 levels."""
     if len(data) > MAX_BYTES:
         raise FormatError(f"a batch file holds at most {MAX_BYTES // 2**20} MiB")
     lines: list[BatchLine] = []
     seen: set[str] = set()
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        where = f"line {number}"
-        try:
-            line = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise FormatError(f"{where}: not valid JSON ({exc})") from None
+    for read in jsonl.read_lines(io.BytesIO(data), max_bytes=MAX_BODY):
+        where = f"line {read.number}"
+        if read.problem is not None:
+            raise FormatError(f"{where}: {read.problem}")
+        line = read.value
         if not isinstance(line, dict):
             raise FormatError(f"{where}: a JSON object")
         custom = line.get("custom_id")

@@ -4,20 +4,33 @@ checkpoints. The hash chain alone shows an edited or deleted event in the middle
 also shows events removed from the end and a chain rewritten with fresh hashes, since the
 anchored head no longer matches. A checkpoint is added when a depot command or server closes
 (and every minute while a server runs) if the chain grew, signed with the depot's own key
-(`depot keygen`) when there is one."""
+(`depot keygen`) when there is one.
+
+The chain itself records each checkpoint as it is written (an `audit.checkpoint` event, which
+the checkpoint then anchors), so the file cannot quietly go: a chain that counts N checkpoints
+needs a file holding at least N. Without that, deleting the file together with forging the
+chain left nothing to compare with. A depot that never wrote a checkpoint needs no file."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from modeldepot.registry.audit import AuditLog, ChainProblem, ChainReport
 
-__all__ = ["Anchors", "Checkpoint"]
+logger = logging.getLogger("modeldepot.verify")
+
+__all__ = ["CHECKPOINT_ACTION", "Anchors", "Checkpoint"]
+
+CHECKPOINT_ACTION = "audit.checkpoint"
+"""The event that records, in the chain, that a checkpoint was written."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,13 @@ class Anchors:
         last = self._last()
         if not events or (last is not None and (last.events, last.head) == (events, head)):
             return None
+        try:
+            written = audit.count(CHECKPOINT_ACTION)
+            audit.append("depot", CHECKPOINT_ACTION, self.path.name, {"checkpoint": written + 1})
+        except SQLAlchemyError as exc:  # a registry busy past its timeout: anchor next time
+            logger.warning("audit checkpoint not written: %s", exc)
+            return None
+        events, head = audit.head()  # the checkpoint anchors its own event
         at = datetime.now(UTC).isoformat()
         checkpoint = Checkpoint(events, head, at)
         if self.key.is_file():
@@ -116,7 +136,22 @@ class Anchors:
             elif audit.hash_at(cp.events) != cp.head:
                 message = f"event {cp.events} is not the one anchored on {cp.at}: rewritten"
                 problems.append(ChainProblem(cp.events, message))
+        problems += self._missing(audit)
         return ChainReport(chain.events, chain.head, tuple(problems))
+
+    def _missing(self, audit: AuditLog) -> list[ChainProblem]:
+        """Checkpoints the chain says were written but the file does not hold."""
+        written = audit.count(CHECKPOINT_ACTION)
+        if not written:
+            return []
+        if not self.path.exists():
+            return [ChainProblem(0, f"the checkpoint file {self.path} is missing, but the chain "
+                                    f"records {written} checkpoints written to it")]  # fmt: skip
+        held = len(self.checkpoints())
+        if held < written:
+            return [ChainProblem(0, f"{self.path} holds {held} checkpoints but the chain records "
+                                    f"{written} written: checkpoints were removed")]  # fmt: skip
+        return []
 
     def _signed(self, checkpoint: Checkpoint) -> Checkpoint:
         from cryptography.hazmat.primitives import hashes, serialization
