@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldepot.errors import UsageError
+from modeldepot.layout import Layout
 
 __all__ = ["ENVIRONMENT", "EnvVar", "Settings", "child_environment", "secret_from_env"]
 
@@ -164,6 +165,11 @@ class Settings:
     editor: str = "vi"
 
     @property
+    def layout(self) -> Layout:
+        """Where each file under the home lives."""
+        return Layout(self.home)
+
+    @property
     def queue_limit(self) -> int:
         return self.max_queue or 16 * self.parallel
 
@@ -179,7 +185,7 @@ class Settings:
     def registry_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.home / 'registry.db'}"
+        return f"sqlite:///{self.layout.registry_db}"
 
     @property
     def actor(self) -> str:

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from modeldepot.layout import Layout
 from modeldepot.store.blobs import BlobStore
 
 __all__ = ["materialize"]
@@ -20,7 +21,7 @@ def materialize(
     """A folder under `home/run`, named after the manifest `digest` (so it is reused while the
     version exists), holding each (relative path, blob digest) of `files` as a link to the
     blob's file."""
-    folder = home / "run" / digest.removeprefix("sha256:")[:16]
+    folder = Layout(home).run_folder(digest)
     if folder.is_dir():
         return folder
     building = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
