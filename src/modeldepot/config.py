@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldepot.errors import UsageError
+from modeldepot.layout import Layout
 
 __all__ = ["ENVIRONMENT", "EnvVar", "Settings", "child_environment", "secret_from_env"]
 
@@ -106,6 +107,17 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4096",
     ),
     EnvVar(
+        "DEPOT_REMOTE_TIMEOUT",
+        "Seconds to wait for a remote (another depot, an OCI registry) to accept a connection, "
+        "and for each read of its answer.",
+        "60",
+    ),
+    EnvVar(
+        "DEPOT_PULL_DEADLINE",
+        "Seconds a whole pull or fetch from a remote may take, however steadily bytes arrive.",
+        "21600 (6 hours)",
+    ),
+    EnvVar(
         "EDITOR",
         "Editor `depot card NAME --edit` opens the model card in.",
         "vi",
@@ -162,6 +174,15 @@ class Settings:
     max_queue: int = 0
     """0 means 16 requests per parallel slot."""
     editor: str = "vi"
+    remote_timeout: float = 60.0
+    """Seconds to connect to a remote and to wait for each read of its answer."""
+    pull_deadline: float = 6 * 3600.0
+    """Seconds a whole pull from a remote may take."""
+
+    @property
+    def layout(self) -> Layout:
+        """Where each file under the home lives."""
+        return Layout(self.home)
 
     @property
     def queue_limit(self) -> int:
@@ -179,7 +200,7 @@ class Settings:
     def registry_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.home / 'registry.db'}"
+        return f"sqlite:///{self.layout.registry_db}"
 
     @property
     def actor(self) -> str:
@@ -236,4 +257,6 @@ class Settings:
             api_keys=env.get("DEPOT_API_KEYS") or None,
             max_queue=number("DEPOT_MAX_QUEUE", 0, 0),
             editor=env.get("EDITOR") or "vi",
+            remote_timeout=number("DEPOT_REMOTE_TIMEOUT", 60, 0.1, float),
+            pull_deadline=number("DEPOT_PULL_DEADLINE", 6 * 3600, 1, float),
         )

@@ -71,7 +71,7 @@ class Depot:
     @cached_property
     def registry(self) -> Registry:
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        return Registry.open(self.settings.registry_url, self.settings.home)
+        return Registry.open(self.settings.registry_url, self.settings.layout.lock_dir)
 
     @cached_property
     def lock(self) -> StoreLock:
@@ -80,7 +80,7 @@ class Depot:
             return self._lock
         if self.registry.engine.dialect.name == "postgresql":
             return LeaseLock(self.registry.engine)
-        return FileLock(self.settings.home / "store.lock")
+        return FileLock(self.settings.layout.store_lock)
 
     def close(self) -> None:
         if "registry" in self.__dict__:
@@ -163,8 +163,7 @@ class Depot:
 
     @cached_property
     def anchors(self) -> Anchors:
-        return Anchors(self.settings.home / "audit" / "checkpoints.jsonl",
-                       self.settings.home / "keys" / "depot")  # fmt: skip
+        return Anchors(self.settings.layout.audit_checkpoints, self.settings.layout.signing_key)
 
     @cached_property
     def usage(self) -> UsageLog:

@@ -7,7 +7,8 @@
     │   ├── ModelNotFound
     │   └── PackageNotInstalled     a packaged model whose Python package is missing
     ├── FormatError                 a file that is truncated, corrupt or not what it claims
-    │   └── UnsupportedFormat       no importer recognises the input
+    │   ├── UnsupportedFormat       no importer recognises the input
+    │   └── UnsafePath              a file path from outside that could leave its folder
     ├── IntegrityError              stored or shipped bytes do not match their digest
     ├── ConflictError               the operation would break an invariant (e.g. tag in use)
     └── StoreLocked                 another process holds the store for garbage collection
@@ -27,6 +28,7 @@ __all__ = [
     "NotFound",
     "PackageNotInstalled",
     "StoreLocked",
+    "UnsafePath",
     "UnsupportedFormat",
     "UsageError",
 ]
@@ -67,6 +69,11 @@ class FormatError(DepotError):
 
 class UnsupportedFormat(FormatError):
     """No importer recognises the input."""
+
+
+class UnsafePath(FormatError):
+    """A file path from outside (a remote manifest, an imported folder, a file name) is
+    absolute, climbs out of its folder, or is malformed (see `modeldepot.paths`)."""
 
 
 class IntegrityError(DepotError):

@@ -80,3 +80,19 @@ def test_folder_without_model_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty" / "notes.txt").write_text("hi")
     with pytest.raises(FormatError):
         Formats.from_entry_points().read(tmp_path / "empty")
+
+
+def test_a_folder_whose_file_names_are_unsafe_is_refused_before_anything_is_stored(
+    tmp_path: Path,
+) -> None:
+    from modeldepot.config import Settings
+    from modeldepot.depot import Depot
+    from modeldepot.errors import UnsafePath
+
+    folder = write_hf_folder(tmp_path / "tiny")
+    (folder / "notes\x1b[2J.txt").write_text("a name that rewrites the terminal\n")
+    with Depot(Settings(home=tmp_path / "depot", user="t")) as depot:
+        with pytest.raises(UnsafePath, match="control character"):
+            depot.intake.import_path(folder, "tiny")
+        assert depot.names.versions(include_untagged=True) == []
+        assert list(depot.store.digests()) == []

@@ -97,3 +97,30 @@ def test_importers_get_the_admission_result(tmp_path: Path) -> None:
         version = depot.intake.import_path(write_gguf(tmp_path / "m.gguf"), "denied")
         assert version.status == "quarantined"
         assert any("licence" in r.lower() for r in version.reasons)
+
+
+def test_a_pending_version_whose_paths_leave_its_folder_is_removed_by_gc(tmp_path: Path) -> None:
+    """What an unchecked pull used to record (a version pending for ever, a `gc` that failed)
+    is removed by the repair, and nothing is written outside the home."""
+    from modeldepot.formats.base import ModelInfo
+    from modeldepot.refs import Reference
+    from modeldepot.registry import FileRecord
+
+    home = tmp_path / "a" / "b" / "home"
+    with Depot(Settings(home=home, user="t")) as depot:
+        blob = depot.store.put_bytes(b"not a model\n")
+        config = depot.store.put_bytes(b"{}")
+        manifest = depot.store.put_bytes(b'{"recorded": "by hand"}')
+        depot.registry.record_version(
+            Reference.parse("evil"), digest=manifest.digest, config_digest=config.digest,
+            info=ModelInfo(format="gguf"), actor="t", source="http://elsewhere/evil",
+            files=[FileRecord(p, blob.digest, blob.size, "doc", "x")
+                   for p in ("ok.txt", "../../../../escaped.txt", str(tmp_path / "abs.txt"))],
+        )  # fmt: skip
+        assert [v.status for v in depot.names.versions(include_untagged=True)] == [PENDING]
+        report = depot.housekeeping.gc()
+        assert [r.split(": ")[-1] for r in report.repaired] == ["removed"]
+        assert depot.names.versions(include_untagged=True) == []
+        assert list(depot.store.digests()) == []
+    outside = [p for p in tmp_path.rglob("*") if not p.is_dir() and not p.is_relative_to(home)]
+    assert outside == []

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from modeldepot.errors import DepotError
+from modeldepot.layout import Layout
 
 __all__ = ["RunningServer", "running_server"]
 
@@ -41,7 +42,7 @@ class RunningServer:
 def running_server(home: Path) -> RunningServer | None:
     """The server of `home` that answers, if one runs."""
     try:
-        announced = json.loads((home / "serve.json").read_text())
+        announced = json.loads(Layout(home).announcement.read_text())
         url, key, pid = str(announced["url"]), str(announced["key"]), int(announced["pid"])
         os.kill(pid, 0)
         if httpx.get(f"{url}/health", timeout=2).status_code == 200:

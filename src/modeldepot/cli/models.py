@@ -16,11 +16,12 @@ from modeldepot.cli.render import (
     stdout,
     version_table,
 )
-from modeldepot.config import secret_from_env
+from modeldepot.config import Settings, secret_from_env
 from modeldepot.depot import Depot
 from modeldepot.describe import describe_rows, version_view
 from modeldepot.describe.view import human_size
 from modeldepot.receive import catalogue, transfer
+from modeldepot.receive.remote import Limits
 from modeldepot.refs import Reference
 from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.registry.records import BASE_RELATIONS
@@ -71,7 +72,7 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
         _done(version, as_json)
         return
     if name.startswith(("http://", "https://")):
-        total = transfer.size_of(name, api_key=secret)
+        total = transfer.size_of(name, api_key=secret, limits=Limits.of(depot.settings))
     else:
         entry = catalogue.find(Reference.parse(name).name, depot.packaged)
         total = (None if entry.folder is not None
@@ -99,7 +100,9 @@ def push(depot: Depot, target: str, name: str, as_json: bool) -> None:
     signatures = [(depot.signatures.bundle(r), r.public_key)
                   for r in depot.signatures.trust.signatures(version.digest)]  # fmt: skip
     with bytes_progress(f"pushing {version.reference}", version.size) as advance:
-        digest = oci.push(depot.store, version.digest, signatures, ref, advance)
+        digest = oci.push(
+            depot.store, version.digest, signatures, ref, advance, Limits.of(depot.settings)
+        )
     depot.audit.append(
         depot.settings.actor,
         "push",
@@ -124,9 +127,10 @@ def fetch(url: str, dest: Path, api_key_env: str | None, as_json: bool) -> None:
     """Write the files of the model at URL (depot://HOST[:PORT]/NAME[:TAG] or http(s)://...)
     into DEST, every digest checked: a KServe storage initializer (see deploy/kubernetes)."""
     key = secret_from_env(api_key_env)
-    total = transfer.size_of(url.replace("depot://", "http://", 1), api_key=key)
+    limits = Limits.of(Settings.from_env())
+    total = transfer.size_of(url.replace("depot://", "http://", 1), api_key=key, limits=limits)
     with bytes_progress(f"fetching {url}", total) as advance:
-        model = transfer.fetch_folder(url, dest, api_key=key, progress=advance)
+        model = transfer.fetch_folder(url, dest, api_key=key, progress=advance, limits=limits)
     if as_json:
         print_json({"digest": model.digest, "files": [vars(f) for f in model.files],
                     "dest": str(dest)})  # fmt: skip

@@ -128,7 +128,7 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
             port = free_port()
             launch = engines.get(spec.engine).launch(spec, port, settings)
             with working(f"loading {spec.name}"):
-                engine = EngineProcess.start(spec, launch, port, settings.home / "logs")
+                engine = EngineProcess.start(spec, launch, port, settings.layout.logs)
             stack.callback(engine.stop)
             endpoint = _Endpoint(f"{engine.base_url}/v1", spec.name)
         messages = [{"role": "system", "content": system}] if system else []
@@ -139,7 +139,7 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
                 return
             via = " through the running depot serve" if endpoint.through_server else ""
             stderr.print(f"chatting with {version.reference}{via}; an empty line or Ctrl-D ends")
-            stack.enter_context(_history(settings.home / "run_history"))
+            stack.enter_context(_history(settings.layout.run_history))
             while True:
                 try:
                     line = input(">>> ")

@@ -76,7 +76,7 @@ class FineTune:
 
 
 def _job_dir(depot: Depot, job: Job) -> Path:
-    return depot.settings.home / "jobs" / job.id
+    return depot.settings.layout.job(job.id)
 
 
 def prepare(depot: Depot, request: FineTune, *, actor: str | None = None) -> Job:

@@ -140,7 +140,7 @@ def evaluate(
     store = EvaluationStore(depot.registry)
     if ray is not None:
         return _on_ray(depot, models, tasks, options, judge, store, ray)
-    cache = ResponseCache(depot.settings.home / "eval-cache.db")
+    cache = ResponseCache(depot.settings.layout.eval_cache)
     results: list[TaskResult] = []
 
     async def main() -> None:
@@ -187,7 +187,7 @@ def _on_ray(depot: Depot, models: list[ModelRef], tasks: list[Task], options: Ru
     jobs = [(model, task) for model in models for task in tasks]
     started = time.perf_counter()
     found = score_items_remotely(
-        ray.address, ray.server, ray.api_key, depot.settings.home / "eval-cache.db", jobs,
+        ray.address, ray.server, ray.api_key, depot.settings.layout.eval_cache, jobs,
         options.seed, options.mc_mode, judge, options.concurrency, ray.workers)  # fmt: skip
     results = []
     for (model, task), (items, failed) in zip(jobs, found, strict=True):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from modeldepot.paths import check_relpath
 from modeldepot.store.manifests import LayerKind
 
 __all__ = ["ModelFormat", "ModelInfo", "ModelSource", "SourceFile", "format_params"]
@@ -45,7 +46,9 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file of a model: on disk (`path`) or produced by the reader (`data`)."""
+    """One file of a model: on disk (`path`) or produced by the reader (`data`), under its
+    path in the model's folder (`relpath`, checked by `modeldepot.paths` as it is made: a file
+    name from outside that could leave the folder is refused before anything is stored)."""
 
     relpath: str
     kind: LayerKind
@@ -57,6 +60,9 @@ class SourceFile:
     """A digest the bytes must have (a packaged model's pinned file)."""
     owned: bool = False
     """The file is a result the depot made, given up to the store (moved in, not copied)."""
+
+    def __post_init__(self) -> None:
+        check_relpath(self.relpath)
 
 
 @dataclass(frozen=True)

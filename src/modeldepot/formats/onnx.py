@@ -98,7 +98,8 @@ class ONNXFormat:
                                   "folder (refused: CVE-2024-27318, CVE-2024-27319)")  # fmt: skip
             if not data.is_file():
                 raise FormatError(f"{path}: external weights {location!r} are missing")
-            files.append(SourceFile(relpath=location, kind=LayerKind.WEIGHTS, path=data))
+            files.append(SourceFile(relpath=posixpath.normpath(location), kind=LayerKind.WEIGHTS,
+                                    path=data))  # fmt: skip
         opsets = {op.domain or "ai.onnx": op.version for op in model.opset_import}
         props = {p.key: p.value for p in model.metadata_props}
         raw_licence = props.get("license") or props.get("licence")

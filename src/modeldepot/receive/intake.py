@@ -21,6 +21,7 @@ from modeldepot.errors import FormatError, ModelNotFound, UsageError
 from modeldepot.formats import Formats, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
 from modeldepot.receive import catalogue, oci, transfer
+from modeldepot.receive.remote import Limits
 from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink, ModelVersion, Registry
 from modeldepot.store import (
@@ -155,15 +156,12 @@ class Intake:
         target = _target(as_name or oci.target_name(ref))
         with self.lock.shared():
             self.store.clean_temporaries()
-            pulled = oci.pull(self.store, ref, progress)
-            config = ModelConfig.model_validate_json(
-                self.store.read_bytes(pulled.manifest.config.digest)
-            )
+            pulled = oci.pull(self.store, ref, progress, Limits.of(self.settings))
             version = self.registry.record_version(
                 target,
                 digest=pulled.digest,
                 config_digest=pulled.manifest.config.digest,
-                info=ModelInfo.from_dict(config.metadata),
+                info=pulled.info,
                 files=[FileRecord.of(d) for d in pulled.manifest.layers],
                 source=url,
                 actor=actor or self.settings.actor,
@@ -203,7 +201,9 @@ class Intake:
         ref = _target(as_name or transfer.split_url(url)[1])
         with self.lock.shared():
             self.store.clean_temporaries()
-            fetched = transfer.fetch(url, self.store, api_key=api_key, progress=progress)
+            fetched = transfer.fetch(
+                url, self.store, api_key=api_key, progress=progress, limits=Limits.of(self.settings)
+            )
             version = self.registry.record_version(
                 ref,
                 digest=fetched.digest,

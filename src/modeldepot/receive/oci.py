@@ -9,8 +9,10 @@ key as layers, the model's manifest as `subject`), listed in an index under the 
 `sha256-HEX` (the OCI 1.1 tag schema, for registries without the referrers API).
 
 A pull checks the manifest's bytes against the digest the registry names (and the one asked
-for), every blob against the manifest, stores it all and records the version only then, and
-admits it like any import; signatures found as referrers are stored and verified.
+for) and its contents (digests, sizes, safe file paths) before fetching anything, every blob
+against the manifest (at most its declared size), stores it all and records the version only
+then, and admits it like any import; signatures found as referrers are stored and verified.
+Every answer is bounded and timed (`receive/remote.py`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modeldepot.errors import DepotError, IntegrityError, ModelNotFound, UsageError
-from modeldepot.receive.transfer import ChunkReader
-from modeldepot.refs import Reference
-from modeldepot.store import BlobStore, Manifest, Progress
+from modeldepot.errors import DepotError, FormatError, IntegrityError, ModelNotFound, UsageError
+from modeldepot.formats.base import ModelInfo
+from modeldepot.receive.remote import Answer, Limits, Remote, check_config_size, read_config
+from modeldepot.refs import Reference, is_digest
+from modeldepot.store import BlobStore, Descriptor, Manifest, Progress
 
 __all__ = ["SIGNATURE_TYPE", "OCIRef", "oci_ref"]
 
@@ -50,6 +53,11 @@ class OCIRef:
     def url(self) -> str:
         return f"{self.registry}/v2/{self.repository}"
 
+    def __str__(self) -> str:
+        host = self.registry.split("://", 1)[1]
+        at = "@" if self.reference.startswith("sha256:") else ":"
+        return f"oci://{host}/{self.repository}{at}{self.reference}"
+
 
 def oci_ref(text: str) -> OCIRef:
     """`oci://HOST[:PORT]/REPO[:TAG|@sha256:...]`."""
@@ -70,14 +78,13 @@ def oci_ref(text: str) -> OCIRef:
     return OCIRef(f"{scheme}://{parts.netloc}", repository, reference)
 
 
-def _check(response: httpx.Response, what: str) -> None:
-    if response.status_code == 404:
+def _check(answer: Answer, what: str) -> None:
+    if answer.status == 404:
         raise ModelNotFound(f"{what}: not in the registry")
-    if response.status_code in (401, 403):
-        raise DepotError(f"{what}: the registry refused access ({response.status_code})")
-    if response.status_code >= 400:
-        raise DepotError(f"{what}: the registry answered {response.status_code}: "
-                         f"{response.text[:200]}")  # fmt: skip
+    if answer.status in (401, 403):
+        raise DepotError(f"{what}: the registry refused access ({answer.status})")
+    if answer.status >= 400:
+        raise DepotError(f"{what}: the registry answered {answer.status}: {answer.text}")
 
 
 def _sha(data: bytes) -> str:
@@ -85,41 +92,62 @@ def _sha(data: bytes) -> str:
 
 
 class Registry:
-    def __init__(self, ref: OCIRef, client: httpx.Client | None = None) -> None:
+    """The OCI distribution API of one repository, every answer bounded (`Remote`)."""
+
+    def __init__(self, ref: OCIRef, limits: Limits | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
         self.ref = ref
-        self.http = client or httpx.Client(timeout=httpx.Timeout(60, read=600))
+        self.remote = Remote("the registry", limits, transport=transport)
 
     def close(self) -> None:
-        self.http.close()
+        self.remote.close()
 
     # -- blobs ------------------------------------------------------------------------------
 
     def has_blob(self, digest: str) -> bool:
-        return self.http.head(f"{self.ref.url}/blobs/{digest}").status_code == 200
+        answer = self.remote.request("HEAD", f"{self.ref.url}/blobs/{digest}", digest)
+        return answer.status == 200
 
     def push_blob(self, digest: str, size: int, chunks: Any) -> None:
         """A monolithic upload: POST for a session, PUT of the bytes with their digest (the
         registry refuses bytes of another digest)."""
-        started = self.http.post(f"{self.ref.url}/blobs/uploads/")
+        what = f"uploading {digest}"
+        started = self.remote.request("POST", f"{self.ref.url}/blobs/uploads/", what)
         _check(started, f"starting the upload of {digest}")
-        location = started.headers["location"]
+        location = started.headers.get("location")
+        if not location:
+            raise DepotError(f"{what}: the registry named no upload location")
         if location.startswith("/"):
             location = self.ref.registry + location
         separator = "&" if "?" in location else "?"
-        done = self.http.put(f"{location}{separator}digest={digest}", content=chunks,
-                             headers={"Content-Type": "application/octet-stream",
-                                      "Content-Length": str(size)})  # fmt: skip
-        _check(done, f"uploading {digest}")
+        done = self.remote.request("PUT", f"{location}{separator}digest={digest}", what,
+                                   content=chunks,
+                                   headers={"Content-Type": "application/octet-stream",
+                                            "Content-Length": str(size)})  # fmt: skip
+        _check(done, what)
 
-    def blob(self, digest: str) -> Any:
-        return self.http.stream("GET", f"{self.ref.url}/blobs/{digest}")
+    def blob(self, descriptor: Descriptor, store: BlobStore, progress: Progress | None) -> None:
+        """Stream a blob into `store`, at most its declared size, checked against its digest."""
+        self.remote.blob(f"{self.ref.url}/blobs/{descriptor.digest}",
+                         f"{self.ref}: blob {descriptor.digest}", descriptor, store, _check,
+                         progress)  # fmt: skip
+
+    def small_blob(self, digest: str) -> bytes:
+        """A small blob's bytes (a signature, a key: at most `MAX_JSON`), checked."""
+        answer = self.remote.get(f"{self.ref.url}/blobs/{digest}", f"blob {digest}")
+        _check(answer, f"blob {digest}")
+        if _sha(answer.body) != digest:
+            raise IntegrityError(f"blob {digest}: the registry sent bytes that hash to "
+                                 f"{_sha(answer.body)}")  # fmt: skip
+        return answer.body
 
     # -- manifests --------------------------------------------------------------------------
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> str:
-        done = self.http.put(f"{self.ref.url}/manifests/{reference}", content=data,
-                             headers={"Content-Type": media_type})  # fmt: skip
-        _check(done, f"storing the manifest {reference}")
+        what = f"storing the manifest {reference}"
+        done = self.remote.request("PUT", f"{self.ref.url}/manifests/{reference}", what,
+                                   content=data, headers={"Content-Type": media_type})  # fmt: skip
+        _check(done, what)
         digest = _sha(data)
         answered = done.headers.get("docker-content-digest")
         if answered and answered != digest:
@@ -127,10 +155,11 @@ class Registry:
         return digest
 
     def get_manifest(self, reference: str, accept: str = MANIFEST) -> tuple[bytes, str]:
-        got = self.http.get(f"{self.ref.url}/manifests/{reference}",
-                            headers={"Accept": f"{accept}, {INDEX}"})  # fmt: skip
-        _check(got, f"{self.ref.repository}:{reference}")
-        digest = _sha(got.content)
+        what = f"{self.ref.repository}:{reference}"
+        got = self.remote.get(f"{self.ref.url}/manifests/{reference}", what,
+                              headers={"Accept": f"{accept}, {INDEX}"})  # fmt: skip
+        _check(got, what)
+        digest = _sha(got.body)
         named = got.headers.get("docker-content-digest")
         if named and named != digest:
             raise IntegrityError(f"{self.ref.repository}:{reference}: the manifest hashes to "
@@ -138,16 +167,17 @@ class Registry:
         if reference.startswith("sha256:") and reference != digest:
             raise IntegrityError(f"{self.ref.repository}@{reference}: the registry sent a "
                                  f"manifest that hashes to {digest}")  # fmt: skip
-        return got.content, digest
+        return got.body, digest
 
 
 def push(store: BlobStore, manifest_digest: str, signatures: list[tuple[bytes, str | None]],
-         ref: OCIRef, progress: Progress | None = None) -> str:  # fmt: skip
+         ref: OCIRef, progress: Progress | None = None,
+         limits: Limits | None = None) -> str:  # fmt: skip
     """Push a stored version (by its manifest digest) and its signatures (bundle, public key)
     to `ref`; returns the manifest digest the registry holds it under."""
     raw = store.read_bytes(manifest_digest)
     manifest = Manifest.from_bytes(raw)
-    registry = Registry(ref)
+    registry = Registry(ref, limits)
     try:
         for descriptor in (manifest.config, *manifest.layers):
             if registry.has_blob(descriptor.digest):
@@ -166,8 +196,6 @@ def push(store: BlobStore, manifest_digest: str, signatures: list[tuple[bytes, s
                                 "manifests": referrers}).encode()  # fmt: skip
             registry.put_manifest(manifest_digest.replace(":", "-"), index, INDEX)
         return pushed
-    except httpx.HTTPError as exc:
-        raise DepotError(f"{ref.registry}: cannot reach the registry ({exc})") from None
     finally:
         registry.close()
 
@@ -209,29 +237,39 @@ def _push_signature(registry: Registry, bundle: bytes, public_key: str | None,
 class Pulled:
     digest: str
     manifest: Manifest
+    info: ModelInfo
     signatures: list[tuple[bytes, str | None]]
 
 
-def pull(store: BlobStore, ref: OCIRef, progress: Progress | None = None) -> Pulled:
-    """Fetch a model's manifest and blobs (each checked) into `store`, and its signatures."""
-    registry = Registry(ref)
+def pull(store: BlobStore, ref: OCIRef, progress: Progress | None = None,
+         limits: Limits | None = None,
+         transport: httpx.BaseTransport | None = None) -> Pulled:  # fmt: skip
+    """Fetch a model's manifest (checked, paths included, before anything is fetched) and
+    blobs (each checked, at most its declared size) into `store`, and its signatures; the
+    manifest is stored last."""
+    what = str(ref)
+    registry = Registry(ref, limits, transport)
     try:
         raw, digest = registry.get_manifest(ref.reference)
-        manifest = Manifest.from_bytes(raw)
+        try:
+            manifest = Manifest.from_bytes(raw)
+            check_config_size(manifest, what)
+        except FormatError as exc:
+            raise type(exc)(f"{what}: {exc}; nothing was stored") from None
         for descriptor in (manifest.config, *manifest.layers):
             if store.has(descriptor.digest):
+                if store.size(descriptor.digest) != descriptor.size:
+                    raise IntegrityError(f"{what}: the manifest declares {descriptor.digest} as "
+                                         f"{descriptor.size} bytes; it is not")  # fmt: skip
                 if progress:
                     progress(descriptor.size)
                 continue
-            with registry.blob(descriptor.digest) as response:
-                _check(response, f"blob {descriptor.digest}")
-                store.put_stream([ChunkReader(response.iter_bytes(CHUNK))],
-                                 expected=descriptor.digest, progress=progress)  # fmt: skip
+            registry.blob(descriptor, store, progress)
+        info = read_config(store, manifest, what)
+        signatures = _signatures(registry, digest)
         stored = store.put_bytes(raw)
         assert stored.digest == digest
-        return Pulled(digest, manifest, _signatures(registry, digest))
-    except httpx.HTTPError as exc:
-        raise DepotError(f"{ref.registry}: cannot reach the registry ({exc})") from None
+        return Pulled(digest, manifest, info, signatures)
     finally:
         registry.close()
 
@@ -242,23 +280,40 @@ def _signatures(registry: Registry, subject: str) -> list[tuple[bytes, str | Non
     except ModelNotFound:
         return []
     found = []
-    for entry in json.loads(raw).get("manifests", []):
-        if entry.get("artifactType") != SIGNATURE_TYPE:
+    for entry in _entries(raw, "manifests"):
+        if entry.get("artifactType") != SIGNATURE_TYPE or not isinstance(entry.get("digest"), str):
             continue
         body, _ = registry.get_manifest(entry["digest"])
-        artifact = json.loads(body)
+        artifact = _object(body)
         if (artifact.get("subject") or {}).get("digest") != subject:
             continue
         parts: dict[str, bytes] = {}
-        for layer in artifact.get("layers", []):
-            data = registry.http.get(f"{registry.ref.url}/blobs/{layer['digest']}").content
-            if _sha(data) != layer["digest"]:
-                raise IntegrityError(f"signature blob {layer['digest']} does not match")
-            parts[layer["mediaType"]] = data
+        for layer in _entries(body, "layers"):
+            if not is_digest(str(layer.get("digest"))):
+                raise FormatError(f"signature of {subject}: a layer names no digest")
+            parts[str(layer.get("mediaType"))] = registry.small_blob(layer["digest"])
         if SIGNATURE_TYPE in parts:
             key = parts.get(PUBLIC_KEY)
-            found.append((parts[SIGNATURE_TYPE], key.decode() if key else None))
+            found.append((parts[SIGNATURE_TYPE], key.decode(errors="replace") if key else None))
     return found
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise FormatError("the registry sent a manifest that is not JSON") from None
+    if not isinstance(data, dict):
+        raise FormatError("the registry sent a manifest that is not a JSON object")
+    return data
+
+
+def _entries(raw: bytes, key: str) -> list[dict[str, Any]]:
+    """The objects listed under `key` of a JSON object (an index's manifests, layers)."""
+    value = _object(raw).get(key, [])
+    if not isinstance(value, list):
+        raise FormatError(f"the registry sent a manifest whose {key} is not a list")
+    return [entry for entry in value if isinstance(entry, dict)]
 
 
 def target_name(ref: OCIRef) -> str:

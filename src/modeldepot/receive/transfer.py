@@ -1,29 +1,36 @@
 """Pulling a model from another depot over its `/api`, checking every digest.
 
 The manifest's bytes must hash to the digest the server names, and every blob must hash to the
-digest the manifest names; blobs already stored are not fetched again. The version is recorded
-only after all of it is stored, so an interrupted or refused pull leaves nothing visible.
+digest the manifest names; blobs already stored are not fetched again. The manifest is checked
+(`Manifest.from_bytes`: digests, sizes, safe file paths) before any blob is fetched, every
+answer is bounded (`receive/remote.py`), and the manifest itself is stored last: the version is
+recorded only after all of it is stored, so an interrupted or refused pull leaves nothing
+visible.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
-from modeldepot.errors import DepotError, IntegrityError, ModelNotFound, UsageError
+from modeldepot.errors import DepotError, FormatError, IntegrityError, ModelNotFound, UsageError
 from modeldepot.formats.base import ModelInfo
+from modeldepot.paths import check_relpath
+from modeldepot.receive.remote import Answer, Limits, Remote, check_config_size, read_config
 from modeldepot.refs import Reference
 from modeldepot.registry import FileRecord, LineageLink
-from modeldepot.store import BlobStore, Manifest, ModelConfig, Progress
+from modeldepot.store import BlobStore, Manifest, Progress
 
-__all__ = ["ChunkReader", "RemoteModel", "fetch", "fetch_folder", "split_url"]
+__all__ = ["RemoteModel", "fetch", "fetch_folder", "size_of", "split_url"]
+
+_WHO = "the other depot"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,20 @@ class RemoteModel:
     files: tuple[FileRecord, ...]
     lineage: tuple[LineageLink, ...]
     source: str
+
+
+class _Link(BaseModel):
+    relation: str
+    target: str
+    target_digest: str | None = None
+
+
+class _Shown(BaseModel):
+    """What the other depot's `/api/models/NAME` says, as far as a pull reads it."""
+
+    digest: str
+    size: int | None = None
+    lineage: list[_Link] = []
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -52,48 +73,38 @@ def split_url(url: str) -> tuple[str, str]:
     return str(parsed.copy_with(path="/", query=None, fragment=None)).rstrip("/"), name
 
 
-class ChunkReader:
-    """Chunks (a streamed HTTP body) read like a file (`readinto`), for the blob store."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._parts = iter(chunks)
-        self._pending = b""
-
-    def readinto(self, buffer: bytearray, /) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._parts)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
-def _check(response: httpx.Response, what: str) -> None:
-    if response.status_code == 404:
+def _check(answer: Answer, what: str) -> None:
+    if answer.status == 404:
         raise ModelNotFound(f"{what}: not found on the other depot")
-    if response.status_code in (401, 403):
-        raise DepotError(f"{what}: the other depot refused access ({response.status_code})")
-    if response.status_code != 200:
-        raise DepotError(f"{what}: the other depot answered {response.status_code}")
+    if answer.status in (401, 403):
+        raise DepotError(f"{what}: the other depot refused access ({answer.status})")
+    if answer.status != 200:
+        raise DepotError(f"{what}: the other depot answered {answer.status}")
 
 
-def size_of(url: str, *, api_key: str | None = None) -> int | None:
-    """Bytes the model at `url` holds, as the other depot describes it (None if it does not
-    say): the total a progress bar shows before the pull starts."""
-    base, name = split_url(url)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _shown(remote: Remote, base: str, name: str, url: str) -> _Shown:
+    answer = remote.get(f"{base}/api/models/{quote(name, safe='/:@')}", url)
+    _check(answer, url)
     try:
-        shown = httpx.get(f"{base}/api/models/{quote(name, safe='/:@')}", headers=headers,
-                          timeout=30)  # fmt: skip
-    except httpx.HTTPError:
+        return _Shown.model_validate(answer.json(url))
+    except ValidationError as exc:
+        raise FormatError(f"{url}: the other depot's description of the model is not one "
+                          f"({exc.errors()[0]['msg']})") from None  # fmt: skip
+
+
+def size_of(url: str, *, api_key: str | None = None, limits: Limits | None = None) -> int | None:
+    """Bytes the model at `url` holds, as the other depot describes it (None if it does not
+    say, or cannot be asked): the total a progress bar shows before the pull starts."""
+    base, name = split_url(url)
+    try:
+        with Remote(_WHO, limits, headers=_headers(api_key)) as remote:
+            return _shown(remote, base, name, url).size
+    except DepotError:
         return None
-    if shown.status_code != 200:
-        return None
-    size = shown.json().get("size")
-    return int(size) if isinstance(size, int) else None
 
 
 def fetch(
@@ -102,55 +113,51 @@ def fetch(
     *,
     api_key: str | None = None,
     progress: Progress | None = None,
-    client: httpx.Client | None = None,
+    limits: Limits | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> RemoteModel:
     base, name = split_url(url)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    http = client or httpx.Client(timeout=httpx.Timeout(60, read=300), headers=headers)
-    try:
-        shown = http.get(f"{base}/api/models/{quote(name, safe='/:@')}")
-        _check(shown, url)
-        about: dict[str, Any] = shown.json()
-        raw = http.get(f"{base}/api/manifests/{quote(name, safe='/:@')}")
+    with Remote(_WHO, limits, headers=_headers(api_key), transport=transport) as remote:
+        about = _shown(remote, base, name, url)
+        raw = remote.get(f"{base}/api/manifests/{quote(name, safe='/:@')}", url)
         _check(raw, url)
-        stored = blobs.put_bytes(raw.content)
+        digest = f"sha256:{hashlib.sha256(raw.body).hexdigest()}"
         claimed = raw.headers.get("x-depot-digest")
-        if stored.digest != claimed or stored.digest != about.get("digest"):
-            raise IntegrityError(
-                f"{url}: the manifest hashes to {stored.digest}, the other depot says {claimed}"
-            )
-        manifest = Manifest.from_bytes(raw.content)
+        if digest != claimed or digest != about.digest:
+            raise IntegrityError(f"{url}: the manifest hashes to {digest}, the other depot says "
+                                 f"{claimed}; nothing was stored")  # fmt: skip
+        try:
+            manifest = Manifest.from_bytes(raw.body)
+            check_config_size(manifest, url)
+        except FormatError as exc:
+            raise type(exc)(f"{url}: {exc}; nothing was stored") from None
         for descriptor in (manifest.config, *manifest.layers):
             if blobs.has(descriptor.digest):
+                if blobs.size(descriptor.digest) != descriptor.size:
+                    raise IntegrityError(f"{url}: the manifest declares {descriptor.digest} as "
+                                         f"{descriptor.size} bytes; it is not")  # fmt: skip
                 if progress:
                     progress(descriptor.size)
                 continue
-            with http.stream("GET", f"{base}/api/blobs/{descriptor.digest}") as response:
-                _check(response, f"{url}: blob {descriptor.digest}")
-                blobs.put_stream([ChunkReader(response.iter_bytes(1024 * 1024))],
-                                 expected=descriptor.digest,
-                                 progress=progress)  # fmt: skip
-        config = ModelConfig.model_validate_json(blobs.read_bytes(manifest.config.digest))
-    except httpx.HTTPError as exc:
-        raise DepotError(f"{url}: cannot reach the other depot ({exc})") from None
-    finally:
-        if client is None:
-            http.close()
+            remote.blob(f"{base}/api/blobs/{descriptor.digest}",
+                        f"{url}: blob {descriptor.digest}", descriptor, blobs, _check,
+                        progress)  # fmt: skip
+        info = read_config(blobs, manifest, url)
+        stored = blobs.put_bytes(raw.body)
+    lineage = (LineageLink(x.relation, x.target, x.target_digest) for x in about.lineage)
     return RemoteModel(
         digest=stored.digest,
         config_digest=manifest.config.digest,
-        info=ModelInfo.from_dict(config.metadata),
+        info=info,
         files=tuple(FileRecord.of(d) for d in manifest.layers),
-        lineage=tuple(
-            LineageLink(link["relation"], link["target"], link.get("target_digest"))
-            for link in about.get("lineage", [])
-        ),
+        lineage=tuple(lineage),
         source=url,
     )
 
 
 def fetch_folder(url: str, dest: Path, *, api_key: str | None = None,
-                 progress: Progress | None = None) -> RemoteModel:  # fmt: skip
+                 progress: Progress | None = None,
+                 limits: Limits | None = None) -> RemoteModel:  # fmt: skip
     """The files of the model at `url` (another depot), every digest checked, written to
     `dest` under their own paths (a KServe storage initializer's job: `/mnt/models`). Written
     into a folder beside `dest` first and moved into place whole, so `dest` never holds part
@@ -162,10 +169,10 @@ def fetch_folder(url: str, dest: Path, *, api_key: str | None = None,
     work = Path(tempfile.mkdtemp(prefix=".depot-fetch-", dir=dest.parent))
     try:
         blobs = LocalBlobStore(work / "store")
-        model = fetch(url, blobs, api_key=api_key, progress=progress)
+        model = fetch(url, blobs, api_key=api_key, progress=progress, limits=limits)
         staged = work / "model"
         for f in model.files:
-            target = (staged / f.path).resolve()
+            target = (staged / check_relpath(f.path)).resolve()
             if not target.is_relative_to(staged.resolve()):
                 raise IntegrityError(f"{url}: the file path {f.path!r} leaves the model folder")
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -46,10 +46,7 @@ from modeldepot.server.errors import (
 from modeldepot.server.state import ServerState
 from modeldepot.server.ui import governance, pages
 
-__all__ = ["ANNOUNCEMENT", "create_app"]
-
-ANNOUNCEMENT = "serve.json"
-"""Under DEPOT_HOME while a server of that home runs: its URL, pid and local key."""
+__all__ = ["create_app"]
 
 
 def _yield_to_engines() -> None:
@@ -94,7 +91,7 @@ def create_app(
     depot = Depot(settings)
     engines = engines or Engines.from_entry_points()
     pool = EnginePool(
-        engines.launcher(settings, settings.home / "logs"),
+        engines.launcher(settings, settings.layout.logs),
         budget=settings.memory_budget,
         keep_alive=settings.keep_alive,
         queue_limit=settings.queue_limit,
@@ -116,7 +113,7 @@ def create_app(
             settings, depot, engines, StoredFiles(depot.store, settings.home), pool, client,
             remote_client, gate, metrics, Directory(depot, engines),
         )  # fmt: skip
-        announcement = settings.home / ANNOUNCEMENT
+        announcement = settings.layout.announcement
         if listen is not None:
             _announce(announcement, listen, local_key)
         reaper = asyncio.create_task(pool.run_reaper())

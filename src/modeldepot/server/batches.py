@@ -24,7 +24,8 @@ from fastapi.responses import Response
 from starlette.requests import Request as StarletteRequest
 
 from modeldepot import jsonl
-from modeldepot.errors import DepotError, FormatError, PackageNotInstalled
+from modeldepot.errors import DepotError, FormatError, PackageNotInstalled, UnsafePath
+from modeldepot.paths import check_relpath
 from modeldepot.registry import schema as t
 from modeldepot.registry.keys import ApiKey
 from modeldepot.server.errors import APIError, depot_error_response, error_body
@@ -221,12 +222,15 @@ async def upload_file(request: Request, file: UploadFile, purpose: str = "batch"
         raise APIError.bad_request("purpose: this server keeps files for batches only",
                                    "purpose")  # fmt: skip
     data = await file.read(MAX_BYTES + 1)
+    filename = file.filename or "batch.jsonl"
     try:
+        check_relpath(filename, "file name")
         check_batch(data)
+    except UnsafePath as exc:
+        raise APIError.bad_request(str(exc), "file") from None
     except FormatError as exc:
-        raise APIError.bad_request(f"{file.filename}: {exc}", "file") from None
-    return await asyncio.to_thread(_store_file, state, key, data, file.filename or "batch.jsonl",
-                                   purpose)  # fmt: skip
+        raise APIError.bad_request(f"{filename}: {exc}", "file") from None
+    return await asyncio.to_thread(_store_file, state, key, data, filename, purpose)
 
 
 @router.get("/files/{file_id}")

@@ -8,7 +8,9 @@
     POST /api/stop {"model": NAME}   unload a model's engines (`depot stop`)
 
 The puller re-hashes everything it receives, so a damaged or dishonest server cannot plant
-anything: a byte that does not match its digest fails the pull and nothing is recorded.
+anything: a byte that does not match its digest fails the pull and nothing is recorded. This
+side checks too: a blob whose stored bytes changed since they were admitted is refused (500
+`stored_bytes_changed`, as for an engine) instead of served.
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ async def blob(request: Request, digest: str) -> Response:
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found")
     if OK not in mine:
         raise _refused(f"blob {digest}")
-    try:
-        path = await asyncio.to_thread(state.depot.store.local_path, digest)
+    try:  # the bytes as admitted, or 500 `stored_bytes_changed` (never changed bytes)
+        path = await asyncio.to_thread(state.depot.store.verified_path, digest)
     except NotFound:
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found") from None
     return FileResponse(path, media_type="application/octet-stream")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modeldepot.errors import IntegrityError, NotFound
+from modeldepot.layout import Layout
 from modeldepot.refs import parse_digest
 from modeldepot.store.blobs import Blob, Progress, Readable
 
@@ -112,9 +113,10 @@ class LocalBlobStore:
     location: str
 
     def __init__(self, root: Path) -> None:
-        self.dir = root / "blobs"
-        self.tmp = root / "tmp"
-        self.checked = root / "checked"
+        layout = Layout(root)
+        self.dir = layout.blobs
+        self.tmp = layout.tmp
+        self.checked = layout.checked
         """When each blob file was last found to match its digest (size, times, inode)."""
         self.location = str(self.dir)
 

@@ -6,6 +6,11 @@ raw blob annotated with its path inside the model folder. Any ModelPack-aware to
 the `io.modeldepot.kind` annotation adds the finer kind modeldepot uses (chat template,
 tokenizer, licence...). The manifest is itself stored as a blob, so its digest names the version
 and pins every byte of it.
+
+A manifest is checked as it is parsed, wherever it comes from (an import, another depot, an
+OCI registry): digests well formed, sizes not negative, and every layer's file path a safe
+relative path (`modeldepot.paths`), each naming one file only. A hostile manifest is refused
+here, before any of its files is fetched or written.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modeldepot.errors import FormatError, UnsafePath
+from modeldepot.paths import check_relpath
+from modeldepot.refs import is_digest
 
 __all__ = [
     "ANNOTATION_FILEPATH",
@@ -76,8 +85,15 @@ class _Wire(BaseModel):
 class Descriptor(_Wire):
     media_type: str = Field(alias="mediaType")
     digest: str
-    size: int
+    size: int = Field(ge=0)
     annotations: dict[str, str] | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        if not is_digest(value):
+            raise ValueError("expected sha256: and 64 lowercase hex digits")
+        return value
 
     @property
     def filepath(self) -> str | None:
@@ -113,12 +129,39 @@ class Manifest(_Wire):
     layers: list[Descriptor]
     annotations: dict[str, str] | None = None
 
+    @field_validator("layers")
+    @classmethod
+    def _paths(cls, layers: list[Descriptor]) -> list[Descriptor]:
+        """Every layer names its file with a safe relative path, one file per path (no two
+        alike, none a folder of another)."""
+        seen: set[str] = set()
+        folders: set[str] = set()
+        for layer in layers:
+            if layer.filepath is None:
+                raise UnsafePath(f"layer {layer.digest} has no {ANNOTATION_FILEPATH} annotation")
+            path = check_relpath(layer.filepath, f"the manifest's {ANNOTATION_FILEPATH}")
+            parents = {path.rsplit("/", i)[0] for i in range(1, path.count("/") + 1)}
+            if path in seen or path in folders or parents & seen:
+                raise UnsafePath(f"the manifest's {ANNOTATION_FILEPATH} {path!r} is refused: "
+                                 "it collides with another file's path (the same, or one "
+                                 "a folder of the other)")  # fmt: skip
+            seen.add(path)
+            folders |= parents
+        return layers
+
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
-        return cls.model_validate_json(data)
+        """Parse and check a manifest: FormatError when it is not one, UnsafePath when a file
+        path in it is not a safe relative path."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the manifest"
+            raise FormatError(f"not a valid model manifest: {where}: {first['msg']}") from None
 
     @property
     def size(self) -> int:

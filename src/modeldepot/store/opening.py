@@ -17,5 +17,5 @@ def open_store(settings: Settings) -> BlobStore:
         config = S3Config(settings.blobs, endpoint=settings.s3_endpoint,
                           access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
                           region=settings.s3_region)  # fmt: skip
-        return S3BlobStore(config, settings.home / "cache" / "blobs", settings.blob_cache)
+        return S3BlobStore(config, settings.layout.blob_cache, settings.blob_cache)
     return LocalBlobStore(settings.home)

@@ -4,7 +4,7 @@ applied; then it is `ok` or `quarantined` (kept and listed, never served, export
 Importers get the admitted version back. A process killed between storing and scanning leaves
 the version pending, which nothing serves; `repair` (run when `depot serve` starts and by
 `depot gc`, while no import holds the store) admits such versions, or removes one whose files
-are gone.
+are gone or whose file paths would leave its folder.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modeldepot.config import Settings
-from modeldepot.errors import NotFound, StoreLocked, UsageError
+from modeldepot.errors import NotFound, StoreLocked, UnsafePath, UsageError
 from modeldepot.refs import Reference
 from modeldepot.registry import ModelVersion, Registry
 from modeldepot.registry.trust import OK, QUARANTINED, TrustStore
@@ -168,7 +168,8 @@ class Admission:
             name = f"{ref.repository}:{version.tags[0]}" if version.tags else str(ref)
             try:
                 admitted = self.admit(version)
-            except NotFound:  # a blob is missing: the version cannot be trusted or served
+            except (NotFound, UnsafePath):  # a blob is missing, or a file path would leave
+                # its folder (recorded before paths were checked): never trusted or served
                 pinned = Reference(ref.namespace, ref.name, None, version.digest)
                 self.registry.remove(pinned, actor=self.settings.actor)
                 done.append(Repair(name, version.digest, "removed"))

@@ -29,13 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from modeldepot.errors import UsageError
+from modeldepot.layout import Layout
 from modeldepot.licences import licence_alternatives, licence_terms, normalize_licence
 from modeldepot.scan.findings import Finding, Severity
 
 __all__ = ["Advisory", "Policy", "load_advisories", "load_policy"]
-
-POLICY_FILE = "policy.toml"
-ADVISORIES_FILE = "advisories.toml"
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,8 @@ def _strings(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 
 def load_policy(home: Path) -> Policy:
-    path = home / POLICY_FILE
+    layout = Layout(home)
+    path = layout.policy
     if not path.is_file():
         return Policy()
     text = path.read_text(encoding="utf-8")
@@ -134,7 +133,7 @@ def load_policy(home: Path) -> Policy:
         require_commercial_use=bool(lic.get("require_commercial_use", False)),
         block_at=block_at,
         signature_required=bool(sig.get("required", False)),
-        trusted_keys=tuple(home / p for p in _strings(sig, "trusted_keys", str(path))),
+        trusted_keys=tuple(layout.named(p) for p in _strings(sig, "trusted_keys", str(path))),
         formats_allowed=_strings(fmt, "allow", str(path)),
         source=str(path),
         fingerprint=hashlib.sha256(text.encode()).hexdigest(),
@@ -151,7 +150,7 @@ class Advisory:
 
 
 def load_advisories(home: Path) -> list[Advisory]:
-    path = home / ADVISORIES_FILE
+    path = Layout(home).advisories
     if not path.is_file():
         return []
     try:

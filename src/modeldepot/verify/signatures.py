@@ -66,7 +66,7 @@ class Signatures:
     @property
     def default_key(self) -> Path:
         """The depot's own signing key (`depot keygen` with no path)."""
-        return self.settings.home / "keys" / "depot"
+        return self.settings.layout.signing_key
 
     def changed_files(self, version: ModelVersion, progress: Progress | None = None) -> list[str]:
         """Files of `version` whose stored bytes no longer hash to their recorded digest (each

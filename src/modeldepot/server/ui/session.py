@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from modeldepot.layout import Layout
+
 __all__ = ["COOKIE", "CSRF_COOKIE", "Session", "Sessions"]
 
 COOKIE = "depot_session"
@@ -46,7 +48,7 @@ class Sessions:
     @classmethod
     def for_home(cls, home: Path) -> Sessions:
         """With the secret in `home/ui-secret` (made on first use, readable by the owner)."""
-        path = home / "ui-secret"
+        path = Layout(home).ui_secret
         try:
             return cls(path.read_bytes())
         except FileNotFoundError:

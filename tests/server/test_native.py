@@ -1,0 +1,68 @@
+"""The depot's own API checks what it serves and what it is handed: `/api/blobs` never serves
+bytes that changed since they were admitted, and `/v1/files` refuses a file name that is not a
+safe relative path. The app runs in-process over ASGI, on a tiny GGUF."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import httpx
+
+from builders import write_gguf
+from modeldepot.config import Settings
+from modeldepot.depot import Depot
+from modeldepot.server import create_app
+
+
+async def _get(settings: Settings, *paths: str) -> list[httpx.Response]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://depot") as client:
+            return [await client.get(path) for path in paths]
+
+
+def test_a_blob_whose_stored_bytes_changed_is_refused_not_served(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "depot", user="t")
+    with Depot(settings) as depot:
+        version = depot.intake.import_path(write_gguf(tmp_path / "m.gguf"), "m")
+        weights = next(f.digest for f in version.files if f.kind == "weights")
+        stored = depot.store.local_path(weights)
+    (good,) = asyncio.run(_get(settings, f"/api/blobs/{weights}"))
+    assert good.status_code == 200
+    assert "sha256:" + hashlib.sha256(good.content).hexdigest() == weights
+    stored.chmod(0o644)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    (refused,) = asyncio.run(_get(settings, f"/api/blobs/{weights}"))
+    assert refused.status_code == 500
+    error = refused.json()["error"]
+    assert error["code"] == "stored_bytes_changed" and weights in error["message"]
+    assert bytes(data) not in refused.content
+
+
+async def _upload(settings: Settings, filename: str, content: bytes) -> httpx.Response:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://depot") as client:
+            return await client.post("/v1/files", data={"purpose": "batch"},
+                                     files={"file": (filename, content)})  # fmt: skip
+
+
+def test_a_batch_file_name_that_could_leave_its_folder_is_refused(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "depot", user="t")
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}  # fmt: skip
+    content = (json.dumps(line) + "\n").encode()
+    for bad in ("../../etc/cron.d/x", "/etc/passwd", "a//batch.jsonl"):
+        refused = asyncio.run(_upload(settings, bad, content))
+        assert refused.status_code == 400, refused.text
+        message = refused.json()["error"]["message"]
+        assert message.startswith(f"file name {bad!r} is refused"), message
+    accepted = asyncio.run(_upload(settings, "batch.jsonl", content))
+    assert accepted.status_code == 200 and accepted.json()["filename"] == "batch.jsonl"
