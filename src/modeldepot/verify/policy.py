@@ -60,13 +60,12 @@ class Policy:
         signed_by_trusted: bool,
         advisories: Iterable[Advisory] = (),
     ) -> list[str]:
-        """Every reason this policy refuses a model; empty when it is admitted."""
+        """Every reason this policy refuses a model, one per blocking finding (an exception
+        waives reasons word for word); empty when it is admitted."""
         out: list[str] = []
-        blocking = [f for f in findings if f.severity >= self.block_at]
-        for f in blocking[:5]:
-            out.append(f"scan: {f.severity} {f.code} at {f.location}: {f.message}")
-        if len(blocking) > 5:
-            out.append(f"scan: {len(blocking) - 5} more blocking findings")
+        for f in findings:
+            if f.severity >= self.block_at:
+                out.append(f"scan: {f.severity} {f.code} at {f.location}: {f.message}")
         terms = licence_terms(licence)
         if self.licences_allowed and not _allowed(licence, self.licences_allowed):
             out.append(f"licence: {licence or 'unknown'} is not in the allowed licences")
