@@ -200,6 +200,18 @@ def _score(e: dict[str, Any]) -> str:
     return text
 
 
+def _evaluation_line(e: dict[str, Any]) -> str:
+    """`- arc_easy: acc = 0.62, 95% interval [0.52, 0.71], 100 items`."""
+    line = f"- {e['dataset']}: {e['metric']} = {e['value']}"
+    if e.get("low") is not None and e.get("high") is not None:
+        line += f", 95% interval [{e['low']}, {e['high']}]"
+    if e.get("items"):
+        line += f", {e['items']} items"
+    if e.get("limit"):
+        line += f" (a partial run: the first {e['limit']} items)"
+    return line
+
+
 def _evaluation(facts: CardFacts) -> list[str]:
     """The generated evaluation block (between its markers)."""
     return [
@@ -207,8 +219,7 @@ def _evaluation(facts: CardFacts) -> list[str]:
         "",
         "## Evaluation",
         "",
-        *([f"- {e['dataset']}: {e['metric']} = {_score(e)} (95% interval)"
-           for e in facts.evaluations] or ["- none recorded"]),
+        *([_evaluation_line(e) for e in facts.evaluations] or ["- none recorded"]),
         "",
         *_comparisons(facts.comparisons),
         _END.format("evaluation"),
@@ -305,6 +316,27 @@ def _block(text: str, name: str) -> tuple[int, int] | None:
     return start, end + len(_END.format(name))
 
 
+def _unmarked(text: str) -> tuple[int, int] | None:
+    """The evaluation sections of a card edited without the markers (before they existed, or
+    removed): from `## Evaluation` to the next heading of its level that is not `## Before
+    and after`, a stray end marker included."""
+    start = text.find("\n## Evaluation\n")
+    if start < 0:
+        return None
+    end = start + 1
+    while True:
+        end = text.find("\n## ", end + 1)
+        if end < 0:
+            end = len(text)
+            break
+        if not text.startswith("\n## Before and after", end):
+            break
+    marker = text.rfind(_END.format("evaluation"), start, end)
+    if marker >= 0:
+        end = max(end, marker + len(_END.format("evaluation")))
+    return start + 1, end
+
+
 def refresh_card(edited: str, generated: str) -> str:
     """`edited` with the parts the depot generates taken from `generated` (the card it would
     write now): the front matter's `model-index`, the marked blocks, the generated lines.
@@ -315,10 +347,11 @@ def refresh_card(edited: str, generated: str) -> str:
         if fresh is None:
             continue
         block = generated[fresh[0] : fresh[1]]
-        found = _block(text, name)
+        found = _block(text, name) or _unmarked(text)
         if found is not None:
-            text = text[: found[0]] + block + text[found[1] :]
-        elif (at := text.find(f"\n{_AI_ACT}")) >= 0:  # a card edited without the markers
+            rest = text[found[1] :]
+            text = text[: found[0]] + block + ("\n" if rest.startswith("\n#") else "") + rest
+        elif (at := text.find(f"\n{_AI_ACT}")) >= 0:
             text = text[: at + 1] + "\n" + block + "\n\n" + text[at + 1 :]
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
