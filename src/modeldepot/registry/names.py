@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from modeldepot.errors import UsageError
+from modeldepot.errors import ModelNotFound, UsageError
 from modeldepot.refs import Reference
 from modeldepot.registry.records import ModelVersion
 from modeldepot.registry.versions import Registry
@@ -44,4 +44,21 @@ class Names:
         return self.judge([tagged])[0]
 
     def remove(self, name: str, *, actor: str | None = None) -> ModelVersion:
+        """Remove the tag `name` names (`latest` when it names none), or the version its
+        digest names."""
         return self.registry.remove(Reference.parse(name), actor=actor or self.actor)
+
+    def remove_model(self, name: str, *, actor: str | None = None) -> list[ModelVersion]:
+        """Remove every tag and version of the model `name` (given without a tag)."""
+        if ":" in name.rsplit("/", 1)[-1] or "@" in name:
+            raise UsageError(f"{name!r}: give the model's name alone to remove all its tags")
+        ref = Reference.parse(name)
+        model = (ref.namespace, ref.name)
+        found = {v.digest: v for v in self.registry.versions(include_untagged=True)
+                 if (v.reference.namespace, v.reference.name) == model}  # fmt: skip
+        if not found:
+            raise ModelNotFound(f"no model named {ref.repository}")
+        for digest in found:
+            pinned = Reference(ref.namespace, ref.name, None, digest)
+            self.registry.remove(pinned, actor=actor or self.actor)
+        return list(found.values())
