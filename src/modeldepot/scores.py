@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SCALE", "Z95", "Difference", "Score", "compare", "interval", "mean", "mean_stderr",
-           "paired_bootstrap", "pairs"]  # fmt: skip
+           "paired_bootstrap", "pairs", "within"]  # fmt: skip
 
 SCALE = {"judge": 10.0, "chrf": 100.0, "bleu": 100.0}
 """The full scale of metrics not scored 0-1 (to put every score on 0-1 for a mean)."""
@@ -58,6 +58,13 @@ def interval(values: Sequence[float]) -> tuple[float, float]:
     return m - Z95 * se, m + Z95 * se
 
 
+def within(metric: str, low: float, high: float) -> tuple[float, float]:
+    """An interval cut to the metric's range (0 to its scale); an unknown bound stays so."""
+    top = SCALE.get(metric, 1.0)
+    return (low if math.isnan(low) else max(0.0, low),
+            high if math.isnan(high) else min(top, high))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Score:
     """A metric's value on a task, with its 95% interval and the items it was measured on."""
@@ -72,11 +79,12 @@ class Score:
     @classmethod
     def of(cls, metric: str, recorded: Mapping[str, float]) -> Score:
         """From a recorded metric ({"value", "stderr", "n"}, and "low"/"high" when the run
-        recorded them; older runs get mean ± 1.96 standard errors)."""
+        recorded them; older runs get mean ± 1.96 standard errors, within the metric's
+        scale)."""
         value = float(recorded["value"])
         stderr = float(recorded.get("stderr", float("nan")))
-        low = recorded.get("low", value - Z95 * stderr)
-        high = recorded.get("high", value + Z95 * stderr)
+        low, high = within(metric, value - Z95 * stderr, value + Z95 * stderr)
+        low, high = recorded.get("low", low), recorded.get("high", high)
         return cls(metric, value, float(low), float(high), int(recorded.get("n", 0)), stderr)
 
     @property

@@ -102,6 +102,7 @@ def test_intervals() -> None:
     assert low < 0.7 < high
     old = Score.of("acc", {"value": 0.5, "stderr": 0.1, "n": 25})  # recorded before intervals
     assert round(old.low, 3) == 0.304 and old.items == 25
+    assert Score.of("acc", {"value": 0.9, "stderr": 0.1, "n": 8}).high == 1.0  # within 0-1
 
 
 def test_one_comparison_for_the_card_and_eval_compare(any_depot: Depot) -> None:

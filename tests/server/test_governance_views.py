@@ -59,6 +59,15 @@ def test_governance_views(tmp_path: Path) -> None:
         html = httpx.get(f"{url}/leaderboard").text
         assert "0.500 [0.240, 0.760] n=10" in html
         assert httpx.get(f"{url}/api/leaderboard", params={"task": "nope"}).status_code == 404
+
+        (home / "policy.toml").write_text('[licences]\ndeny = ["MIT"]\n')
+        policy = httpx.get(f"{url}/governance/policy")
+        assert policy.status_code == 200 and "deny" in policy.text
+        (home / "policy.toml").write_text("[surprise]\n")
+        assert "cannot be read, so no model is served" in httpx.get(
+            f"{url}/governance/policy").text  # fmt: skip
+        with Depot(Settings(home=home)) as d:
+            assert [e.action for e in d.audit.events()[before:]] == []  # views record nothing
     finally:
         proc.terminate()
         proc.wait(30)

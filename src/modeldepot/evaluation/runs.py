@@ -21,7 +21,7 @@ from modeldepot.evaluation.stats import bootstrap_stderr
 from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
 from modeldepot.evaluation.tasks import Task, limited
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
-from modeldepot.scores import Z95, interval, mean, mean_stderr
+from modeldepot.scores import Z95, interval, mean, mean_stderr, within
 
 __all__ = ["RayCluster", "RunOptions", "TaskResult", "evaluate"]
 
@@ -90,6 +90,7 @@ def aggregate(task: Task, items: list[ItemResult]) -> dict[str, dict[str, float]
         else:
             value, stderr = mean(values), mean_stderr(values)
             low, high = interval(values)
+        low, high = within(name, low, high)  # every metric here lies in 0 to its scale
         metrics[name] = {"value": value, "stderr": stderr, "n": float(len(values)), "low": low,
                          "high": high}  # fmt: skip
     return metrics

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from modeldepot.errors import DepotError
+from modeldepot.errors import DepotError, UsageError
 from modeldepot.registry.audit import ACTIONS, parse_since, readable
 from modeldepot.server.ui.pages import (
     SignIn,
@@ -27,6 +27,7 @@ from modeldepot.server.ui.pages import (
     viewer,
 )
 from modeldepot.server.ui.session import COOKIE
+from modeldepot.verify.policy import load_policy
 from modeldepot.verify.quarantine import Entry, parse_until
 
 __all__ = ["router"]
@@ -138,8 +139,11 @@ async def policy_page(request: Request) -> Response:
     if isinstance(who, Response):
         return who
     depot = request.app.state.depot.depot
-    policy = await asyncio.to_thread(depot.admission.policy, actor=who.key.name)
-    return render(request, "policy.html", who, policy=policy)
+    try:  # read, not recorded: a page view is not an audit event
+        policy, error = await asyncio.to_thread(load_policy, depot.settings.home), None
+    except UsageError as exc:
+        policy, error = None, str(exc)
+    return render(request, "policy.html", who, policy=policy, error=error)
 
 
 def _since(text: str | None) -> datetime | None:
