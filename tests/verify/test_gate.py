@@ -152,3 +152,25 @@ def test_until_takes_spans_dates_and_refuses_the_past() -> None:
     for bad in ("2026-11-01", "soon"):
         with pytest.raises(UsageError):
             parse_until(bad, now)
+
+
+def test_a_version_the_depot_makes_is_signed_and_admitted(any_depot: Depot,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    from modeldepot.customise.results import Output, store_result
+    from modeldepot.store import LayerKind
+    from modeldepot.verify.signing import generate_key
+
+    d = any_depot
+    generate_key(tmp_path / "team")
+    generate_key(d.signatures.default_key)
+    (d.settings.home / "policy.toml").write_text(
+        f'[signatures]\nrequired = true\ntrusted_keys = ["{tmp_path / "team.pub"}"]\n'
+    )
+    weights = write_gguf(tmp_path / "made.gguf", seed=4)
+    made = store_result(
+        d, kind="quantize", name="made", info=d.formats.read(weights).info,
+        outputs=[Output("made.gguf", LayerKind.WEIGHTS, weights)], lineage=[], materials=[],
+        record={}, invocation="depot quantize", started=datetime.now(UTC),
+    )  # fmt: skip
+    assert made.status == "ok", made.reasons
+    assert len(d.signatures.trust.signatures(made.digest)) == 1

@@ -32,8 +32,10 @@ from modeldepot.errors import UsageError
 from modeldepot.licences import licence_alternatives, licence_terms, normalize_licence
 from modeldepot.scan.findings import Finding, Severity
 
-__all__ = ["Advisory", "Policy", "load_advisories", "load_policy"]
+__all__ = ["UNSIGNED", "Advisory", "Policy", "load_advisories", "load_policy"]
 
+UNSIGNED = "signature: no valid signature by a trusted key"
+"""The reason a policy that requires a signature gives for a version no trusted key signed."""
 POLICY_FILE = "policy.toml"
 ADVISORIES_FILE = "advisories.toml"
 
@@ -76,7 +78,7 @@ class Policy:
         if self.formats_allowed and fmt not in self.formats_allowed:
             out.append(f"format: {fmt} is not an allowed format")
         if self.signature_required and not signed_by_trusted:
-            out.append("signature: no valid signature by a trusted key")
+            out.append(UNSIGNED)
         for advisory in advisories:
             out.append(f"advisory {advisory.id}: {advisory.reason} ({advisory.digest})")
         return out
