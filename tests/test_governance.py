@@ -54,8 +54,14 @@ def test_hostile_import_is_stored_quarantined_and_can_be_released_or_deleted(
     assert held[0]["names"] == ["evil:v1"]
     assert any("pickle.dangerous-global" in r for r in held[0]["reasons"])
     assert depot("quarantine", "release", "evil:v1", "--reason", " ").exit_code == 2
-    assert depot("quarantine", "release", "evil:v1", "--reason", "test fixture").exit_code == 0
+    released = depot("quarantine", "release", "evil:v1", "--reason", "test fixture",
+                     "--until", "2w")  # fmt: skip
+    assert released.exit_code == 0 and "under an exception to the policy until" in released.output
     assert json.loads(depot("list", "--json").output)[0]["quarantined"] is False
+    assert "ok (exception)" in depot("list").output
+    listed = depot("quarantine", "list").output
+    assert "nothing is quarantined" in listed and "excepted" in listed
+    assert "released by " in listed and "waives: scan: critical" in listed
     assert depot("quarantine", "delete", "evil:v1").exit_code == 2  # no longer quarantined
     assert depot("quarantine", "hold", "evil:v1").exit_code == 0
     assert depot("quarantine", "delete", "evil:v1").exit_code == 0
