@@ -196,9 +196,11 @@ class TrustStore:
             ids = {r.id: (r.digest, r.status) for r in conn.execute(query)}
             keys = list(ids)
             findings: dict[int, list[dict[str, Any]]] = {}
+            newest = (sa.select(sa.func.max(t.scans.c.id))
+                      .where(t.scans.c.manifest_id.in_(keys))
+                      .group_by(t.scans.c.manifest_id))  # fmt: skip
             for r in conn.execute(sa.select(t.scans.c.manifest_id, t.scans.c.findings)
-                                  .where(t.scans.c.manifest_id.in_(keys))
-                                  .order_by(t.scans.c.id)):  # fmt: skip
+                                  .where(t.scans.c.id.in_(newest))):  # fmt: skip
                 findings[r.manifest_id] = list(r.findings)
             signers: dict[int, list[str]] = {}
             for r in conn.execute(sa.select(t.signatures.c.manifest_id, t.signatures.c.identity)
