@@ -95,7 +95,7 @@ def test_killed_run_resumes_and_a_repeat_is_free(home: Path) -> None:
     assert again["cached"] == 40 and again["metrics"] == metrics
 
     table = depot(home, "eval", "smollm2", "--task", "bbh_sports_understanding", "--limit", "40")
-    assert "acc_norm" in table.stdout and "± SE" in table.stdout
+    assert "acc_norm" in table.stdout and "95% INTERVAL" in table.stdout
 
 
 def test_humaneval_is_scored_by_running_the_tests_in_the_sandbox(home: Path) -> None:
