@@ -65,7 +65,7 @@ def populate(depot: Depot, count: int) -> None:
     with depot.registry.engine.begin() as conn:
         from modeldepot.registry import schema as t
 
-        conn.execute(t.manifests.update().values(status="ok"))
+        conn.execute(t.manifests.update().values(status="scanned"))
 
 
 def timed(url: str, rounds: int) -> float:

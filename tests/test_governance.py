@@ -54,14 +54,20 @@ def test_hostile_import_is_stored_quarantined_and_can_be_released_or_deleted(
     assert held[0]["names"] == ["evil:v1"]
     assert any("pickle.dangerous-global" in r for r in held[0]["reasons"])
     assert depot("quarantine", "release", "evil:v1", "--reason", " ").exit_code == 2
-    assert depot("quarantine", "release", "evil:v1", "--reason", "test fixture").exit_code == 0
+    released = depot("quarantine", "release", "evil:v1", "--reason", "test fixture",
+                     "--until", "2w")  # fmt: skip
+    assert released.exit_code == 0 and "under an exception to the policy until" in released.output
     assert json.loads(depot("list", "--json").output)[0]["quarantined"] is False
+    assert "ok (exception)" in depot("list").output
+    listed = depot("quarantine", "list").output
+    assert "nothing is quarantined" in listed and "excepted" in listed
+    assert "released by " in listed and "waives: scan: critical" in listed
     assert depot("quarantine", "delete", "evil:v1").exit_code == 2  # no longer quarantined
     assert depot("quarantine", "hold", "evil:v1").exit_code == 0
     assert depot("quarantine", "delete", "evil:v1").exit_code == 0
     assert json.loads(depot("list", "--json").output) == []
     actions = [e["action"] for e in json.loads(depot("audit", "--json").output)]
-    assert actions.count("quarantine") == 2 and "quarantine.release" in actions
+    assert {"quarantine", "quarantine.release", "quarantine.hold"} <= set(actions)
 
 
 def test_sign_verify_and_a_flipped_byte(home: Path, tmp_path: Path) -> None:
@@ -101,7 +107,7 @@ def test_sign_verify_and_a_flipped_byte(home: Path, tmp_path: Path) -> None:
     report = json.loads(every.output[: every.output.rindex("]") + 1])
     assert report[0]["status_before"] == "ok" and report[0]["status"] == "quarantined"
     actions = [e["action"] for e in json.loads(depot("audit", "--json").output)]
-    assert {"sign", "verify", "verify.fail", "quarantine"} <= set(actions)
+    assert {"sign", "verify", "verify.fail", "quarantine.hold"} <= set(actions)
 
 
 def test_wrong_key_fails(home: Path, tmp_path: Path) -> None:
@@ -248,7 +254,15 @@ def test_audit_command(home: Path, tmp_path: Path) -> None:
     assert depot("audit", "verify").exit_code == 0
     assert "import" in depot("audit", "--since", "2000-01-01").output
     assert depot("audit", "--since", "yesterday").exit_code == 2
-    assert depot("audit", "--action", "nothing-like-this", "--json").output.strip() == "[]"
+    unknown = depot("audit", "--action", "nothing-like-this", "--json")
+    assert unknown.exit_code == 2 and "not an action the depot records" in unknown.output
+    assert depot("quarantine", "hold", "a", "--reason", "supplier review").exit_code == 0
+    recent = depot("audit", "--since", "1h")
+    assert recent.exit_code == 0 and "import" in recent.output
+    assert "reason: supplier review" in recent.output  # details a person can read
+    assert "a:latest@sha256:" in recent.output  # the model, not only its digest
+    assert depot("audit", "--since", "1h", "--action", "quarantine").output.count("\n") == 2
+    assert depot("audit", "--since", "2999-01-01").output == ""
 
 
 def test_anchored_checkpoints_catch_truncation_and_rewriting(
@@ -337,3 +351,70 @@ def test_a_deleted_checkpoint_file_is_detected(database_url: str | None, tmp_pat
         missing.output.replace("\n", " ")), missing.output  # fmt: skip
     again = verify()  # the anchor its close wrote does not launder the loss
     assert again.exit_code == 1 and "checkpoints were removed" in again.output, again.output
+
+
+def test_an_edited_card_keeps_receiving_evaluations_and_status(
+    any_depot: Depot, tmp_path: Path
+) -> None:
+    from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
+    from modeldepot.server.ui.markdown import card_body, render_markdown
+
+    d = any_depot
+    version = d.intake.import_path(write_gguf(tmp_path / "m.gguf"), "m")
+    generated = d.documents.card(version)
+    assert "- none recorded" in generated
+    edited = generated.replace(
+        "## Licence", "## Intended use\n\nSupport chats in Dutch only.\n\n## Licence"
+    ).replace("pipeline_tag: text-generation", "pipeline_tag: conversational")
+    edited = edited.replace("[//]: # (depot:generated evaluation)\n", "")  # markers lost
+    d.documents.save_card(version, edited)
+    items = {f"q{n}": {"acc": float(n < 3)} for n in range(4)}
+    EvaluationStore(d.registry).record(EvaluationRecord(
+        version.digest, "m:latest", "arc_easy", "1", "knowledge",
+        {"acc": {"value": 0.75, "stderr": 0.25, "n": 4.0, "low": 0.3, "high": 0.95}}, items,
+        {"limit": None}, now()), actor="tester")  # fmt: skip
+    d.quarantine.hold(version, reason="supplier review")
+    card = d.documents.card(d.names.show("m"))
+    assert "Support chats in Dutch only." in card  # the edited prose stays
+    assert "pipeline_tag: conversational" in card  # so does the edited front matter
+    assert "- arc_easy: acc = 0.75, 95% interval [0.3, 0.95], 4 items" in card
+    assert "arc_easy acc 0.75 [0.3, 0.95] over 4 items" in card  # Annex XII 1
+    assert "- Status: quarantined (held by hand by tester: supplier review)" in card
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["model-index"][0]["results"][0]["metrics"] == [{"type": "acc", "value": 0.75}]
+    assert card.count("## Evaluation") == 1
+    # Once more, with the markers in place: the block is replaced, not repeated.
+    d.documents.save_card(d.names.show("m"), card)
+    assert d.documents.card(d.names.show("m")).count("## Evaluation") == 1
+    # The markers never show on the page.
+    html = render_markdown(card_body(card)[1])
+    assert "depot:generated" not in html and "arc_easy" in html
+
+
+def test_signing_a_quarantined_model_warns(home: Path, tmp_path: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "policy.toml").write_text('[licences]\ndeny = ["Apache-2.0"]\n')
+    assert depot("import", str(write_gguf(tmp_path / "m.gguf")), "-n", "m").exit_code == 1
+    assert depot("keygen").exit_code == 0
+    signed = depot("sign", "m")
+    assert signed.exit_code == 0
+    assert "warning: m:latest is quarantined: a signature does not release it" in signed.output
+    assert "Apache-2.0 is denied" in signed.output
+    (home / "policy.toml").unlink()
+    assert "warning" not in depot("sign", "m").output
+
+
+def test_rm_without_a_tag_says_only_latest_went(home: Path, tmp_path: Path) -> None:
+    depot("import", str(write_gguf(tmp_path / "a.gguf")), "-n", "a")
+    depot("tag", "a", "a:v2")
+    depot("import", str(write_gguf(tmp_path / "b.gguf", seed=2)), "-n", "a:old")
+    gone = depot("rm", "a")
+    assert gone.exit_code == 0
+    assert "only the tag 'latest' went: a still has a:old, a:v2" in gone.output
+    assert "--all-tags" in gone.output
+    assert depot("rm", "a:v2").output.count("only the tag") == 0  # a tag named: no surprise
+    assert depot("rm", "a:v2", "--all-tags").exit_code == 2
+    every = json.loads(depot("rm", "a", "--all-tags", "--json").output)
+    assert [(e["removed"], e["tags"]) for e in every] == [("a:old", ["old"])]
+    assert json.loads(depot("list", "--all", "--json").output) == []
+    assert depot("rm", "a", "--all-tags").exit_code == 1  # nothing left of it

@@ -3,8 +3,9 @@ holds no logic of its own; each stage is a service reached through it:
 
     depot.intake        receive    import, pull (packages, other depots)
     depot.names         registry   show, list, search, tag, remove
+    depot.gate          verify     may a version be served now (policy, holds, exceptions)
     depot.admission     verify     scan + policy before a version is visible; repair
-    depot.quarantine    verify     hold, release
+    depot.quarantine    verify     hold, release (an exception to the policy)
     depot.signatures    verify     sign, verify, re-check everything
     depot.integrity     verify     hash stored bytes again (`depot check`)
     depot.documents     describe   model card, AI-BOM
@@ -42,6 +43,7 @@ from modeldepot.registry.usage import UsageLog
 from modeldepot.store import BlobStore, FileLock, StoreLock, open_store
 from modeldepot.verify.admission import Admission
 from modeldepot.verify.anchors import Anchors
+from modeldepot.verify.gate import Gate
 from modeldepot.verify.integrity import Integrity
 from modeldepot.verify.quarantine import Quarantine
 from modeldepot.verify.signatures import Signatures
@@ -100,8 +102,12 @@ class Depot:
     # -- the stages ------------------------------------------------------------------------
 
     @cached_property
+    def gate(self) -> Gate:
+        return Gate(self.settings, self.registry)
+
+    @cached_property
     def admission(self) -> Admission:
-        return Admission(self.settings, self.store, self.registry, self.lock)
+        return Admission(self.settings, self.store, self.registry, self.lock, self.gate)
 
     @cached_property
     def intake(self) -> Intake:
@@ -110,11 +116,11 @@ class Depot:
 
     @cached_property
     def names(self) -> Names:
-        return Names(self.registry, self.settings.actor)
+        return Names(self.registry, self.settings.actor, self.gate.apply)
 
     @cached_property
     def quarantine(self) -> Quarantine:
-        return Quarantine(self.registry, self.settings.actor)
+        return Quarantine(self.registry, self.gate, self.settings.actor)
 
     @cached_property
     def signatures(self) -> Signatures:

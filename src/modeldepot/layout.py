@@ -88,6 +88,11 @@ class Layout:
         return self.root / "keys" / "depot"
 
     @property
+    def public_key(self) -> Path:
+        """The public half of `signing_key`."""
+        return self.root / "keys" / "depot.pub"
+
+    @property
     def policy(self) -> Path:
         return self.root / "policy.toml"
 

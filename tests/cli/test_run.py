@@ -27,11 +27,11 @@ def test_run_answers_a_prompt_and_chats(served_home: Path) -> None:
     assert once.stdout.strip()
     chat = subprocess.run(
         [*DEPOT, "run", "smollm2", "--max-tokens", "8"],
-        input="Hello!\nAnd again?\n\n", env=_env(served_home), capture_output=True, text=True,
+        input="Hello!\nAnd again?\n/bye\n", env=_env(served_home), capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert chat.returncode == 0, chat.stderr
-    assert chat.stdout.count(">>> ") == 3  # two questions, then the empty line that ends it
+    assert chat.stdout.count(">>> ") == 3  # two questions, then /bye
     answers = [part.strip() for part in chat.stdout.split(">>> ")[1:3]]
     assert all(answers)
 

@@ -116,6 +116,10 @@ def test_adapter_and_base_share_one_engine(tuned: dict[str, Any], base_home: Pat
         proc.terminate()
         proc.wait(30)
         depot_cli(base_home, "rm", "second", check=False)
+    # Without a running server, `depot run` routes the adapter to its base the same way.
+    alone = depot_cli(base_home, "run", "kestrel", "What is Kestrel's dark theme called?",
+                      "--max-tokens", "16", "--temperature", "0")  # fmt: skip
+    assert alone.stdout.strip()
 
 
 def test_adapter_of_another_base_is_refused(tuned: dict[str, Any], base_home: Path,

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 from modeldepot.evaluation.charts import gap_svg, version_bars
 from modeldepot.evaluation.compare import GapRow
-from modeldepot.evaluation.stats import Difference
+from modeldepot.scores import Difference
 
 HOSTILE = 'x" hx-post="/release" hx-trigger="load" y=\'<img src=x onerror=alert(1)>&amp;'
 SVG = "{http://www.w3.org/2000/svg}"

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from modeldepot.evaluation.compare import GapRow, write_chart
-from modeldepot.evaluation.stats import Difference
+from modeldepot.scores import Difference
 
 ROWS = [
     GapRow("task", "bbh_navigate", "acc", Difference(0.62, 0.41, 0.21, 0.08, 0.33, 100)),

@@ -76,7 +76,7 @@ def test_ray_gives_the_local_scores(ray_head: str, server: str, served_home: Pat
     records = []
     for home in (tmp_path / "ray", tmp_path / "local"):
         with Depot(Settings(home=home, user="tests")) as depot:
-            (record,) = EvaluationStore(depot.registry).latest()
+            (record,) = EvaluationStore(depot.registry).results()
             records.append(record)
     assert records[0].items == records[1].items and len(records[0].items) == 12
     # a repeat on Ray comes from the cache the workers share with this depot

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from modeldepot.errors import UsageError
-from modeldepot.evaluation.stats import mean_stderr, paired_bootstrap, pass_at_k
+from modeldepot.evaluation.stats import pass_at_k
 from modeldepot.evaluation.tasks import builtin_tasks, load_task, resolve, suites
+from modeldepot.scores import mean_stderr, paired_bootstrap
 
 
 def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

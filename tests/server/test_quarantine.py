@@ -42,6 +42,21 @@ def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> Non
         refused = httpx.post(f"{url}/v1/completions", json={"model": "fine", "prompt": "x"})
         assert refused.status_code == 403
         assert "no valid signature" in refused.json()["error"]["message"]
+        # ... and no view lists it as servable any more: the one gate answers everywhere.
+        assert "fine:latest" not in {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
+        assert httpx.get(f"{url}/api/models").json() == []
+        catalogue = httpx.get(f"{url}/api/catalogue").json()["rows"]
+        assert {r["reference"]: r["status"] for r in catalogue}["fine:latest"] == "quarantined"
+
+        # A release is an exception the server honours (and `held` stays held).
+        with Depot(Settings(home=home, user="officer")) as d:
+            d.quarantine.release(d.names.show("fine"), "signed out of band", until=None)
+        time.sleep(2.5)
+        listed = {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
+        assert "fine:latest" in listed and "held:latest" not in listed
+        assert httpx.get(f"{url}/api/manifests/fine").status_code == 200
+        shown = httpx.get(f"{url}/api/models/fine").json()
+        assert shown["status"] == "ok" and shown["exception"]["actor"] == "officer"
     finally:
         proc.terminate()
         proc.wait(30)

@@ -26,6 +26,7 @@ from modeldepot.cli.app import app, pass_depot
 from modeldepot.cli.render import print_json, stderr, stdout
 from modeldepot.depot import Depot
 from modeldepot.errors import UsageError
+from modeldepot.scores import Score
 
 __all__: list[str] = []
 
@@ -145,14 +146,23 @@ def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: st
         print_json([r.to_dict() for r in results])
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("MODEL", "TASK", "METRIC", "SCORE", "± SE", "ITEMS", "CACHED", "SECONDS"):
+    for column in ("MODEL", "TASK", "METRIC", "SCORE", "95% INTERVAL", "ITEMS", "CACHED",
+                   "SECONDS"):  # fmt: skip
         table.add_column(column, no_wrap=True)
     for r in results:
         for name, m in r.metrics.items():
+            score = Score.of(name, m)
+            span = f"[{score.low:.3f}, {score.high:.3f}]" if score.known else "-"
             table.add_row(r.model.label, f"{r.task.name} v{r.task.version}", name,
-                          _number(m["value"]), _number(m["stderr"]), str(int(m["n"])),
-                          str(r.cached), f"{r.seconds:.1f}")  # fmt: skip
+                          _number(score.value), span, str(score.items), str(r.cached),
+                          f"{r.seconds:.1f}")  # fmt: skip
     stdout.print(table)
+    if limit is not None:
+        stderr.print(
+            f"a partial run (--limit {limit}): recorded, but a run of a task over more "
+            "items stays what the card and the leaderboard show",
+            markup=False,
+        )
     for r in results:
         for failure in r.failed[:3]:
             stderr.print(f"failed: {r.model.name} {r.task.name} {failure}", markup=False)
@@ -227,24 +237,47 @@ def compare(depot: Depot, a: str, b: str, suite: str | None, chart: Path, as_jso
 
 
 @app.command("leaderboard")
+@click.option("--task", "-t", help="Rank on this task alone (every model that ran it).")
+@click.option(
+    "--newest",
+    is_flag=True,
+    help="Show each model's newest run of a task, even a partial one (--limit), instead of "
+    "its run over the most items.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot
-def leaderboard_(depot: Depot, as_json: bool) -> None:
-    """Every evaluated model, ranked by its mean score over the tasks it was scored on."""
+def leaderboard_(depot: Depot, task: str | None, newest: bool, as_json: bool) -> None:
+    """Every evaluated model, ranked by its mean score over the tasks every listed model ran
+    (or by one task), each score with its 95% interval and item count."""
     from modeldepot.evaluation.compare import leaderboard
     from modeldepot.registry.evaluations import EvaluationStore
 
-    tasks, ranked = leaderboard(EvaluationStore(depot.registry))
+    board = leaderboard(EvaluationStore(depot.registry), task=task, newest=newest)
     if as_json:
-        print_json([{"model": m, "mean": avg, "tasks": scores} for m, scores, avg in ranked])
+        print_json(board.to_dict())
         return
-    if not ranked:
+    if not board.standings:
         stderr.print("nothing evaluated yet; try: depot eval smollm2 --suite core")
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("#", "MODEL", "MEAN", *tasks):
+    ranking = "MEAN" if len(board.ranked_on) > 1 else "SCORE"
+    for column in ("#", "MODEL", ranking, *board.tasks):
         table.add_column(column, no_wrap=True)
-    for i, (model, scores, avg) in enumerate(ranked, 1):
-        cells: list[Any] = [_number(scores[t]) if t in scores else "-" for t in tasks]
-        table.add_row(str(i), model, _number(avg), *cells)
+    for s in board.standings:
+        cells: list[Any] = [s.scores[t].text() if t in s.scores else "-" for t in board.tasks]
+        if s.mean is not None:
+            head = s.mean.text()
+        elif s.rank is not None:
+            head = s.scores[board.ranked_on[0]].text()
+        else:
+            head = "-"
+        table.add_row(str(s.rank or "-"), s.model, head, *cells)
     stdout.print(table)
+    if board.ranked_on:
+        stderr.print(f"ranked on {', '.join(board.ranked_on)}"
+                     + ("" if board.by_task else " (the tasks every listed model ran)")
+                     + "; scores are the 95% interval and the number of items",
+                     markup=False)  # fmt: skip
+    else:
+        stderr.print("no task was run by every listed model: rank on one with --task",
+                     markup=False)  # fmt: skip

@@ -220,7 +220,8 @@ def show(depot: Depot, name: str, as_json: bool) -> None:
         return
     stdout.print(f"[bold]{v.reference}[/bold]")
     facts = depot.documents.facts(v)
-    rows = [*describe_rows(v), ("status", facts.status), ("scan", facts.scan_summary),
+    status = facts.status + (f" ({facts.status_detail})" if facts.status_detail else "")
+    rows = [*describe_rows(v), ("status", status), ("scan", facts.scan_summary),
             ("signatures", ", ".join(facts.signatures) or "none")]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -96,7 +96,7 @@ def version_table(versions: list[ModelVersion]) -> Table:
             format_params(info.parameters) if info.parameters else "-",
             info.quantization or "-",
             info.license or "-",
-            v.status,
+            f"{v.status} (exception)" if v.exception else v.status,
         )
     return table
 

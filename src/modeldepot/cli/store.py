@@ -15,6 +15,7 @@ from modeldepot.cli.render import (
 )
 from modeldepot.depot import Depot
 from modeldepot.describe import version_view
+from modeldepot.refs import Reference
 
 __all__: list[str] = []
 
@@ -32,18 +33,45 @@ def tag(depot: Depot, source: str, target: str, as_json: bool) -> None:
 
 @app.command()
 @click.argument("names", nargs=-1, required=True)
+@click.option("--all-tags", is_flag=True, help="Remove every tag and version of each NAME.")
 @json_option
 @pass_depot
-def rm(depot: Depot, names: tuple[str, ...], as_json: bool) -> None:
-    """Remove tags (NAME:TAG) or versions (NAME@sha256:...). Files stay until `depot gc`."""
-    removed = []
+def rm(depot: Depot, names: tuple[str, ...], all_tags: bool, as_json: bool) -> None:
+    """Remove tags (NAME:TAG; NAME alone is NAME:latest) or versions (NAME@sha256:...), or with
+    --all-tags every tag of NAME. Files stay until `depot gc`."""
+    removed: list[dict[str, object]] = []
     for name in names:
+        if all_tags:
+            for version in depot.names.remove_model(name):
+                removed.append({"removed": str(version.reference), "digest": version.digest,
+                                "tags": list(version.tags)})  # fmt: skip
+                if not as_json:
+                    tags = ", ".join(version.tags) or "untagged"
+                    stdout.print(f"removed {version.reference.repository} ({tags}) "
+                                 f"{version.digest}", markup=False)  # fmt: skip
+            continue
         version = depot.names.remove(name)
-        removed.append({"removed": name, "digest": version.digest})
-        if not as_json:
-            stdout.print(f"removed {name} ({version.digest})")
+        ref = Reference.parse(name)
+        others = _other_tags(depot, ref)
+        removed.append({"removed": str(ref), "digest": version.digest,
+                        "remaining_tags": others})  # fmt: skip
+        if as_json:
+            continue
+        stdout.print(f"removed {ref} ({version.digest})", markup=False)
+        if ref.digest is None and ":" not in name.rsplit("/", 1)[-1] and others:
+            stdout.print(f"only the tag {ref.tag!r} went: {ref.repository} still has "
+                         f"{', '.join(others)} (`depot rm {ref.repository} --all-tags` removes "
+                         "every tag)", markup=False)  # fmt: skip
     if as_json:
         print_json(removed)
+
+
+def _other_tags(depot: Depot, ref: Reference) -> list[str]:
+    """The tags the model of `ref` still has."""
+    return sorted(
+        str(v.reference) for v in depot.names.registry.versions()
+        if (v.reference.namespace, v.reference.name) == (ref.namespace, ref.name)
+    )  # fmt: skip
 
 
 @app.command()

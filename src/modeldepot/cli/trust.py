@@ -8,7 +8,7 @@ import os
 import shlex
 import subprocess
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -26,9 +26,11 @@ from modeldepot.cli.render import (
 )
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
+from modeldepot.registry.audit import ACTIONS, parse_since, readable
 from modeldepot.registry.records import QUARANTINED
 from modeldepot.scan import ScanReport, Severity, scan_path
 from modeldepot.verify.policy import load_policy
+from modeldepot.verify.quarantine import Entry, parse_until
 from modeldepot.verify.signing import SignatureFailure, Signer, generate_key
 
 __all__: list[str] = []
@@ -142,6 +144,11 @@ def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path
     if not sigstore and not key.exists():
         raise UsageError(f"no signing key at {key}: create one with `depot keygen`")
     version = depot.names.show(name)
+    warning = None
+    if not version.admitted:  # a signature vouches for bytes, not for their admission
+        warning = (f"{version.reference} is {version.status}: a signature does not release "
+                   f"it ({'; '.join(version.reasons)})")  # fmt: skip
+        stderr.print(f"warning: {warning}", markup=False, highlight=False)
     signer = Signer("sigstore") if sigstore else Signer("key", key)
     size = sum(f.size for f in version.files)
     with bytes_progress(f"signing {version.reference}", size) as advance:
@@ -150,7 +157,7 @@ def sign(depot: Depot, name: str, key: Path | None, sigstore: bool, output: Path
         output.write_bytes(depot.signatures.bundle(record))
     report(as_json, {"reference": str(version.reference), "digest": version.digest,
                      "method": record.method, "identity": record.identity,
-                     "signature": record.digest},
+                     "signature": record.digest, "warning": warning},
            f"signed {version.reference} ({version.digest}) by {record.identity[:16]}; "
            f"signature {record.digest}")  # fmt: skip
 
@@ -274,53 +281,81 @@ def card(depot: Depot, name: str, edit: bool, from_file: Path | None, as_json: b
 
 @app.group()
 def quarantine() -> None:
-    """Versions the policy refused: stored and listed, never served or exported."""
+    """Versions that may not be served: refused by the policy, or held; and the exceptions
+    to the policy that releases recorded."""
+
+
+def _entry_json(entry: Entry) -> dict[str, object]:
+    return {"digest": entry.digest, "names": list(entry.names)} | entry.verdict.to_dict()
 
 
 @quarantine.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_depot
 def quarantine_list(depot: Depot, as_json: bool) -> None:
-    held = depot.quarantine.list()
-    names: dict[str, list[str]] = {}
-    for v in depot.names.versions(include_untagged=True):
-        names.setdefault(v.digest, []).append(str(v.reference))
+    """What may not be served and why (the policy applied now), then what is served under an
+    exception to the policy (who granted it, why, until when, for which reasons)."""
+    entries = depot.quarantine.entries()
+    held = [e for e in entries if not e.verdict.admitted]
+    excepted = [e for e in entries if e.verdict.admitted and e.verdict.exception]
     if as_json:
-        print_json([{"digest": s.digest, "names": names.get(s.digest, []), "reasons": s.reasons}
-                    for s in held])  # fmt: skip
+        print_json([_entry_json(e) for e in held + excepted])
         return
     if not held:
         stdout.print("nothing is quarantined")
-    for s in held:
-        stdout.print(f"{', '.join(names.get(s.digest, [])) or '(untagged)'}  {s.digest}",
-                     markup=False)  # fmt: skip
-        for reason in s.reasons:
+    for e in held:
+        stdout.print(f"{e.verdict.status:<11} {', '.join(e.names)}  {e.digest}", markup=False)
+        for reason in e.verdict.reasons:
             stdout.print(f"    {reason}", markup=False)
+    for e in excepted:
+        x = e.verdict.exception
+        assert x is not None
+        stdout.print(f"{'excepted':<11} {', '.join(e.names)}  {e.digest}", markup=False)
+        ends = f"{x.until:%Y-%m-%d %H:%M}"
+        stdout.print(f"    released by {x.actor} on {x.at:%Y-%m-%d} until {ends} UTC: "
+                     f"{x.reason}", markup=False)  # fmt: skip
+        for reason in e.verdict.waived:
+            stdout.print(f"    waives: {reason}", markup=False)
 
 
 @quarantine.command("release")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why it is safe to release (recorded).")
+@click.option(
+    "--until",
+    help="When the exception to the policy ends: 12h, 30d, 8w, or an ISO date (default: 30 days).",
+)
 @json_option
 @pass_depot
-def quarantine_release(depot: Depot, name: str, reason: str, as_json: bool) -> None:
-    """Release a quarantined version (recorded in the audit log with the reason)."""
+def quarantine_release(depot: Depot, name: str, reason: str, until: str | None,
+                       as_json: bool) -> None:  # fmt: skip
+    """Release a quarantined version: its holds are lifted and, when the policy refuses it,
+    an exception waiving those reasons is recorded (who, why, until when), which the server,
+    `depot verify --all` and every view honour until it expires or a rescan finds something
+    new."""
     version = depot.names.show(name)
-    depot.quarantine.release(version, reason)
-    report(as_json, {"released": str(version.reference), "digest": version.digest},
-           f"released {version.reference}")  # fmt: skip
+    ends = parse_until(until, depot.gate.clock()) if until else None
+    verdict = depot.quarantine.release(version, reason, until=ends)
+    x = verdict.exception
+    report(as_json, {"released": str(version.reference), "digest": version.digest,
+                     **verdict.to_dict()},
+           f"released {version.reference}" + (
+               f" under an exception to the policy until {x.until:%Y-%m-%d %H:%M} UTC, "
+               f"waiving: {'; '.join(x.covers)}" if x else ""))  # fmt: skip
 
 
 @quarantine.command("hold")
 @click.argument("name")
+@click.option("--reason", help="Why it is held (recorded, and shown beside the policy's).")
 @json_option
 @pass_depot
-def quarantine_hold(depot: Depot, name: str, as_json: bool) -> None:
-    """Quarantine a version by hand."""
+def quarantine_hold(depot: Depot, name: str, reason: str | None, as_json: bool) -> None:
+    """Quarantine a version by hand (an exception in force ends)."""
     version = depot.names.show(name)
-    depot.quarantine.hold(version)
-    report(as_json, {"quarantined": str(version.reference), "digest": version.digest},
-           f"quarantined {version.reference}")  # fmt: skip
+    verdict = depot.quarantine.hold(version, reason=reason)
+    report(as_json, {"quarantined": str(version.reference), "digest": version.digest,
+                     **verdict.to_dict()},
+           f"quarantined {version.reference}: {'; '.join(verdict.reasons)}")  # fmt: skip
 
 
 @quarantine.command("delete")
@@ -376,15 +411,29 @@ def _since(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        at = datetime.fromisoformat(text)
+        return parse_since(text)
     except ValueError:
-        raise UsageError(f"--since {text!r}: give an ISO date or time, e.g. 2026-11-01") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        raise UsageError(f"--since {text!r}: give a span (30m, 1h, 2d, 1w) or an ISO date or "
+                         "time, e.g. 2026-11-01") from None  # fmt: skip
+
+
+def _action(depot: Depot, action: str | None) -> str | None:
+    if action is None:
+        return None
+    recorded = {e.action for e in depot.audit.events()}
+    known = set(ACTIONS) | recorded
+    if action not in known and not any(a.startswith(f"{action}.") for a in known):
+        raise UsageError(f"--action {action!r} is not an action the depot records; one of: "
+                         f"{', '.join(sorted(known))}")  # fmt: skip
+    return action
 
 
 @app.group(invoke_without_command=True)
-@click.option("--since", help="Only events at or after this ISO date/time.")
-@click.option("--action", help="Only events of this action (import, scan, sign, quarantine, ...).")
+@click.option("--since", help="Only events in this span (30m, 1h, 2d) or from this ISO date/time.")
+@click.option(
+    "--action",
+    help="Only events of this action or family (import, scan, sign, quarantine, ...).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def audit(ctx: click.Context, since: str | None, action: str | None, as_json: bool) -> None:
@@ -393,25 +442,16 @@ def audit(ctx: click.Context, since: str | None, action: str | None, as_json: bo
     if ctx.invoked_subcommand is not None:
         return
     depot: Depot = ctx.obj
-    events = depot.audit.events(since=_since(since), action=action)
+    events = depot.audit.events(since=_since(since), action=_action(depot, action))
     if as_json:
-        print_json(
-            [
-                {
-                    "id": e.id,
-                    "at": e.at.isoformat(),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "subject": e.subject,
-                    "details": e.details,
-                }
-                for e in events
-            ]
-        )
-        return  # fmt: skip
+        print_json([{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                     "subject": e.subject, "details": e.details} for e in events])  # fmt: skip
+        return
     for e in events:
         stdout.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<10} {e.action:<18} {e.subject}",
                      markup=False)  # fmt: skip
+        if e.details:
+            stdout.print(f"    {readable(e.details)}", markup=False, highlight=False)
 
 
 @audit.command("verify")

@@ -39,13 +39,13 @@ def _licence(name: str | None) -> list[dict[str, Any]]:
 
 
 def _metric(e: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": e["metric"], "value": str(e["value"]), "slice": e["dataset"]}
-    stderr = e.get("stderr")
-    if isinstance(stderr, float) and math.isfinite(stderr):
-        out["confidenceInterval"] = {
-            "lowerBound": f"{e['value'] - 1.96 * stderr:.4f}",
-            "upperBound": f"{e['value'] + 1.96 * stderr:.4f}",
-        }
+    """A score with its 95% interval, and the items it was measured on in its slice."""
+    items = f" ({e['items']} items)" if e.get("items") else ""
+    out: dict[str, Any] = {"type": e["metric"], "value": str(e["value"]),
+                           "slice": f"{e['dataset']}{items}"}  # fmt: skip
+    low, high = e.get("low"), e.get("high")
+    if isinstance(low, float) and isinstance(high, float) and math.isfinite(low + high):
+        out["confidenceInterval"] = {"lowerBound": f"{low:.4f}", "upperBound": f"{high:.4f}"}
     return out
 
 

@@ -2,7 +2,13 @@
 own metadata and what the depot knows about it (files, lineage, licence terms, scans,
 signatures, evaluations), with the documentation fields of the EU AI Act for general-purpose
 models (Annex XI for authorities, Annex XII for downstream providers) present and marked
-unknown where not known. An edited card is kept as written, after its front matter is checked.
+unknown where not known.
+
+An edited card is kept as written, after its front matter is checked, and what the depot keeps
+learning about the version still reaches it (`refresh_card`): the `model-index` of its front
+matter, the block between the `depot:generated evaluation` and `depot:end evaluation` markers
+(Markdown comments, invisible when rendered), and the lines for its status and the AI Act's
+evaluation and integrity fields are regenerated; everything else stays as edited.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from modeldepot.formats.base import format_params
 from modeldepot.licences import licence_terms
 from modeldepot.registry.records import ModelVersion
 
-__all__ = ["CardFacts", "parse_card", "render_card"]
+__all__ = ["CardFacts", "parse_card", "refresh_card", "render_card"]
 
 UNKNOWN = "unknown"
 _PIPELINES = {"embed": "feature-extraction", "generate": "text-generation"}
@@ -31,8 +37,10 @@ class CardFacts:
     scan_summary: str = "not scanned"
     signatures: tuple[str, ...] = ()
     status: str = "ok"
+    status_detail: str = ""
+    """Why it is quarantined, or the exception it is served under."""
     evaluations: tuple[dict[str, Any], ...] = ()
-    """model-index results: {"task", "dataset", "metric", "value"}."""
+    """model-index results: {"dataset", "metric", "value", "low", "high", "items", "limit"}."""
     derivation: dict[str, Any] | None = None
     """How the depot made this version (fine-tuned, merged, quantised, converted)."""
     comparisons: tuple[dict[str, Any], ...] = ()
@@ -119,7 +127,7 @@ def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
         ("Annex XI 2(d) Computational resources used to train", UNKNOWN),
         ("Annex XI 2(e) Known or estimated energy consumption", UNKNOWN),
         ("Annex XII 1 Evaluation results",
-         "; ".join(f"{e['dataset']} {e['metric']} {e['value']}" for e in facts.evaluations)
+         "; ".join(f"{e['dataset']} {e['metric']} {_score(e)}" for e in facts.evaluations)
          or UNKNOWN),
         ("Annex XII 2 Known limitations and risks", UNKNOWN),
         ("Annex XII 3 Integrity: scan, signatures",
@@ -180,6 +188,45 @@ def _derivation(record: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _score(e: dict[str, Any]) -> str:
+    """`0.62 [0.52, 0.71] over 100 items`, and whether the run left items out."""
+    text = f"{e['value']}"
+    if e.get("low") is not None and e.get("high") is not None:
+        text += f" [{e['low']}, {e['high']}]"
+    if e.get("items"):
+        text += f" over {e['items']} items"
+    if e.get("limit"):
+        text += f" (a partial run: the first {e['limit']} items)"
+    return text
+
+
+def _evaluation_line(e: dict[str, Any]) -> str:
+    """`- arc_easy: acc = 0.62, 95% interval [0.52, 0.71], 100 items`."""
+    line = f"- {e['dataset']}: {e['metric']} = {e['value']}"
+    if e.get("low") is not None and e.get("high") is not None:
+        line += f", 95% interval [{e['low']}, {e['high']}]"
+    if e.get("items"):
+        line += f", {e['items']} items"
+    if e.get("limit"):
+        line += f" (a partial run: the first {e['limit']} items)"
+    return line
+
+
+def _evaluation(facts: CardFacts) -> list[str]:
+    """The generated evaluation block (between its markers)."""
+    return [
+        _START.format("evaluation"),
+        "",
+        "## Evaluation",
+        "",
+        *([_evaluation_line(e) for e in facts.evaluations] or ["- none recorded"]),
+        "",
+        *_comparisons(facts.comparisons),
+        _END.format("evaluation"),
+        "",
+    ]  # fmt: skip
+
+
 def _comparisons(rows: tuple[dict[str, Any], ...]) -> list[str]:
     if not rows:
         return []
@@ -214,7 +261,8 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
         "",
         f"- Digest: `{version.digest}`",
         f"- Source: {version.source or UNKNOWN}",
-        f"- Status: {facts.status}",
+        f"- Status: {facts.status}" + (f" ({facts.status_detail})" if facts.status_detail
+                                        else ""),
         f"- Context length: {info.context_length or UNKNOWN}",
         f"- Layers: {info.layers or UNKNOWN}; vocabulary: {info.vocab_size or UNKNOWN}",
         "",
@@ -240,20 +288,94 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
           for f in version.files),
         "",
         *_derivation(facts.derivation),
-        "## Evaluation",
-        "",
-        *([f"- {e['dataset']}: {e['metric']} = {e['value']}"
-           + (f" ± {e['stderr']}" if e.get("stderr") is not None else "")
-           for e in facts.evaluations]
-          or ["- none recorded"]),
-        "",
-        *_comparisons(facts.comparisons),
+        *_evaluation(facts),
         "## EU AI Act documentation (general-purpose AI models)",
         "",
         *(f"- **{field}**: {value}" for field, value in _ai_act(version, facts)),
         "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+_START = "[//]: # (depot:generated {})"
+_END = "[//]: # (depot:end {})"
+_BLOCKS = ("evaluation",)
+_LINES = ("- Status:", "- **Annex XII 1 Evaluation results**:",
+          "- **Annex XII 3 Integrity: scan, signatures**:")  # fmt: skip
+_AI_ACT = "## EU AI Act"
+
+
+def _block(text: str, name: str) -> tuple[int, int] | None:
+    """Where the generated block `name` starts and ends (past its end marker) in `text`."""
+    start = text.find(_START.format(name))
+    if start < 0:
+        return None
+    end = text.find(_END.format(name), start)
+    if end < 0:
+        return None
+    return start, end + len(_END.format(name))
+
+
+def _unmarked(text: str) -> tuple[int, int] | None:
+    """The evaluation sections of a card edited without the markers (before they existed, or
+    removed): from `## Evaluation` to the next heading of its level that is not `## Before
+    and after`, a stray end marker included."""
+    start = text.find("\n## Evaluation\n")
+    if start < 0:
+        return None
+    end = start + 1
+    while True:
+        end = text.find("\n## ", end + 1)
+        if end < 0:
+            end = len(text)
+            break
+        if not text.startswith("\n## Before and after", end):
+            break
+    marker = text.rfind(_END.format("evaluation"), start, end)
+    if marker >= 0:
+        end = max(end, marker + len(_END.format("evaluation")))
+    return start + 1, end
+
+
+def refresh_card(edited: str, generated: str) -> str:
+    """`edited` with the parts the depot generates taken from `generated` (the card it would
+    write now): the front matter's `model-index`, the marked blocks, the generated lines.
+    Everything else is left as edited."""
+    text = _refresh_front_matter(edited, generated)
+    for name in _BLOCKS:
+        fresh = _block(generated, name)
+        if fresh is None:
+            continue
+        block = generated[fresh[0] : fresh[1]]
+        found = _block(text, name) or _unmarked(text)
+        if found is not None:
+            rest = text[found[1] :]
+            text = text[: found[0]] + block + ("\n" if rest.startswith("\n#") else "") + rest
+        elif (at := text.find(f"\n{_AI_ACT}")) >= 0:
+            text = text[: at + 1] + "\n" + block + "\n\n" + text[at + 1 :]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+    wanted = {p: line for line in generated.splitlines() for p in _LINES if line.startswith(p)}
+    lines = [next((wanted[p] for p in _LINES if line.startswith(p) and p in wanted), line)
+             for line in text.split("\n")]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _refresh_front_matter(edited: str, generated: str) -> str:
+    try:
+        meta = parse_card(edited)
+        fresh = parse_card(generated)
+    except UsageError:
+        return edited
+    if meta.get("model-index") == fresh.get("model-index"):
+        return edited
+    if "model-index" in fresh:
+        meta["model-index"] = fresh["model-index"]
+    else:
+        meta.pop("model-index", None)
+    end = edited.find("\n---", 4)
+    dumped = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip()
+    return f"---\n{dumped}" + edited[end:]
 
 
 def parse_card(text: str) -> dict[str, Any]:

@@ -1,21 +1,21 @@
 """The documents of a version: its model card (generated from what the depot knows, or as last
-edited) and its CycloneDX AI-BOM. Both are built from the same facts: scan summary,
-signatures, status and evaluation results."""
+edited with the generated parts brought up to date) and its CycloneDX AI-BOM. Both are built
+from the same facts: scan summary, signatures, status (the gate's, as the version carries it)
+and evaluation results with their intervals and item counts (`modeldepot.scores`)."""
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from modeldepot.describe.bom import build_bom, validate_bom
-from modeldepot.describe.card import CardFacts, parse_card, render_card
-from modeldepot.evaluation.stats import paired_bootstrap
+from modeldepot.describe.card import CardFacts, parse_card, refresh_card, render_card
 from modeldepot.registry import ModelVersion, Registry
 from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.records import DERIVATION_FILE
 from modeldepot.registry.trust import TrustStore
 from modeldepot.scan import Finding
+from modeldepot.scores import Score, compare
 from modeldepot.store import BlobStore
 
 __all__ = ["Documents"]
@@ -39,15 +39,23 @@ class Documents:
                        + (f", worst {worst}" if worst is not None else ""))  # fmt: skip
         signatures = tuple(f"{s.method}:{s.identity[:16]}" for s in
                            self.trust.signatures(version.digest))  # fmt: skip
-        evaluations = tuple(
-            {"dataset": r.task, "metric": metric, "value": round(r.metrics[metric]["value"], 4),
-             "stderr": round(r.metrics[metric]["stderr"], 4)}
-            for r in EvaluationStore(self.registry).latest(version.digest)
-            if (metric := r.primary()) is not None
-        )  # fmt: skip
+        evaluations = []
+        for r in sorted(EvaluationStore(self.registry).results(version.digest),
+                        key=lambda r: r.task):  # fmt: skip
+            metric = r.primary()
+            if metric is None:
+                continue
+            score = Score.of(metric, r.metrics[metric])
+            evaluations.append({
+                "dataset": r.task, "metric": metric, "value": round(score.value, 4),
+                "stderr": None if score.stderr != score.stderr else round(score.stderr, 4),
+                "low": round(score.low, 4) if score.known else None,
+                "high": round(score.high, 4) if score.known else None,
+                "items": score.items, "limit": r.settings.get("limit"),
+            })  # fmt: skip
         derivation = self.derivation(version)
-        return CardFacts(summary, signatures, self.trust.status(version.digest).status,
-                         evaluations, derivation,
+        return CardFacts(summary, signatures, version.status, _status_detail(version),
+                         tuple(evaluations), derivation,
                          self.comparisons(version, derivation))  # fmt: skip
 
     def derivation(self, version: ModelVersion) -> dict[str, Any] | None:
@@ -66,19 +74,16 @@ class Documents:
         if not origin:
             return ()
         store = EvaluationStore(self.registry)
-        before = {(r.task, r.task_version): r for r in store.latest(origin["digest"])}
+        before = {(r.task, r.task_version): r for r in store.results(origin["digest"])}
         rows = []
-        for after in store.latest(version.digest):
+        for after in store.results(version.digest):
             old = before.get((after.task, after.task_version))
             metric = after.primary()
             if old is None or metric is None:
                 continue
-            pairs = [(old.items[i][metric], s[metric]) for i, s in after.items.items()
-                     if metric in s and metric in old.items.get(i, {})]  # fmt: skip
-            pairs = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
-            if not pairs:
+            gap = compare(after.items, old.items, metric)
+            if gap is None:
                 continue
-            gap = paired_bootstrap([y for _, y in pairs], [x for x, _ in pairs])
             rows.append({"task": after.task, "metric": metric, "before": round(gap.b, 4),
                          "after": round(gap.a, 4), "difference": round(gap.difference, 4),
                          "low": round(gap.low, 4), "high": round(gap.high, 4),
@@ -86,11 +91,13 @@ class Documents:
         return tuple(sorted(rows, key=lambda r: r["task"]))
 
     def card(self, version: ModelVersion) -> str:
-        """The version's card: the last edited one, else generated from what is known now."""
+        """The version's card: generated from what is known now, or the last edited one with
+        its generated parts (evaluations, status) brought up to date."""
+        generated = render_card(version, self.facts(version))
         record = self.trust.card(version.digest)
         if record is not None and record.edited:
-            return self.store.read_bytes(record.digest).decode("utf-8")
-        return render_card(version, self.facts(version))
+            return refresh_card(self.store.read_bytes(record.digest).decode("utf-8"), generated)
+        return generated
 
     def save_card(self, version: ModelVersion, text: str, *, actor: str | None = None) -> None:
         parse_card(text)
@@ -100,5 +107,15 @@ class Documents:
     def bom(self, version: ModelVersion, *, actor: str | None = None) -> dict[str, Any]:
         document = build_bom(version, self.facts(version))
         validate_bom(document)
-        self.registry.audit.append(actor or self.actor, "bom", version.digest, {})
+        self.trust.note(version.digest, "bom", {}, actor=actor or self.actor)
         return document
+
+
+def _status_detail(version: ModelVersion) -> str:
+    if version.reasons:
+        return "; ".join(version.reasons)
+    if version.exception:
+        e = version.exception
+        return (f"released by {e['actor']} until {e['until'][:10]} under an exception to the "
+                f"policy: {e['reason']}")  # fmt: skip
+    return ""

@@ -13,7 +13,8 @@ __all__ = ["describe_rows", "human_size", "version_view"]
 
 
 def version_view(v: ModelVersion) -> dict[str, Any]:
-    """Everything the registry holds about `v`, with its admission status."""
+    """Everything the registry holds about `v`, with its status as the gate gives it: why it
+    is refused, or the exception to the policy it is served under."""
     return {
         **v.to_dict(),
         "name": v.reference.repository,
@@ -21,6 +22,7 @@ def version_view(v: ModelVersion) -> dict[str, Any]:
         "status": v.status,
         "reasons": list(v.reasons),
         "quarantined": v.status == "quarantined",
+        "exception": v.exception,
     }
 
 

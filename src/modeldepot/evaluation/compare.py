@@ -1,21 +1,23 @@
 """The gap between two models on the same items (per task, per category, overall, with paired
-bootstrap intervals), its chart, and the leaderboard of every evaluated model."""
+bootstrap intervals), its chart, and the leaderboard of every evaluated model. The numbers
+come from `modeldepot.scores`, as the model card's do."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modeldepot.errors import NotFound, UsageError
 from modeldepot.evaluation.charts import gap_svg
 from modeldepot.evaluation.client import ModelRef
-from modeldepot.evaluation.stats import Difference, paired_bootstrap
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore
+from modeldepot.scores import SCALE as _SCALE
+from modeldepot.scores import Z95, Difference, Score, compare, paired_bootstrap, pairs
 
-__all__ = ["GapRow", "gap_svg", "gap_table", "leaderboard", "write_chart"]
-
-_SCALE = {"judge": 10.0, "chrf": 100.0, "bleu": 100.0}
+__all__ = ["Board", "GapRow", "Standing", "gap_svg", "gap_table", "leaderboard", "write_chart"]
 
 
 @dataclass(frozen=True)
@@ -36,22 +38,10 @@ def _metric(a: EvaluationRecord, b: EvaluationRecord) -> str | None:
     return next((m for m in a.metrics if m in b.metrics), None)
 
 
-def _pairs(a: EvaluationRecord, b: EvaluationRecord, metric: str) -> list[tuple[str, float, float]]:
-    scale = _SCALE.get(metric, 1.0)
-    out = []
-    for item, scores in a.items.items():
-        other = b.items.get(item, {})
-        if metric in scores and metric in other:
-            x, y = scores[metric], other[metric]
-            if not (math.isnan(x) or math.isnan(y)):
-                out.append((f"{a.task}/{item}", x / scale, y / scale))
-    return out
-
-
 def gap_table(store: EvaluationStore, a: ModelRef, b: ModelRef,
               tasks: set[str] | None = None) -> list[GapRow]:  # fmt: skip
-    left = {(r.task, r.task_version): r for r in store.latest(a.identity)}
-    right = {(r.task, r.task_version): r for r in store.latest(b.identity)}
+    left = {(r.task, r.task_version): r for r in store.results(a.identity)}
+    right = {(r.task, r.task_version): r for r in store.results(b.identity)}
     common = sorted(k for k in left.keys() & right.keys() if tasks is None or k[0] in tasks)
     if not common:
         raise NotFound(f"{a.label} and {b.label} share no evaluated task: run `depot eval` on "
@@ -63,17 +53,19 @@ def gap_table(store: EvaluationStore, a: ModelRef, b: ModelRef,
         metric = _metric(ra, rb)
         if metric is None:
             continue
-        pairs = _pairs(ra, rb, metric)
-        if not pairs:
+        gap = compare(ra.items, rb.items, metric)
+        if gap is None:
             continue
-        scale = _SCALE.get(metric, 1.0)
-        gap = paired_bootstrap([p[1] * scale for p in pairs], [p[2] * scale for p in pairs])
         rows.append(GapRow("task", ra.task, metric, gap))
-        pooled.setdefault(ra.category, []).extend(pairs)
-    everything = [p for pairs in pooled.values() for p in pairs]
+        scale = _SCALE.get(metric, 1.0)
+        pooled.setdefault(ra.category, []).extend(
+            (f"{ra.task}/{item}", x / scale, y / scale)
+            for item, x, y in pairs(ra.items, rb.items, metric)
+        )
+    everything = [p for paired in pooled.values() for p in paired]
     if len(pooled) > 1:
-        for category, pairs in sorted(pooled.items()):
-            gap = paired_bootstrap([p[1] for p in pairs], [p[2] for p in pairs])
+        for category, paired in sorted(pooled.items()):
+            gap = paired_bootstrap([p[1] for p in paired], [p[2] for p in paired])
             rows.append(GapRow("category", category, "score", gap))
     if everything and len(rows) > 1:
         gap = paired_bootstrap([p[1] for p in everything], [p[2] for p in everything])
@@ -134,22 +126,93 @@ def _plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def leaderboard(store: EvaluationStore) -> tuple[list[str], list[tuple[str, dict[str, float],
-                                                                         float]]]:  # fmt: skip
-    """Tasks, and each model with its primary score per task and the mean over them (scores
-    scaled to 0-1), best first."""
-    by_model: dict[str, dict[str, float]] = {}
+@dataclass(frozen=True)
+class Standing:
+    """One model on the leaderboard."""
+
+    subject: str
+    model: str
+    scores: dict[str, Score]
+    """task -> its primary metric, with interval and items."""
+    mean: Score | None = None
+    """Over the tasks ranked on, each on 0-1 (None when ranked on one task, or not ranked)."""
+    rank: int | None = None
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """task -> the run shown: when it ran and its limit (None: every item)."""
+
+    def to_dict(self, tasks: list[str]) -> dict[str, Any]:
+        return {"rank": self.rank, "model": self.model, "subject": self.subject,
+                "mean": self.mean.to_dict() if self.mean else None,
+                "tasks": {t: self.scores[t].to_dict() | self.runs.get(t, {})
+                          for t in tasks if t in self.scores}}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Board:
+    tasks: list[str]
+    """Every task any listed model ran."""
+    ranked_on: list[str]
+    """The tasks the ranking compares: those every listed model ran, or the one asked for."""
+    standings: list[Standing]
+    """Ranked first, best first; then those that could not be ranked (without the task)."""
+    by_task: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tasks": self.tasks, "ranked_on": self.ranked_on, "by_task": self.by_task,
+                "models": [s.to_dict(self.tasks) for s in self.standings]}  # fmt: skip
+
+
+def _mean(scores: list[Score]) -> Score:
+    """The mean of several tasks' scores on 0-1, its interval combining theirs."""
+    scaled = [s.scaled() for s in scores]
+    k = len(scaled)
+    value = sum(s.value for s in scaled) / k
+    halves = [(s.high - s.low) / 2 for s in scaled]
+    half = math.sqrt(sum(h * h for h in halves)) / k
+    stderr = half / Z95
+    return Score("mean", value, value - half, value + half, sum(s.items for s in scaled), stderr)
+
+
+def leaderboard(store: EvaluationStore, *, task: str | None = None, newest: bool = False,
+                include: Callable[[str], bool] = lambda model: True) -> Board:  # fmt: skip
+    """Every evaluated model `include` accepts (by its label), ranked by the mean over the
+    tasks every one of them ran (scores on 0-1) or, with `task`, by that task alone. Each
+    score is the run kept (the one over the most items; with `newest`, the newest run)."""
+    scores: dict[str, dict[str, Score]] = {}
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
     labels: dict[str, str] = {}
-    for r in store.latest():
+    for r in store.results(newest=newest):
         metric = r.primary()
-        if metric is None:
+        if metric is None or not include(r.model):
             continue
-        by_model.setdefault(r.subject, {})[r.task] = r.metrics[metric]["value"] / _SCALE.get(
-            metric, 1.0)  # fmt: skip
+        scores.setdefault(r.subject, {})[r.task] = Score.of(metric, r.metrics[metric])
+        runs.setdefault(r.subject, {})[r.task] = {"at": r.at.isoformat(),
+                                                  "limit": r.settings.get("limit")}  # fmt: skip
         labels[r.subject] = r.model
-    tasks = sorted({task for scores in by_model.values() for task in scores})
-    ranked = sorted(
-        ((labels[s], scores, sum(scores.values()) / len(scores)) for s, scores in by_model.items()),
-        key=lambda row: -row[2],
-    )
-    return tasks, ranked
+    tasks = sorted({t for by_task in scores.values() for t in by_task})
+    if task is not None:
+        if task not in tasks:
+            raise NotFound(f"no listed model was evaluated on {task!r}"
+                           + (f"; tasks: {', '.join(tasks)}" if tasks else ""))  # fmt: skip
+        ranked_on = [task]
+    else:
+        ranked_on = sorted(set.intersection(*(set(s) for s in scores.values()))) if scores else []
+    standings = []
+    for subject, by_task in scores.items():
+        if not all(t in by_task for t in ranked_on) or not ranked_on:
+            standings.append(Standing(subject, labels[subject], by_task,
+                                      runs=runs[subject]))  # fmt: skip
+            continue
+        mean = _mean([by_task[t] for t in ranked_on]) if len(ranked_on) > 1 else None
+        standings.append(Standing(subject, labels[subject], by_task, mean,
+                                  runs=runs[subject]))  # fmt: skip
+
+    def key(s: Standing) -> float:
+        score = s.mean if s.mean is not None else s.scores[ranked_on[0]].scaled()
+        return -score.value if not math.isnan(score.value) else math.inf
+
+    rankable = [s for s in standings if ranked_on and all(t in s.scores for t in ranked_on)]
+    rest = sorted((s for s in standings if s not in rankable), key=lambda s: s.model)
+    ordered = [Standing(s.subject, s.model, s.scores, s.mean, i, s.runs)
+               for i, s in enumerate(sorted(rankable, key=key), 1)]  # fmt: skip
+    return Board(tasks, ranked_on, ordered + rest, task)

@@ -17,10 +17,11 @@ from modeldepot.errors import UsageError
 from modeldepot.evaluation.cache import ResponseCache
 from modeldepot.evaluation.client import Connector, ModelRef, Models, RequestFailed, resolve_model
 from modeldepot.evaluation.grading import ItemResult, Scorer
-from modeldepot.evaluation.stats import bootstrap_stderr, mean, mean_stderr
+from modeldepot.evaluation.stats import bootstrap_stderr
 from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
 from modeldepot.evaluation.tasks import Task, limited
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
+from modeldepot.scores import Z95, interval, mean, mean_stderr, within
 
 __all__ = ["RayCluster", "RunOptions", "TaskResult", "evaluate"]
 
@@ -85,9 +86,13 @@ def aggregate(task: Task, items: list[ItemResult]) -> dict[str, dict[str, float]
                 return float(score(hyps, refs).score)
 
             value, stderr = corpus(scored), bootstrap_stderr(scored, corpus, rounds=200)
+            low, high = value - Z95 * stderr, value + Z95 * stderr
         else:
             value, stderr = mean(values), mean_stderr(values)
-        metrics[name] = {"value": value, "stderr": stderr, "n": float(len(values))}
+            low, high = interval(values)
+        low, high = within(name, low, high)  # every metric here lies in 0 to its scale
+        metrics[name] = {"value": value, "stderr": stderr, "n": float(len(values)), "low": low,
+                         "high": high}  # fmt: skip
     return metrics
 
 

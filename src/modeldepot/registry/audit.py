@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,47 @@ import sqlalchemy as sa
 from modeldepot.registry import schema as t
 from modeldepot.registry.records import Event, as_utc
 
-__all__ = ["AuditLog", "ChainProblem", "ChainReport", "chain_hash"]
+__all__ = ["ACTIONS", "AuditLog", "ChainProblem", "ChainReport", "chain_hash", "parse_since",
+           "readable"]  # fmt: skip
+
+ACTIONS = (
+    "import", "pull", "push", "tag", "remove", "prune", "gc",
+    "scan", "quarantine", "quarantine.update", "quarantine.clear", "quarantine.hold",
+    "quarantine.release", "policy", "sign", "verify", "verify.fail", "card.edit", "bom", "eval",
+    "key.create", "key.revoke", "remote.add", "remote.remove", "alias.set", "alias.remove",
+)  # fmt: skip
+"""Every action the depot records. A filter by action also takes a family (`quarantine`
+matches `quarantine.release`)."""
+_SPAN = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`1h`, `30m`, `2d`, `1w` ago, or an ISO date or time (UTC unless it says otherwise);
+    ValueError otherwise."""
+    text = text.strip()
+    span = _SPAN.fullmatch(text)
+    if span:
+        return (now or datetime.now(UTC)) - timedelta(seconds=int(span[1]) * _UNITS[span[2]])
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "; ".join(_value(v) for v in value) if value else "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def readable(details: dict[str, Any], *, limit: int = 400) -> str:
+    """An event's details as a person reads them: `reason: checked; until: 2026-12-31`."""
+    text = "; ".join(f"{k.replace('_', ' ')}: {_value(v)}" for k, v in details.items()
+                     if k != "text")  # fmt: skip
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _instant(at: datetime) -> str:
@@ -98,8 +139,9 @@ class AuditLog:
         query = sa.select(t.events).order_by(t.events.c.id)
         if since is not None:
             query = query.where(t.events.c.at >= since)
-        if action is not None:
-            query = query.where(t.events.c.action == action)
+        if action is not None:  # the action, or its family (`quarantine`: quarantine.*)
+            family = t.events.c.action.startswith(f"{action}.", autoescape=True)
+            query = query.where(sa.or_(t.events.c.action == action, family))
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:

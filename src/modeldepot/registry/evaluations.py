@@ -1,5 +1,10 @@
 """Evaluation results: one row per (model, task) run with its metrics and per-item scores, so
-that two models can later be compared item by item."""
+that two models can later be compared item by item.
+
+Of several runs of the same task (version) on the same model, the one kept is the run over the
+most items, the newest among equals: a later `depot eval --limit 2` is recorded, but the full
+run it did not repeat stays what the card, the leaderboard and comparisons show, unless the
+newest run is asked for."""
 
 from __future__ import annotations
 
@@ -33,6 +38,11 @@ class EvaluationRecord:
     def primary(self) -> str | None:
         return next(iter(self.metrics), None)
 
+    @property
+    def size(self) -> int:
+        """How many items it scored."""
+        return len(self.items)
+
 
 class EvaluationStore:
     def __init__(self, registry: Registry) -> None:
@@ -50,23 +60,32 @@ class EvaluationStore:
                 )
             )  # fmt: skip
             summary = {m: v["value"] for m, v in result.metrics.items()}
-            self.registry.audit.append_in(conn, actor, "eval", result.subject,
+            subject = result.subject  # `remote:NAME` names the model already
+            if subject.startswith("sha256:"):  # a local version: its name and its digest
+                subject = f"{result.model}@{subject}"
+            self.registry.audit.append_in(conn, actor, "eval", subject,
                                  {"model": result.model, "task": result.task,
-                                  "version": result.task_version, "metrics": summary})  # fmt: skip
+                                  "version": result.task_version, "metrics": summary,
+                                  "items": len(result.items)})  # fmt: skip
 
-    def latest(self, subject: str | None = None) -> list[EvaluationRecord]:
-        """The newest result of each (subject, task, task version)."""
+    def results(self, subject: str | None = None, *, newest: bool = False
+                ) -> list[EvaluationRecord]:  # fmt: skip
+        """The run kept of each (subject, task, task version): the one over the most items,
+        the newest among equals; with `newest`, the newest whatever its size."""
         query = sa.select(t.evaluations).order_by(t.evaluations.c.id)
         if subject is not None:
             query = query.where(t.evaluations.c.subject == subject)
-        newest: dict[tuple[str, str, str], EvaluationRecord] = {}
+        kept: dict[tuple[str, str, str], EvaluationRecord] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query):
-                newest[(r.subject, r.task, r.task_version)] = EvaluationRecord(
+                record = EvaluationRecord(
                     r.subject, r.model, r.task, r.task_version, r.category, dict(r.metrics),
                     dict(r.items), dict(r.settings), as_utc(r.at),
                 )  # fmt: skip
-        return list(newest.values())
+                key = (r.subject, r.task, r.task_version)
+                if newest or key not in kept or record.size >= kept[key].size:
+                    kept[key] = record
+        return list(kept.values())
 
 
 def now() -> datetime:

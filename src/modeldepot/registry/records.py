@@ -16,6 +16,7 @@ __all__ = [
     "PENDING",
     "QUARANTINED",
     "RELATIONS",
+    "SCANNED",
     "Event",
     "FileRecord",
     "LineageLink",
@@ -25,9 +26,13 @@ __all__ = [
 
 PENDING = "pending"
 """Stored, not yet scanned and admitted: never served, exported or run."""
+SCANNED = "scanned"
+"""What the registry stores once a version's files were scanned; whether it may be served is
+the gate's answer (verify/gate.py), never stored."""
 OK = "ok"
+"""The gate admits it: served, exported and run."""
 QUARANTINED = "quarantined"
-"""Refused by the policy (or held by hand): kept and listed, never served, exported or run."""
+"""Refused by the policy (or held): kept and listed, never served, exported or run."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,13 @@ class ModelVersion:
     files: tuple[FileRecord, ...] = ()
     lineage: tuple[LineageLink, ...] = ()
     status: str = OK
-    """PENDING, OK or QUARANTINED: shared by every tag of the same bytes."""
+    """PENDING, OK or QUARANTINED, as the gate says now (SCANNED straight from the registry):
+    shared by every tag of the same bytes."""
     reasons: tuple[str, ...] = ()
     """Why it is quarantined."""
+    exception: dict[str, Any] | None = None
+    """The exception to the policy it is served under, if any: actor, reason, at, until,
+    covers (the reasons it waives)."""
 
     @property
     def name(self) -> str:
@@ -96,8 +105,14 @@ class ModelVersion:
 
     @property
     def admitted(self) -> bool:
-        """Scanned and allowed by the policy when it was last applied."""
+        """Scanned and allowed by the gate (today's policy, holds, exceptions)."""
         return self.status == OK
+
+    @property
+    def subject(self) -> str:
+        """How audit events name it: `name:tag@sha256:...` (the model, and the exact bytes)."""
+        tag = self.reference.tag or (self.tags[0] if self.tags else None)
+        return str(Reference(self.reference.namespace, self.reference.name, tag, self.digest))
 
     @property
     def is_adapter(self) -> bool:

@@ -14,6 +14,10 @@ compares the two so they never drift apart.
     scans     scanner findings per manifest
     signatures  OpenSSF model-signing bundles (stored as blobs) per manifest
     cards     model cards (stored as blobs), generated or edited
+    holds     a version quarantined by hand, or by `depot verify --all` for changed bytes, until
+              released
+    exceptions  a release of a version the policy refuses: who, why, until when, which
+              reasons it waives, and the findings it was granted on
     evaluations  scores of a model (local version or remote) on a task, with per-item scores
     api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
     remotes   OpenAI-compatible models elsewhere (a proprietary API, another depot)
@@ -40,7 +44,9 @@ __all__ = [
     "datasets",
     "evaluations",
     "events",
+    "exceptions",
     "files",
+    "holds",
     "jobs",
     "lineage",
     "manifests",
@@ -92,10 +98,10 @@ manifests = sa.Table(
     sa.Column("info", sa.JSON, nullable=False),
     sa.Column("source", sa.Text),
     sa.Column("created_at", _NOW, nullable=False),
-    # "pending" until scanned and admitted by the policy, then "ok" or "quarantined" (stored
-    # and listed, never served or exported); only "ok" is ever served
-    sa.Column("status", sa.String(16), nullable=False, server_default="ok"),
-    sa.Column("status_reasons", sa.JSON),
+    # "pending" until its files are scanned, then "scanned". Whether it may be served is never
+    # stored: the gate (verify/gate.py) decides from its findings, signatures, holds and
+    # exceptions under today's policy and advisories
+    sa.Column("status", sa.String(16), nullable=False, server_default="scanned"),
 )
 
 versions = sa.Table(
@@ -226,6 +232,43 @@ cards = sa.Table(
     sa.Column("edited", sa.Boolean, nullable=False),
     sa.Column("at", _NOW, nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
+)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    # "hand" (`depot quarantine hold`) or "integrity" (`depot verify --all`: changed bytes, a
+    # signature that fails)
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("at", _NOW, nullable=False),
+    sa.Column("released_at", _NOW),
+    sa.Column("released_by", sa.String(128)),
+    sa.Column("release_reason", sa.Text),
+)
+
+exceptions = sa.Table(
+    "exceptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "manifest_id", sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("at", _NOW, nullable=False),
+    sa.Column("until", _NOW, nullable=False),
+    # the policy's reasons it waives, word for word, and a sha256 over the findings of the scan
+    # it was granted on: a later scan that finds anything else voids it
+    sa.Column("covers", sa.JSON, nullable=False),
+    sa.Column("findings", sa.String(64), nullable=False),
+    sa.Column("revoked_at", _NOW),
+    sa.Column("revoked_by", sa.String(128)),
 )
 
 api_keys = sa.Table(

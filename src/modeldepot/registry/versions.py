@@ -51,7 +51,6 @@ _VERSION_COLUMNS = (
     t.manifests.c.source,
     t.versions.c.created_at,
     t.manifests.c.status,
-    t.manifests.c.status_reasons,
 )
 
 # Every tag with its version, ordered for listing.
@@ -411,7 +410,6 @@ class Registry:
                     files=tuple(files[r.manifest_id]),
                     lineage=tuple(links[r.manifest_id]),
                     status=r.status,
-                    reasons=tuple(r.status_reasons or ()),
                 )
             )
         return out

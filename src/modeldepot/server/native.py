@@ -1,6 +1,8 @@
 """The depot's own API (`/api/...`): what another depot needs to pull a model from this one.
 
     GET /api/models                  admitted versions (as `depot list --json`)
+    GET /api/leaderboard             the leaderboard (as `depot leaderboard --json`: `task`,
+                                     `newest`), of the models the key may see
     GET /api/models/{name}           one version's metadata, files and lineage
     GET /api/manifests/{name}        the manifest's exact bytes; `x-depot-digest` names them
     GET /api/blobs/{digest}          a blob's bytes
@@ -25,7 +27,7 @@ from modeldepot.describe import version_view
 from modeldepot.errors import InvalidReference, ModelNotFound, NotFound
 from modeldepot.refs import parse_digest
 from modeldepot.registry import ModelVersion
-from modeldepot.registry.trust import OK, TrustStore
+from modeldepot.registry.trust import TrustStore
 from modeldepot.server.errors import APIError
 from modeldepot.server.requests import read_json
 from modeldepot.server.state import ServerState
@@ -81,6 +83,23 @@ async def catalogue_page(request: Request) -> dict[str, Any]:
     return catalogue.page_json(found)
 
 
+@router.get("/leaderboard")
+async def leaderboard(request: Request) -> dict[str, Any]:
+    from modeldepot.registry.evaluations import EvaluationStore
+    from modeldepot.server.ui.pages import leaderboard_for
+
+    state: ServerState = request.app.state.depot
+    key = await state.gate.authenticate(request)
+    store = EvaluationStore(state.depot.registry)
+    task = request.query_params.get("task") or None
+    newest = request.query_params.get("newest") in ("1", "true")
+    try:
+        board = await asyncio.to_thread(leaderboard_for, store, key, task, newest)
+    except NotFound as exc:
+        raise APIError(404, str(exc), "invalid_request_error", "not_found") from None
+    return board.to_dict()
+
+
 @router.get("/models/{name:path}")
 async def model(request: Request, name: str) -> dict[str, Any]:
     return version_view(await _version(request, name))
@@ -107,10 +126,15 @@ async def blob(request: Request, digest: str) -> Response:
     except InvalidReference as exc:
         raise APIError.bad_request(str(exc)) from None
     users = await asyncio.to_thread(TrustStore(state.depot.registry).blob_users, digest)
-    mine = [status for names, status in users if any(key.allows(n) for n in names)]
+    mine = [(names, manifest) for names, manifest in users if any(key.allows(n) for n in names)]
     if not mine:  # not stored, or only in models this key may not use: the same answer
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found")
-    if OK not in mine:
+
+    def servable() -> bool:  # the gate's word on each version that holds it
+        return any(state.depot.names.show(f"{names[0]}@{manifest}").admitted
+                   for names, manifest in mine)  # fmt: skip
+
+    if not await asyncio.to_thread(servable):
         raise _refused(f"blob {digest}")
     try:  # the bytes as admitted, or 500 `stored_bytes_changed` (never changed bytes)
         path = await asyncio.to_thread(state.depot.store.verified_path, digest)

@@ -1,5 +1,7 @@
-"""Admission: a new version is `pending` until its stored files are scanned and the policy
-applied; then it is `ok` or `quarantined` (kept and listed, never served, exported or run).
+"""Admission: a new version is `pending` until its stored files are scanned; the scan is
+recorded, and the gate (gate.py) then says, today and every day after, whether it is `ok` or
+`quarantined` (kept and listed, never served, exported or run). A change of that answer seen
+by a scan is recorded in the audit log with the reasons.
 
 Importers get the admitted version back. A process killed between storing and scanning leaves
 the version pending, which nothing serves; `repair` (run when `depot serve` starts and by
@@ -9,21 +11,22 @@ are gone or whose file paths would leave its folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modeldepot.config import Settings
 from modeldepot.errors import NotFound, StoreLocked, UnsafePath, UsageError
 from modeldepot.refs import Reference
 from modeldepot.registry import ModelVersion, Registry
-from modeldepot.registry.trust import OK, QUARANTINED, TrustStore
+from modeldepot.registry.trust import SCANNED, TrustStore
 from modeldepot.scan import SCANNER_VERSION, Finding, ScanReport, scan_files
 from modeldepot.scan.remote_code import folder_findings
 from modeldepot.store import BlobStore, StoreLock, materialize
-from modeldepot.verify.policy import Advisory, Policy, load_advisories, load_policy
-from modeldepot.verify.quarantine import HELD
-from modeldepot.verify.signing import fingerprint
+from modeldepot.verify.gate import Gate, Verdict
+from modeldepot.verify.policy import Policy, load_policy
 
 __all__ = ["Admission", "Repair"]
 
@@ -40,13 +43,15 @@ class Repair:
 
 class Admission:
     def __init__(
-        self, settings: Settings, store: BlobStore, registry: Registry, lock: StoreLock
-    ) -> None:
+        self, settings: Settings, store: BlobStore, registry: Registry, lock: StoreLock,
+        gate: Gate,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
         self.registry = registry
         self.trust = TrustStore(registry)
         self.lock = lock
+        self.gate = gate
 
     # -- the policy ------------------------------------------------------------------------
 
@@ -63,29 +68,6 @@ class Admission:
                 {"fingerprint": policy.fingerprint, "text": policy.text},
             )
         return policy
-
-    def advisories_for(self, version: ModelVersion) -> list[Advisory]:
-        digests = {version.digest, *(f.digest for f in version.files)}
-        return [a for a in load_advisories(self.settings.home) if a.digest in digests]
-
-    def trusted_fingerprints(self, policy: Policy) -> set[str]:
-        found = set()
-        for path in policy.trusted_keys:
-            try:
-                found.add(fingerprint(path.read_text()))
-            except (OSError, ValueError) as exc:
-                raise UsageError(f"trusted key {path}: {exc}") from None
-        return found
-
-    def violations(
-        self, version: ModelVersion, findings: list[Finding], policy: Policy
-    ) -> list[str]:
-        trusted = self.trusted_fingerprints(policy)
-        signed = any(s.identity in trusted for s in self.trust.signatures(version.digest))
-        return policy.violations(
-            licence=version.info.license, fmt=version.info.format, findings=findings,
-            signed_by_trusted=signed, advisories=self.advisories_for(version),
-        )  # fmt: skip
 
     # -- scanning and admission ------------------------------------------------------------
 
@@ -105,48 +87,40 @@ class Admission:
     def admit(
         self, version: ModelVersion, report: ScanReport | None = None, *, actor: str | None = None
     ) -> ModelVersion:
-        """Scan (unless given a report), record the findings, apply the policy, and set the
-        status: `ok`, or `quarantined` with the reasons. Returns the version as admitted."""
+        """Scan (unless given a report) and record the findings; returns the version with
+        the gate's status. A status the scan changes (admitted, quarantined, cleared, or
+        quarantined for other reasons) is recorded with the scan, in one transaction."""
         actor = actor or self.settings.actor
         report = report or self.scan(version)
-        reasons = self.violations(version, report.findings, self.policy(actor=actor))
-        self.trust.record_scan(
-            version.digest,
-            SCANNER_VERSION,
-            [f.to_dict() for f in report.findings],
-            worst=str(report.worst) if report.worst is not None else None,
-            actor=actor,
-            admit=not reasons,
+        # A changed policy file is recorded before it is applied; an unreadable one is not
+        # (the gate then refuses everything, saying why).
+        with contextlib.suppress(UsageError):
+            self.policy(actor=actor)
+        findings = [f.to_dict() for f in report.findings]
+        facts = self.trust.facts([version.digest])[version.digest]
+        rules = self.gate.rules()
+        before = self.gate.judge(version, facts, rules)
+        after = self.gate.judge(
+            version, dataclasses.replace(facts, stored=SCANNED, findings=findings), rules
         )
-        current = self.trust.status(version.digest)
-        if any(r == HELD or r.startswith(f"{HELD}:") for r in current.reasons):
-            pass  # quarantined by hand: only `quarantine release` lets it out
-        elif reasons and not current.quarantined:
-            self.trust.set_status(version.digest, QUARANTINED, reasons, actor=actor,
-                                  action="quarantine")  # fmt: skip
-        elif reasons and reasons != current.reasons:
-            self.trust.set_status(version.digest, QUARANTINED, reasons, actor=actor,
-                                  action="quarantine.update")  # fmt: skip
-        elif not reasons and current.quarantined:
-            self.trust.set_status(version.digest, OK, [], actor=actor,
-                                  action="quarantine.clear")  # fmt: skip
-        status = self.trust.status(version.digest)
-        return dataclasses.replace(version, status=status.status, reasons=tuple(status.reasons))
+        self.trust.record_scan(
+            version.digest, SCANNER_VERSION, findings,
+            worst=str(report.worst) if report.worst is not None else None, actor=actor,
+            details={"admitted": True} if before.pending and after.admitted else None,
+            events=_transitions(before, after),
+        )  # fmt: skip
+        return self.gate.apply([version])[0]
 
     def findings(self, version: ModelVersion) -> list[Finding]:
         scan = self.trust.latest_scan(version.digest)
         return [Finding.from_dict(f) for f in scan.findings] if scan else []
 
     def refusals(self, version: ModelVersion) -> list[str]:
-        """Why `version` may not be served, exported or run now (pending, quarantined, or
-        today's policy on what is recorded about it); empty when it may."""
-        status = self.trust.status(version.digest)
-        if status.pending:
-            return ["pending: not yet scanned and admitted (an import was interrupted; "
-                    "`depot gc` or the next `depot serve` admits it)"]  # fmt: skip
-        if status.quarantined:
-            return status.reasons or ["quarantined"]
-        return self.violations(version, self.findings(version), load_policy(self.settings.home))
+        """Why `version` may not be served, exported or run now (the gate's reasons: pending,
+        held, or today's policy on what is recorded about it, less what an exception in force
+        waives); empty when it may."""
+        verdict = self.gate.verdict(version)
+        return [] if verdict.admitted else list(verdict.reasons)
 
     # -- repair ----------------------------------------------------------------------------
 
@@ -176,3 +150,17 @@ class Admission:
                 continue
             done.append(Repair(name, version.digest, admitted.status))
         return done
+
+
+def _transitions(before: Verdict, after: Verdict) -> list[tuple[str, dict[str, Any]]]:
+    """The audit events for a status a scan changed."""
+    if after.quarantined and not before.quarantined:
+        details: dict[str, Any] = {"reasons": list(after.reasons)}
+        if after.lapsed and not before.lapsed:
+            details["exception_lapsed"] = after.lapsed
+        return [("quarantine", details)]
+    if after.quarantined and after.reasons != before.reasons:
+        return [("quarantine.update", {"reasons": list(after.reasons)})]
+    if after.admitted and before.quarantined:
+        return [("quarantine.clear", {"reasons_before": list(before.reasons)})]
+    return []

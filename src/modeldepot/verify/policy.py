@@ -33,7 +33,10 @@ from modeldepot.layout import Layout
 from modeldepot.licences import licence_alternatives, licence_terms, normalize_licence
 from modeldepot.scan.findings import Finding, Severity
 
-__all__ = ["Advisory", "Policy", "load_advisories", "load_policy"]
+__all__ = ["UNSIGNED", "Advisory", "Policy", "load_advisories", "load_policy"]
+
+UNSIGNED = "signature: no valid signature by a trusted key"
+"""The reason a policy that requires a signature gives for a version no trusted key signed."""
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,12 @@ class Policy:
         signed_by_trusted: bool,
         advisories: Iterable[Advisory] = (),
     ) -> list[str]:
-        """Every reason this policy refuses a model; empty when it is admitted."""
+        """Every reason this policy refuses a model, one per blocking finding (an exception
+        waives reasons word for word); empty when it is admitted."""
         out: list[str] = []
-        blocking = [f for f in findings if f.severity >= self.block_at]
-        for f in blocking[:5]:
-            out.append(f"scan: {f.severity} {f.code} at {f.location}: {f.message}")
-        if len(blocking) > 5:
-            out.append(f"scan: {len(blocking) - 5} more blocking findings")
+        for f in findings:
+            if f.severity >= self.block_at:
+                out.append(f"scan: {f.severity} {f.code} at {f.location}: {f.message}")
         terms = licence_terms(licence)
         if self.licences_allowed and not _allowed(licence, self.licences_allowed):
             out.append(f"licence: {licence or 'unknown'} is not in the allowed licences")
@@ -75,7 +77,7 @@ class Policy:
         if self.formats_allowed and fmt not in self.formats_allowed:
             out.append(f"format: {fmt} is not an allowed format")
         if self.signature_required and not signed_by_trusted:
-            out.append("signature: no valid signature by a trusted key")
+            out.append(UNSIGNED)
         for advisory in advisories:
             out.append(f"advisory {advisory.id}: {advisory.reason} ({advisory.digest})")
         return out

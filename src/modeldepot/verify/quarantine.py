@@ -1,35 +1,120 @@
-"""Quarantine by hand: hold a version, release one with a recorded reason, list them."""
+"""Quarantine by hand: hold a version (its reason beside the policy's), release one with a
+recorded reason, list what is held and what is served under an exception.
+
+Releasing a version the policy refuses records an exception (who, why, until when, which
+reasons it waives, the findings it was granted on) that the gate honours everywhere, until it
+expires or a rescan finds something else. Releasing a version held by hand alone lifts the
+hold."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from modeldepot.errors import ConflictError, UsageError
 from modeldepot.registry import ModelVersion, Registry
-from modeldepot.registry.trust import OK, QUARANTINED, Status, TrustStore
+from modeldepot.registry.trust import HAND, INTEGRITY, ExceptionGrant, TrustStore
+from modeldepot.verify.gate import Gate, Verdict
 
-__all__ = ["HELD", "Quarantine"]
+__all__ = ["DEFAULT_EXCEPTION", "Entry", "Quarantine", "parse_until"]
 
-HELD = "held by hand"
+DEFAULT_EXCEPTION = timedelta(days=30)
+"""How long an exception lasts when `--until` is not given."""
+_SPAN = re.compile(r"(\d+)\s*([hdw])")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_until(text: str | None, now: datetime) -> datetime:
+    """When an exception ends: a span from now (`12h`, `30d`, `8w`), an ISO date (the end of
+    that day, UTC) or time; DEFAULT_EXCEPTION from now when not given."""
+    if not text or not text.strip():
+        return now + DEFAULT_EXCEPTION
+    text = text.strip()
+    span = _SPAN.fullmatch(text)
+    if span:
+        until = now + int(span[1]) * _UNITS[span[2]]
+    else:
+        try:
+            until = datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"--until {text!r}: give a span (12h, 30d, 8w) or an ISO date, "
+                             "e.g. 2026-12-31") from None  # fmt: skip
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=now.tzinfo)
+            if "T" not in text and " " not in text:
+                until += timedelta(days=1)  # a date: the whole of that day
+    if until <= now:
+        raise UsageError(f"--until {text!r} is not in the future")
+    return until
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored version (every name it goes by) and the gate's verdict on it."""
+
+    names: tuple[str, ...]
+    digest: str
+    verdict: Verdict
 
 
 class Quarantine:
-    def __init__(self, registry: Registry, actor: str) -> None:
+    def __init__(self, registry: Registry, gate: Gate, actor: str) -> None:
+        self.registry = registry
         self.trust = TrustStore(registry)
+        self.gate = gate
         self.actor = actor
 
-    def list(self) -> list[Status]:
-        return self.trust.quarantined()
+    def entries(self) -> list[Entry]:
+        """Every stored version with the gate's verdict, in listing order."""
+        versions = self.registry.versions(include_untagged=True)
+        verdicts = self.gate.verdicts(versions)
+        names: dict[str, list[str]] = {}
+        for v in versions:
+            names.setdefault(v.digest, []).append(str(v.reference))
+        return [Entry(tuple(n), digest, verdicts[digest])
+                for digest, n in names.items() if digest in verdicts]  # fmt: skip
+
+    def refused(self) -> list[Entry]:
+        """Versions that may not be served: quarantined or pending."""
+        return [e for e in self.entries() if not e.verdict.admitted]
+
+    def excepted(self) -> list[Entry]:
+        """Versions served under an exception, or whose exception lapsed."""
+        return [e for e in self.entries() if e.verdict.exception or e.verdict.lapsed]
 
     def hold(self, version: ModelVersion, *, reason: str | None = None,
-             actor: str | None = None) -> None:  # fmt: skip
-        """Quarantine `version` by hand (with the reason, when given, recorded with it)."""
-        reasons = [f"{HELD}: {reason.strip()}" if reason and reason.strip() else HELD]
-        self.trust.set_status(version.digest, QUARANTINED, reasons, actor=actor or self.actor,
-                              action="quarantine", note=reason or None)  # fmt: skip
+             actor: str | None = None) -> Verdict:  # fmt: skip
+        """Quarantine `version` by hand, the reason beside whatever else the gate finds; an
+        exception in force ends."""
+        self.trust.hold(version.digest, HAND, (reason or "").strip(), actor=actor or self.actor)
+        return self.gate.verdict(version)
 
-    def release(self, version: ModelVersion, reason: str, *, actor: str | None = None) -> None:
-        if not self.trust.status(version.digest).quarantined:
-            raise ConflictError(f"{version.reference} is not quarantined")
+    def release(self, version: ModelVersion, reason: str, *, until: datetime | None = None,
+                actor: str | None = None) -> Verdict:  # fmt: skip
+        """Lift the holds of `version` and, when today's policy refuses it, record an
+        exception waiving those reasons until `until` (default: DEFAULT_EXCEPTION from now).
+        Returns the verdict afterwards (ok)."""
         if not reason.strip():
             raise UsageError("give the reason for releasing it (--reason)")
-        self.trust.set_status(version.digest, OK, [], actor=actor or self.actor,
-                              action="quarantine.release", note=reason)  # fmt: skip
+        rules = self.gate.rules()
+        if rules.error:
+            raise UsageError(f"the policy cannot be read ({rules.error}); fix it before "
+                             "releasing anything")  # fmt: skip
+        verdict = self.gate.verdict(version)
+        if verdict.pending:
+            raise ConflictError(f"{version.reference} is pending: its files were never "
+                                "scanned, so there is nothing to release yet (`depot gc` "
+                                "admits it)")  # fmt: skip
+        if not verdict.quarantined:
+            raise ConflictError(f"{version.reference} is not quarantined")
+        now = self.gate.clock()
+        if until is not None and until <= now:
+            raise UsageError("an exception must end in the future")
+        integrity = tuple(h.reason for h in verdict.holds if h.kind == INTEGRITY)
+        covers = (*verdict.policy, *integrity)
+        grant = (ExceptionGrant(until or now + DEFAULT_EXCEPTION, covers, verdict.findings)
+                 if covers else None)  # fmt: skip
+        self.trust.release(version.digest, reason.strip(), actor=actor or self.actor,
+                           kinds=(HAND, INTEGRITY), exception=grant)  # fmt: skip
+        return self.gate.verdict(version)

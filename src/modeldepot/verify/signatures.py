@@ -14,10 +14,11 @@ from pathlib import Path
 from modeldepot.config import Settings
 from modeldepot.errors import DepotError, IntegrityError
 from modeldepot.registry import ModelVersion, Registry
-from modeldepot.registry.trust import QUARANTINED, SignatureRecord, TrustStore
+from modeldepot.registry.trust import INTEGRITY, SignatureRecord, TrustStore
 from modeldepot.scan import Finding
 from modeldepot.store import BlobStore, Progress
 from modeldepot.verify.admission import Admission
+from modeldepot.verify.gate import own_public_key
 from modeldepot.verify.policy import load_policy
 from modeldepot.verify.signing import (
     SignatureFailure,
@@ -156,10 +157,13 @@ class Signatures:
         *,
         actor: str | None = None,
         progress: Progress | None = None,
+        record: bool = True,
     ) -> list[str]:
         """Check every signature of `version` by re-hashing its blobs. `keys`: public keys to
-        accept (default: the policy's trusted keys, else each signature's own recorded key).
-        Returns one line per signature; raises `SignatureFailure` when one fails."""
+        accept (default: the policy's trusted keys and the depot's own; with neither, each
+        signature's own recorded key). Returns one line per signature; raises
+        `SignatureFailure` when one fails. `record`: write the outcome to the audit log (a
+        page view that shows it does not)."""
         actor = actor or self.settings.actor
         records = self.trust.signatures(version.digest)
         if not records:
@@ -167,9 +171,18 @@ class Signatures:
         policy = load_policy(self.settings.home)
         key_files = list(keys or policy.trusted_keys)
         accepted = {fingerprint(Path(k).read_text()): Path(k) for k in key_files}
+        own = own_public_key(self.settings)
+        own_print = fingerprint(own.read_text()) if own and not keys else None
+        if own is not None and own_print is not None:
+            accepted.setdefault(own_print, own)
+
+        def audit(action: str, details: dict[str, object]) -> None:
+            if record:
+                self.trust.note(version.digest, action, details, actor=actor)
+
         changed = self.changed_files(version, progress)
         if changed:
-            self.registry.audit.append(actor, "verify.fail", version.digest, {"files": changed})
+            audit("verify.fail", {"files": changed})
             raise SignatureFailure(
                 f"{', '.join(changed)} differs from its recorded digest: the stored bytes "
                 "changed since import",
@@ -178,16 +191,18 @@ class Signatures:
         folder = self.admission.folder(version)
         lines: list[str] = []
         failures: list[str] = []
-        for record in records:
-            bundle = self.store.local_path(record.digest)
+        for signature in records:
+            bundle = self.store.local_path(signature.digest)
             with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
-                key = accepted.get(record.identity)
-                note = "an accepted key" if key else "the key recorded at signing (untrusted)"
-                if key is None and record.public_key and not key_files:
+                key = accepted.get(signature.identity)
+                note = ("the depot's own key" if key is not None and signature.identity == own_print
+                        else "an accepted key" if key
+                        else "the key recorded at signing (untrusted)")  # fmt: skip
+                if key is None and signature.public_key and not key_files:
                     key = Path(tmp) / "signer.pub"
-                    key.write_text(record.public_key)
+                    key.write_text(signature.public_key)
                 if key is None:
-                    failures.append(f"signed by {record.identity[:16]}, which is not an "
+                    failures.append(f"signed by {signature.identity[:16]}, which is not an "
                                     "accepted key")  # fmt: skip
                     continue
                 try:
@@ -196,18 +211,12 @@ class Signatures:
                     files = self._differing(version, bundle) or exc.files
                     what = (f"{', '.join(files)} differ from what was signed" if files
                             else str(exc))  # fmt: skip
-                    failures.append(f"signature by {record.identity[:16]}: {what}")
-                    self.registry.audit.append(
-                        actor,
-                        "verify.fail",
-                        version.digest,
-                        {"files": files, "identity": record.identity},
-                    )
+                    failures.append(f"signature by {signature.identity[:16]}: {what}")
+                    audit("verify.fail", {"files": files, "identity": signature.identity})
                     continue
-            lines.append(f"{record.method} signature by {record.identity[:16]} verified "
+            lines.append(f"{signature.method} signature by {signature.identity[:16]} verified "
                          f"with {note}")  # fmt: skip
-        self.registry.audit.append(actor, "verify", version.digest,
-                                   {"verified": len(lines), "failed": len(failures)})  # fmt: skip
+        audit("verify", {"verified": len(lines), "failed": len(failures)})
         if failures:
             raise SignatureFailure("; ".join(failures), [])
         return lines
@@ -227,15 +236,18 @@ class Signatures:
         self, versions: list[ModelVersion], *, actor: str | None = None
     ) -> list[Verification]:
         """Re-check every version against its signatures, today's scanners and advisories,
-        re-apply the policy, and report what changed."""
+        and report what changed. Changed bytes or a failing signature hold the version (a
+        hold lifted again once the problem is gone, and never placed for a problem an
+        exception in force waives); the policy itself is the gate's to apply."""
         actor = actor or self.settings.actor
+        gate = self.admission.gate
         results = []
         seen: set[str] = set()
         for version in versions:
             if version.digest in seen:
                 continue
             seen.add(version.digest)
-            before = self.trust.status(version.digest).status
+            before = gate.verdict(version)
             old = {(f.code, f.location) for f in self.admission.findings(version)}
             problems: list[str] = []
             signatures: list[str] = []
@@ -251,13 +263,27 @@ class Signatures:
                 except SignatureFailure as exc:
                     problems.append(f"signature: {exc}")
             report = self.admission.scan(version)
-            admitted = self.admission.admit(version, report, actor=actor)
-            if problems and admitted.status != QUARANTINED:
-                self.trust.set_status(version.digest, QUARANTINED, problems, actor=actor,
-                                      action="quarantine")  # fmt: skip
-            status = self.trust.status(version.digest)
-            problems += [r for r in status.reasons if r not in problems]
+            self.admission.admit(version, report, actor=actor)
+            self._hold_for(version, problems, actor)
+            after = gate.verdict(version)
+            shown = problems + [r for r in after.reasons if r not in problems]
+            if after.admitted:  # what an exception in force waives is not a failure
+                shown = []
             new = [f for f in report.findings if (f.code, f.location) not in old]
-            results.append(Verification(version, signatures, problems, before, status.status,
-                                        new))  # fmt: skip
+            results.append(Verification(version, signatures, shown, before.status,
+                                        after.status, new))  # fmt: skip
         return results
+
+    def _hold_for(self, version: ModelVersion, problems: list[str], actor: str) -> None:
+        """Hold `version` for each integrity problem not yet held or waived; release the
+        integrity holds whose problem is gone."""
+        verdict = self.admission.gate.verdict(version)
+        held = {h.reason for h in verdict.holds if h.kind == INTEGRITY}
+        waived = set(verdict.exception.covers) if verdict.exception else set()
+        for problem in problems:
+            if problem not in held and problem not in waived:
+                self.trust.hold(version.digest, INTEGRITY, problem, actor=actor)
+        gone = held - set(problems)
+        if gone:
+            self.trust.release(version.digest, "not found again by `depot verify --all`",
+                               actor=actor, kinds=(INTEGRITY,), reasons=gone)  # fmt: skip

@@ -15,8 +15,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from modeldepot.errors import DepotError
-from modeldepot.registry.trust import PENDING, QUARANTINED
+from modeldepot.errors import DepotError, UsageError
+from modeldepot.registry.audit import ACTIONS, parse_since, readable
 from modeldepot.server.ui.pages import (
     SignIn,
     Viewer,
@@ -27,6 +27,8 @@ from modeldepot.server.ui.pages import (
     viewer,
 )
 from modeldepot.server.ui.session import COOKIE
+from modeldepot.verify.policy import load_policy
+from modeldepot.verify.quarantine import Entry, parse_until
 
 __all__ = ["router"]
 
@@ -78,19 +80,17 @@ async def quarantine_page(request: Request) -> Response:
         return who
     depot = request.app.state.depot.depot
 
-    def gather() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        versions = depot.names.versions(include_untagged=True)
-        queue: list[dict[str, Any]] = []
-        admitted: list[dict[str, Any]] = []
-        for v in versions:
-            row = {"reference": str(v.reference), "digest": v.digest, "status": v.status,
-                   "reasons": list(v.reasons), "source": v.source}  # fmt: skip
-            (queue if v.status in (QUARANTINED, PENDING) else admitted).append(row)
-        return queue, admitted
+    def gather() -> tuple[list[Entry], list[Entry], list[Entry]]:
+        entries = [e for e in depot.quarantine.entries()
+                   if any(who.key.allows(n) for n in e.names)]  # fmt: skip
+        queue = [e for e in entries if not e.verdict.admitted]
+        excepted = [e for e in entries if e.verdict.admitted and e.verdict.exception]
+        admitted = [e for e in entries if e.verdict.admitted]
+        return queue, excepted, admitted
 
-    queue, admitted = await asyncio.to_thread(gather)
-    return render(request, "quarantine.html", who, queue=queue, admitted=admitted,
-                 done=request.query_params.get("done"))  # fmt: skip
+    queue, excepted, admitted = await asyncio.to_thread(gather)
+    return render(request, "quarantine.html", who, queue=queue, excepted=excepted,
+                  admitted=admitted, done=request.query_params.get("done"))  # fmt: skip
 
 
 async def _act(request: Request, action: str) -> Response:
@@ -105,15 +105,19 @@ async def _act(request: Request, action: str) -> Response:
     try:
         version = await asyncio.to_thread(depot.names.show, form.get("name", ""))
         if action == "release":
-            await asyncio.to_thread(depot.quarantine.release, version, reason,
-                                    actor=who.key.name)  # fmt: skip
+            until = parse_until(form.get("until"), depot.gate.clock())
+            verdict = await asyncio.to_thread(depot.quarantine.release, version, reason,
+                                              until=until, actor=who.key.name)  # fmt: skip
         else:
-            await asyncio.to_thread(depot.quarantine.hold, version, reason=reason,
-                                    actor=who.key.name)  # fmt: skip
+            verdict = await asyncio.to_thread(depot.quarantine.hold, version, reason=reason,
+                                              actor=who.key.name)  # fmt: skip
     except DepotError as exc:
         return _back("/governance/quarantine", str(exc))
-    verb = "released" if action == "release" else "held"
-    return _back("/governance/quarantine", f"{version.reference} {verb}")
+    if action == "hold":
+        return _back("/governance/quarantine", f"{version.reference} held")
+    x = verdict.exception
+    note = f" under an exception until {x.until:%Y-%m-%d %H:%M} UTC" if x else ""
+    return _back("/governance/quarantine", f"{version.reference} released{note}")
 
 
 @router.post("/quarantine/release")
@@ -135,18 +139,20 @@ async def policy_page(request: Request) -> Response:
     if isinstance(who, Response):
         return who
     depot = request.app.state.depot.depot
-    policy = await asyncio.to_thread(depot.admission.policy, actor=who.key.name)
-    return render(request, "policy.html", who, policy=policy)
+    try:  # read, not recorded: a page view is not an audit event
+        policy, error = await asyncio.to_thread(load_policy, depot.settings.home), None
+    except UsageError as exc:
+        policy, error = None, str(exc)
+    return render(request, "policy.html", who, policy=policy, error=error)
 
 
 def _since(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_since(text)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.get("/audit")
@@ -158,13 +164,23 @@ async def audit_page(request: Request) -> Response:
     q = request.query_params
     action, actor, model = q.get("action") or None, q.get("actor") or "", q.get("model") or ""
     since, until = _since(q.get("since")), _since(q.get("until"))
+    problems = [f"{name} {q.get(name)!r} is neither a span (30m, 1h, 2d) nor a date"
+                for name, value in (("since", since), ("until", until))
+                if q.get(name) and value is None]  # fmt: skip
 
     def gather() -> tuple[list[Any], Any, list[str]]:
+        actions = sorted(set(ACTIONS) | {e.action for e in depot.audit.events()})
+        if (
+            action
+            and action not in actions
+            and not any(a.startswith(f"{action}.") for a in actions)
+        ):
+            problems.append(f"{action!r} is not an action the depot records")
+            return [], depot.audit.verify(), actions
         events = depot.audit.events(since=since, action=action)
         events = [e for e in events if (not actor or e.actor == actor)
                   and (not model or model in e.subject)
                   and (until is None or e.at <= until)]  # fmt: skip
-        actions = sorted({e.action for e in depot.audit.events()})
         return events[-AUDIT_PAGE:][::-1], depot.audit.verify(), actions
 
     events, chain, actions = await asyncio.to_thread(gather)
@@ -172,9 +188,11 @@ async def audit_page(request: Request) -> Response:
         request,
         "audit.html",
         who,
-        events=events,
+        400 if problems else 200,
+        events=[(e, readable(e.details)) for e in events],
         chain=chain,
         actions=actions,
+        problems=problems,
         filters={
             "action": action or "",
             "actor": actor,

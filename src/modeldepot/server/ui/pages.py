@@ -25,13 +25,14 @@ from modeldepot.describe.view import human_size, version_view
 from modeldepot.errors import DepotError
 from modeldepot.evaluation.charts import gap_svg, version_bars
 from modeldepot.evaluation.client import ModelRef
-from modeldepot.evaluation.compare import gap_table, leaderboard
+from modeldepot.evaluation.compare import Board, gap_table, leaderboard
 from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.keys import ApiKey
 from modeldepot.runtime import Capability
 from modeldepot.scan import Finding
+from modeldepot.scores import Score
 from modeldepot.server.auth import LOCAL
 from modeldepot.server.state import ServerState
 from modeldepot.server.ui import catalogue
@@ -42,6 +43,7 @@ __all__ = [
     "STATIC",
     "SignIn",
     "Viewer",
+    "leaderboard_for",
     "render",
     "router",
     "script_json",
@@ -171,8 +173,9 @@ def _about(location: str, path: str) -> bool:
 
 
 def _verify_now(state: ServerState, version: ModelVersion) -> list[tuple[str, bool]]:
+    """Each signature checked now, for the page alone: a page view is not an audit event."""
     try:
-        return [(line, True) for line in state.depot.signatures.verify(version)]
+        return [(line, True) for line in state.depot.signatures.verify(version, record=False)]
     except DepotError as exc:
         return [(str(exc), False)]
 
@@ -193,29 +196,23 @@ def _lineage(state: ServerState, version: ModelVersion) -> dict[str, Any]:
 
 
 def _evaluations(state: ServerState, version: ModelVersion) -> list[dict[str, Any]]:
-    """Each task's primary score, for this version and every other version of its model, and
-    its chart (SVG)."""
+    """Each task's primary score (its interval and items), for this version and every other
+    version of its model, and its chart (SVG)."""
     store = EvaluationStore(state.depot.registry)
     siblings = [v for v in state.depot.names.versions()
                 if v.reference.repository == version.reference.repository]  # fmt: skip
     by_digest = {v.digest: str(v.reference) for v in siblings}
     tasks: dict[str, dict[str, Any]] = {}
     for digest, label in by_digest.items():
-        for record in store.latest(digest):
+        for record in store.results(digest):
             metric = record.primary()
             if metric is None:
                 continue
             task = tasks.setdefault(record.task, {"task": record.task, "metric": metric,
                                                   "versions": []})  # fmt: skip
-            m = record.metrics[metric]
-            task["versions"].append(
-                {
-                    "label": label,
-                    "value": m["value"],
-                    "stderr": m.get("stderr"),
-                    "this": digest == version.digest,
-                }
-            )
+            score = Score.of(metric, record.metrics[metric])
+            task["versions"].append({"label": label, "value": score.value, "score": score,
+                                     "this": digest == version.digest})  # fmt: skip
     for task in tasks.values():
         task["chart"] = version_bars(task["task"], task["versions"])
     return sorted(tasks.values(), key=lambda t: t["task"])
@@ -296,20 +293,32 @@ async def leaderboard_page(request: Request) -> Response:
     except SignIn:
         return signin_redirect(request)
     store = EvaluationStore(_state(request).depot.registry)
-    tasks, ranked = await asyncio.to_thread(leaderboard, store)
-    ranked = [r for r in ranked if who.key.allows(r[0].split(" ")[0])]
+    task = request.query_params.get("task") or None
+    newest = request.query_params.get("newest") == "1"
+    try:
+        board = await asyncio.to_thread(leaderboard_for, store, who.key, task, newest)
+        error = None
+    except DepotError as exc:
+        board, error = await asyncio.to_thread(leaderboard_for, store, who.key, None, newest), exc
     subjects = await asyncio.to_thread(_subjects, store, who.key)
     a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
     gap: dict[str, Any] | None = None
     if a in subjects and b in subjects and a != b:
         gap = await asyncio.to_thread(_gap, store, subjects, a, b)
-    return render(request, "leaderboard.html", who, tasks=tasks, ranked=ranked,
-                  subjects=subjects, a=a, b=b, gap=gap)  # fmt: skip
+    return render(request, "leaderboard.html", who, board=board, error=error and str(error),
+                  newest=newest, subjects=subjects, a=a, b=b, gap=gap)  # fmt: skip
+
+
+def leaderboard_for(store: EvaluationStore, key: ApiKey, task: str | None = None,
+                    newest: bool = False) -> Board:  # fmt: skip
+    """The leaderboard of the models `key` may see, ranked among themselves."""
+    return leaderboard(store, task=task, newest=newest,
+                       include=lambda model: key.allows(model.split(" ")[0]))  # fmt: skip
 
 
 def _subjects(store: EvaluationStore, key: ApiKey) -> dict[str, str]:
     """Every evaluated model the key may see: identity -> label."""
-    return {r.subject: r.model for r in store.latest() if key.allows(r.model.split(" ")[0])}
+    return {r.subject: r.model for r in store.results() if key.allows(r.model.split(" ")[0])}
 
 
 def _gap(store: EvaluationStore, subjects: dict[str, str], a: str, b: str) -> dict[str, Any]:
