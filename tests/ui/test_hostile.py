@@ -81,7 +81,8 @@ ATTRIBUTES = {
     "lang", "charset", "name", "content", "rel", "href", "src", "defer", "class", "id", "type",
     "value", "for", "role", "aria-label", "aria-live", "method", "action", "placeholder",
     "selected", "required", "hidden", "download", "colspan", "scope", "title", "rows", "min",
-    "max", "step", "pattern", "inputmode", "autocomplete", "data-csrf", "align", "hx-disable", "size",
+    "max", "step", "pattern", "inputmode", "autocomplete", "data-csrf", "align", "hx-disable",
+    "size",
     # the charts
     "xmlns", "viewbox", "x", "y", "width", "height", "fill", "font-family", "font-size",
     "font-weight",
