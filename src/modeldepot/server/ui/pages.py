@@ -4,7 +4,7 @@ pages work without JavaScript; htmx and the chart library only enhance them. Eve
 comes from a model (names, cards, file names, findings) is escaped, or sanitised Markdown.
 
 With no API key ever created the UI is open, like the API on loopback; once keys exist it asks
-for one (a signed session cookie), and a key's model scope limits what it shows."""
+for one (a session the registry keeps), and a key's model scope limits what it shows."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.keys import ApiKey
+from modeldepot.registry.sessions import SessionStore
 from modeldepot.scan import Finding
 from modeldepot.server.access import note
 from modeldepot.server.auth import LOCAL
@@ -105,7 +106,8 @@ def _state(request: Request) -> ServerState:
 def sessions_of(request: Request) -> Sessions:
     sessions: Sessions | None = getattr(request.app.state, "ui_sessions", None)
     if sessions is None:
-        sessions = Sessions.for_home(_state(request).settings.home)
+        state = _state(request)
+        sessions = Sessions(SessionStore(state.depot.registry.engine), state.settings.home)
         request.app.state.ui_sessions = sessions
     return sessions
 
@@ -117,7 +119,7 @@ async def viewer(request: Request) -> Viewer:
     state, sessions = _state(request), sessions_of(request)
     if await state.gate.open_for(request):
         return Viewer(LOCAL, False, sessions.csrf(None))
-    session = sessions.read(request.cookies.get(COOKIE))
+    session = await sessions.read(request.cookies.get(COOKIE))
     if session is None:
         raise SignIn
     key = await state.gate.key_named(session.key)
@@ -406,7 +408,7 @@ async def signin(request: Request) -> Response:
                      error="that API key is not valid")  # fmt: skip
     response = RedirectResponse(target, 303)
     sessions = sessions_of(request)
-    response.set_cookie(COOKIE, sessions.issue(key.name), httponly=True,
+    response.set_cookie(COOKIE, await sessions.issue(key.name), httponly=True,
                         samesite="strict", max_age=int(sessions.lifetime),
                         secure=request.url.scheme == "https")  # fmt: skip
     response.delete_cookie(CSRF_COOKIE)
@@ -419,6 +421,7 @@ async def signout(request: Request, who: Who) -> Response:
     if not who.accepts(str(form.get("csrf") or "")):
         return JSONResponse(error_body("bad CSRF token", "permission_error", "bad_csrf_token"),
                             403)  # fmt: skip
+    await sessions_of(request).end(request.cookies.get(COOKIE))  # refused from now on
     response = RedirectResponse("/signin", 303)
     response.delete_cookie(COOKIE)
     return response
