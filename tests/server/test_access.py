@@ -295,6 +295,23 @@ def test_scope_holds_on_what_answers_through_an_alias(
                                       json={"input_file_id": upload.json()["id"],
                                             "endpoint": "/v1/chat/completions"})  # fmt: skip
             assert _openai_error(batch, 403)["code"] == "model_not_allowed"
+            # text completions and embeddings are routed the same way
+            for path, field in (("/v1/completions", "prompt"), ("/v1/embeddings", "input")):
+                reply = await client.post(path, headers=_auth(secrets["other"]),
+                                          json={"model": "otherchat", field: "hi"})  # fmt: skip
+                assert _openai_error(reply, 403)["code"] == "model_not_allowed", path
+            # and so is the web UI's playground, as the signed-in key
+            signin = await client.get("/signin")
+            token = re.search(r'name="csrf" value="([^"]+)"', signin.text)
+            assert token is not None
+            await client.post("/signin", data={"key": secrets["other"], "csrf": token.group(1),
+                                               "next": "/"})  # fmt: skip
+            page = await client.get("/playground")
+            csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+            assert csrf is not None
+            chat = await client.post("/ui/chat", headers={"X-CSRF-Token": csrf.group(1)},
+                                     json={"model": "otherchat", "messages": CHAT})  # fmt: skip
+            assert _openai_error(chat, 403)["code"] == "model_not_allowed"
 
     asyncio.run(scenario())
 
