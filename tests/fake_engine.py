@@ -2,13 +2,15 @@
 OpenAI-shaped answers on a loopback port, like llama-server (it takes llama-server's command
 line, so it can stand in for it through DEPOT_LLAMA_SERVER). Each answer names the model, a
 request count and the `max_tokens` it was asked for; `fake_delay` (seconds) makes it work that
-long first, stopping early, as llama-server does, when the client closes the connection.
-`GET /stats` counts answered and cancelled requests."""
+long first, stopping early, as llama-server does, when the client closes the connection. A
+`stream` request is answered with `fake_events` events (default 3), `fake_delay` apart, then
+one with the usage. `GET /stats` counts answered and cancelled requests."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import select
 import socket
 import stat
@@ -52,9 +54,36 @@ def main() -> None:
                     return True
             return False
 
+        def _stream(self, n: int, body: dict[str, Any]) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            events = int(body.get("fake_events") or 3)
+            for i in range(events):
+                delta = {"index": 0, "delta": {"content": f"t{i} "}, "finish_reason": None}
+                chunk = {"id": f"fake-{n}", "object": "chat.completion.chunk",
+                         "model": body.get("model"), "choices": [delta]}  # fmt: skip
+                try:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                except OSError:
+                    stats["cancelled"] += 1
+                    return
+                if self._client_gone(float(body.get("fake_delay") or 0)):
+                    stats["cancelled"] += 1
+                    return
+            usage = {"prompt_tokens": 3, "completion_tokens": events, "total_tokens": 3 + events}
+            last = {"id": f"fake-{n}", "object": "chat.completion.chunk", "choices": [],
+                    "model": body.get("model"), "usage": usage}  # fmt: skip
+            self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+            stats["answered"] += 1
+
         def do_POST(self) -> None:
             body: dict[str, Any] = self.read_json()
             n = next(counter)
+            if body.get("stream"):
+                self._stream(n, body)
+                return
             if self._client_gone(float(body.get("fake_delay") or 0)):
                 stats["cancelled"] += 1
                 return

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+
+from modeldepot.config import Settings
+from modeldepot.server import create_app
+from modeldepot.server.hosts import in_process_transport
 
 DEPOT = [sys.executable, "-c", "from modeldepot.cli import main; main()"]
 
@@ -40,3 +47,18 @@ def start_server(home: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
             break
     proc.kill()
     raise RuntimeError(f"depot serve did not start: {(home / 'serve.log').read_text()[-2000:]}")
+
+
+@contextlib.asynccontextmanager
+async def asgi_depot(
+    settings: Settings, *, bind: tuple[str, int] | None = None, trusted: bool = True,
+    base_url: str = "http://depot",
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:  # fmt: skip
+    """The server over `settings` in this process, started, and a client of it over ASGI
+    (`trusted`: through the in-process transport, else as if from the network)."""
+    app = create_app(settings, bind=bind)
+    transport = in_process_transport(app) if trusted else httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=transport, base_url=base_url, timeout=60
+    ) as client:  # fmt: skip
+        yield app, client

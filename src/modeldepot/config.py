@@ -64,6 +64,14 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "none: without any key the server is for local use and listens on loopback only",
     ),
     EnvVar(
+        "DEPOT_ALLOWED_HOSTS",
+        "Names the server may be called by besides the addresses it listens on (comma-separated "
+        "`NAME` or `NAME:PORT`; `*` allows any): a depot without keys answers only requests "
+        "whose Host (and, when they change something, Origin) names it, so a web page cannot "
+        "reach it by a name of its own (DNS rebinding).",
+        "none: the address `depot serve` listens on (on loopback: localhost, 127.0.0.1, [::1])",
+    ),
+    EnvVar(
         "DEPOT_LLAMA_SERVER",
         "Path of the llama.cpp `llama-server` program that runs GGUF models.",
         "llama-server beside the Python interpreter, else on PATH",
@@ -171,6 +179,8 @@ class Settings:
     parallel: int = 4
     context: int = 4096
     api_keys: str | None = None
+    allowed_hosts: str | None = None
+    """`DEPOT_ALLOWED_HOSTS`, as given."""
     max_queue: int = 0
     """0 means 16 requests per parallel slot."""
     editor: str = "vi"
@@ -255,6 +265,7 @@ class Settings:
             parallel=number("DEPOT_PARALLEL", 4, 1),
             context=number("DEPOT_CONTEXT", 4096, 64),
             api_keys=env.get("DEPOT_API_KEYS") or None,
+            allowed_hosts=env.get("DEPOT_ALLOWED_HOSTS") or None,
             max_queue=number("DEPOT_MAX_QUEUE", 0, 0),
             editor=env.get("EDITOR") or "vi",
             remote_timeout=number("DEPOT_REMOTE_TIMEOUT", 60, 0.1, float),

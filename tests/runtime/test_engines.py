@@ -33,6 +33,7 @@ from modeldepot.runtime.llama import LlamaServer
 from modeldepot.runtime.scorer import ScoringEngine
 from modeldepot.runtime.sentence import SentenceEngine
 from modeldepot.server import create_app
+from modeldepot.server.hosts import in_process_transport
 
 FAKE = Path(__file__).parent.parent / "fake_engine.py"
 MIB = 1024 * 1024
@@ -131,7 +132,7 @@ def test_server_routes_to_the_engine_the_capabilities_name(depot: Depot, tmp_pat
 
     async def scenario() -> None:
         async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
+            transport = in_process_transport(app)
             async with httpx.AsyncClient(transport=transport, base_url="http://d") as client:
                 listed = (await client.get("/v1/models")).json()["data"]
                 assert [m["id"] for m in listed] == ["vision:latest"]

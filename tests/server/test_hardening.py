@@ -3,7 +3,8 @@
 line), so no model is loaded: every malformed request is a 400 in OpenAI's shape, never a 500;
 bodies and `n` are bounded; keys never reopen the server; blobs are reached only through a model
 the key may use; token quotas are reserved before generating; a client that leaves stops the
-engine's work."""
+engine's work, all `n` of them; a stream cut short is charged its prompt; every request is a
+line in the server's log."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from builders import write_gguf
 from fake_engine import llama_server_stand_in
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.server.requests import prompt_bound
 from server.conftest import start_server
 
 CHAT = [{"role": "user", "content": "hi"}]
@@ -38,6 +40,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             "quota": depot.keys.create("quota", tpd=50)[1],
             "slow": depot.keys.create("slow", rpm=1)[1],
             "gone": depot.keys.create("gone")[1],
+            "prompted": depot.keys.create("prompted", tpd=100)[1],
+            "choices": depot.keys.create("choices", tpd=100)[1],
+            "dropped": depot.keys.create("dropped", tpd=100_000)[1],
         }
         depot.keys.revoke("gone")
     proc, url = start_server(home, DEPOT_LLAMA_SERVER=str(llama_server_stand_in(tmp)),
@@ -197,10 +202,12 @@ def test_token_quota_is_reserved_before_generating(
     served: tuple[str, Path, dict[str, str]],
 ) -> None:
     url, _, secrets = served
-    # The engine is asked for no more than the 50 tokens the key has left, not the 200 asked.
+    bound = prompt_bound({"messages": CHAT})  # what its prompt may take, reserved with it
+    # The engine is asked for no more than the 50 tokens the key has left, less the prompt's,
+    # not the 200 asked.
     first = _post(url, secrets["quota"], {"model": "mine", "messages": CHAT, "max_tokens": 200,
                                           "fake_delay": 1.5})  # fmt: skip
-    assert first.json()["choices"][0]["message"]["content"].endswith("max_tokens=50")
+    assert first.json()["choices"][0]["message"]["content"].endswith(f"max_tokens={50 - bound}")
     time.sleep(0.5)  # the first request is settled after its response is sent
     # 5 tokens used of 50: while one request holds the other 45, a second is refused.
     import threading
@@ -217,7 +224,29 @@ def test_token_quota_is_reserved_before_generating(
     holder.join()
     _is_openai_error(refused, 429)
     assert "Retry-After" in refused.headers
-    assert held[0].json()["choices"][0]["message"]["content"].endswith("max_tokens=45")
+    assert held[0].json()["choices"][0]["message"]["content"].endswith(f"max_tokens={45 - bound}")
+
+
+def test_the_prompt_counts_against_the_token_quota(
+    served: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, _, secrets = served
+    # 300 bytes of prompt may be 300 tokens: more than the key's 100 a day, refused unread
+    long = {"model": "mine", "messages": [{"role": "user", "content": "é" * 150}]}
+    error = _is_openai_error(_post(url, secrets["prompted"], long), 429)
+    assert error["code"] == "insufficient_quota" and "up to" in str(error["message"])
+    assert _post(url, secrets["prompted"], {"model": "mine", "messages": CHAT}).status_code == 200
+
+
+def test_every_choice_counts_against_the_token_quota(
+    served: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, _, secrets = served
+    body = {"model": "mine", "messages": CHAT, "n": 4}
+    reply = _post(url, secrets["choices"], body)
+    each = (100 - prompt_bound(body)) // 4  # four answers share what the prompt leaves
+    texts = [c["message"]["content"] for c in reply.json()["choices"]]
+    assert len(texts) == 4 and all(t.endswith(f"max_tokens={each}") for t in texts)
 
 
 def _engine_stats(url: str, secret: str) -> dict[str, int]:
@@ -242,3 +271,68 @@ def test_a_client_that_leaves_stops_the_engines_work(
     while _engine_stats(url, secrets["all"])["cancelled"] == before:
         assert time.monotonic() < deadline, "the engine kept working for a client that left"
         time.sleep(0.2)
+
+
+def test_a_client_that_leaves_stops_every_choice(
+    served: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, _, secrets = served
+    assert _post(url, secrets["all"], {"model": "mine", "messages": CHAT}).status_code == 200
+    before = _engine_stats(url, secrets["all"])["cancelled"]
+    with pytest.raises(httpx.ReadTimeout):  # n=4: four requests to the engine
+        httpx.post(f"{url}/v1/chat/completions", timeout=1,
+                   json={"model": "mine", "messages": CHAT, "fake_delay": 60, "n": 4},
+                   headers={"Authorization": f"Bearer {secrets['all']}"})  # fmt: skip
+    deadline = time.monotonic() + 20
+    while _engine_stats(url, secrets["all"])["cancelled"] < before + 4:
+        assert time.monotonic() < deadline, "the engine kept working for a client that left"
+        time.sleep(0.2)
+
+
+def test_a_stream_cut_short_is_charged_its_prompt(
+    served: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, home, secrets = served
+    body = {"model": "mine", "messages": CHAT, "stream": True, "fake_events": 200,
+            "fake_delay": 0.2}  # fmt: skip
+    headers = {"Authorization": f"Bearer {secrets['dropped']}"}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers,
+                      timeout=30) as reply:  # fmt: skip
+        events = 0
+        for line in reply.iter_lines():
+            events += line.startswith("data: {")
+            if events == 2:
+                break  # the client leaves after two tokens
+    deadline = time.monotonic() + 20
+    while True:
+        with Depot(Settings(home=home)) as depot:
+            rows = [r for r in depot.usage.records() if r.key == "dropped"]
+        if rows:
+            break
+        assert time.monotonic() < deadline, "the stream cut short was never accounted"
+        time.sleep(0.2)
+    assert rows[0].prompt_tokens == prompt_bound(body)  # the engine read it, and never said
+    assert rows[0].completion_tokens >= 2
+
+
+def test_every_request_is_a_line_in_the_servers_log(
+    served: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, home, secrets = served
+    assert _post(url, secrets["all"], {"model": "mine", "messages": CHAT}).status_code == 200
+    refused = _post(url, "md-wrong", {"model": "mine", "messages": CHAT})
+    assert refused.status_code == 401
+    hostile = "mine\n2026-01-01 INFO forged line"
+    assert _post(url, secrets["all"], {"model": hostile, "messages": CHAT}).status_code == 404
+    deadline = time.monotonic() + 10
+    while True:
+        lines = (home / "serve.log").read_text().splitlines()
+        asked = [x for x in lines if '"POST /v1/chat/completions"' in x]
+        if len(asked) >= 3:
+            break
+        assert time.monotonic() < deadline, "requests are missing from the server's log"
+        time.sleep(0.2)
+    assert any(" 200 " in x and "key=all model=mine:latest" in x for x in asked)
+    assert any(" 401 " in x and "key=" not in x for x in asked)
+    assert any(" 404 " in x and "model=mine\\n2026" in x for x in asked)
+    assert not any(x.startswith("2026-01-01 INFO forged") for x in lines)

@@ -14,15 +14,12 @@ import httpx
 from builders import write_gguf
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.server import create_app
+from servers import asgi_depot
 
 
 async def _get(settings: Settings, *paths: str) -> list[httpx.Response]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://depot") as client:
-            return [await client.get(path) for path in paths]
+    async with asgi_depot(settings) as (_, client):
+        return [await client.get(path) for path in paths]
 
 
 def test_a_blob_whose_stored_bytes_changed_is_refused_not_served(tmp_path: Path) -> None:
@@ -46,12 +43,9 @@ def test_a_blob_whose_stored_bytes_changed_is_refused_not_served(tmp_path: Path)
 
 
 async def _upload(settings: Settings, filename: str, content: bytes) -> httpx.Response:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://depot") as client:
-            return await client.post("/v1/files", data={"purpose": "batch"},
-                                     files={"file": (filename, content)})  # fmt: skip
+    async with asgi_depot(settings) as (_, client):
+        return await client.post("/v1/files", data={"purpose": "batch"},
+                                 files={"file": (filename, content)})  # fmt: skip
 
 
 def test_a_batch_file_name_that_could_leave_its_folder_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.registry.records import PENDING
 from modeldepot.server import create_app
+from modeldepot.server.hosts import in_process_transport
 
 _FORK = multiprocessing.get_context("fork")
 
@@ -42,7 +43,7 @@ def _killed_between_store_and_scan(home: Path, model: Path) -> None:
 async def _ask(settings: Settings) -> tuple[list[str], int, int]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = in_process_transport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://depot") as client:
             models = [m["id"] for m in (await client.get("/v1/models")).json()["data"]]
             exported = (await client.get("/api/models/half")).status_code

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import sys
 
 import click
 
@@ -23,6 +25,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _log_to_console() -> None:
+    """The server's log (a line per request, failures with their reasons) on standard error."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("modeldepot")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 @app.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
@@ -39,7 +50,8 @@ def serve(depot: Depot, host: str, port: int) -> None:
             f"refusing to listen on {host}: without API keys the server is for local use "
             "only; create one with `depot key create NAME` or set DEPOT_API_KEYS"
         )
+    _log_to_console()
     stderr.print(f"serving on http://{host}:{port}/v1 (Ctrl-C stops)")
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    app = create_app(depot.settings, listen=f"http://{local}:{port}")
+    app = create_app(depot.settings, listen=f"http://{local}:{port}", bind=(host, port))
     uvicorn.run(app, host=host, port=port, log_level="warning")

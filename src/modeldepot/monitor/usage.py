@@ -40,6 +40,9 @@ class Accounting:
     """The tokens reserved against the key's daily quota for this request."""
     events: int = 0
     """Stream events relayed: what a stream cut short (the client left) is charged."""
+    prompt_bound: int = 0
+    """A bound on the prompt's tokens, charged when the engine's count never came (a stream
+    cut short, a client that left)."""
     _tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=4))
 
     def chunk(self, data: bytes) -> None:
@@ -70,10 +73,12 @@ class Accounting:
     async def finish(self) -> None:
         elapsed = time.perf_counter() - self.started
         ttft = self.first - self.started if self.first is not None else None
-        self.metrics.observe(self.model, self.endpoint, self.status, self.prompt,
-                             self.completion, ttft, self.decode_rate)  # fmt: skip
         if self.events and not self.completion:  # cut short: each event carried a token
             self.completion = self.events
+        if not self.prompt and self.status in (200, 499):  # the engine read it, uncounted
+            self.prompt = self.prompt_bound
+        self.metrics.observe(self.model, self.endpoint, self.status, self.prompt,
+                             self.completion, ttft, self.decode_rate)  # fmt: skip
         usage = UsageRecord(
             key=self.key.name,
             model=self.model,

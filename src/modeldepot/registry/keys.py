@@ -118,6 +118,16 @@ class KeyStore:
         with self.engine.connect() as conn:
             return bool(conn.scalar(sa.select(sa.func.count()).select_from(t.api_keys)))
 
+    def active(self, name: str) -> ApiKey | None:
+        """The key called `name` unless it was revoked."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.api_keys).where(
+                    t.api_keys.c.name == name, t.api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
+        return self._key(row) if row is not None else None
+
     def lookup(self, secret: str) -> ApiKey | None:
         with self.engine.connect() as conn:
             row = conn.execute(

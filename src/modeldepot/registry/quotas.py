@@ -64,8 +64,9 @@ class QuotaLedger:
             conn.execute(rows.insert().values(key=key, at=now))
         return None
 
-    def reserve(self, key: str, tpd: int, wanted: int | None) -> Grant | Refusal:
-        """Reserve the tokens a request may use (`wanted`, or all that is left today)."""
+    def reserve(self, key: str, tpd: int, wanted: int | None, least: int = 1) -> Grant | Refusal:
+        """Reserve the tokens a request may use (`wanted`, or all that is left today); refused
+        when fewer than `least` are left (its prompt, and a token for each answer)."""
         now = time.time()
         since = datetime.now(UTC) - timedelta(seconds=DAY)
         with self.engine.begin() as conn:
@@ -80,7 +81,7 @@ class QuotaLedger:
                 sa.select(sa.func.coalesce(sa.func.sum(held.c.tokens), 0))
                 .where(held.c.key == key)) or 0  # fmt: skip
             left = tpd - int(spent) - int(reserved)
-            if left <= 0:
+            if left < max(1, least):
                 oldest = conn.scalar(
                     sa.select(sa.func.min(usage.c.at)).where(
                         usage.c.key == key, usage.c.at >= since
@@ -90,9 +91,12 @@ class QuotaLedger:
                 if oldest is not None:
                     at = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
                     wait = max(1, int(DAY - (datetime.now(UTC) - at).total_seconds()) + 1)
-                return Refusal(f"quota of {tpd} tokens per day used up for key {key!r}", wait,
-                               "insufficient_quota")  # fmt: skip
-            tokens = min(wanted, left) if wanted else left
+                message = f"quota of {tpd} tokens per day used up for key {key!r}"
+                if left > 0:
+                    message = (f"the request may take up to {least} tokens and {left} of the "
+                               f"{tpd} tokens per day are left for key {key!r}")  # fmt: skip
+                return Refusal(message, wait, "insufficient_quota")
+            tokens = min(wanted, left) if wanted is not None else left
             grant = Grant(tokens, f"r-{secrets.token_hex(8)}")
             conn.execute(held.insert().values(id=grant.reservation, key=key, tokens=tokens,
                                               expires=now + RESERVATION_TTL))  # fmt: skip

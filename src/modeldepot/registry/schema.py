@@ -385,3 +385,13 @@ batches = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("completed_at", sa.Float),
 )
+
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("ix_ui_sessions_expires", "expires"),
+)

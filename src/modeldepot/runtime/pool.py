@@ -25,6 +25,8 @@ server factory)."""
 class QueueFull(DepotError):
     """A model has as many requests in flight as it may hold (HTTP 429)."""
 
+    http_status = 429
+
 
 @dataclass(frozen=True)
 class PoolStatus:

@@ -27,6 +27,8 @@ __all__ = ["EngineProcess", "ModelUnavailable", "engine_client_limits", "free_po
 class ModelUnavailable(DepotError):
     """The model's engine could not be started or stopped answering (HTTP 503)."""
 
+    http_status = 503
+
 
 def engine_client_limits() -> httpx.Limits:
     """Connections to an engine are not kept alive: llama.cpp's HTTP server may close an idle

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,7 +34,8 @@ from modeldepot.registry.quotas import QuotaLedger
 from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.runtime.process import engine_client_limits
 from modeldepot.server import batches, native, openai
-from modeldepot.server.auth import Gatekeeper
+from modeldepot.server.access import RequestLog
+from modeldepot.server.auth import Caller, Gatekeeper, MaybeCaller
 from modeldepot.server.directory import Directory
 from modeldepot.server.errors import (
     APIError,
@@ -43,6 +44,7 @@ from modeldepot.server.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from modeldepot.server.hosts import Hosts
 from modeldepot.server.state import ServerState
 from modeldepot.server.ui import governance, pages
 
@@ -85,9 +87,12 @@ def create_app(
     *,
     engines: Engines | None = None,
     listen: str | None = None,
+    bind: tuple[str, int] | None = None,
 ) -> FastAPI:
     """The server over the depot at `settings`. `engines`: the engine plugins (default: the
-    `modeldepot.engines` entry points). `listen`: the base URL it is reached at, to announce."""
+    `modeldepot.engines` entry points). `listen`: the base URL it is reached at, to announce.
+    `bind`: the (host, port) it listens on, which requests must name when no key exists
+    (None: reached in-process, or by a loopback name)."""
     depot = Depot(settings)
     engines = engines or Engines.from_entry_points()
     pool = EnginePool(
@@ -108,7 +113,8 @@ def create_app(
         )
         remote_client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
         gate = Gatekeeper(keys_from_env(settings.api_keys), depot.keys,
-                          QuotaLedger(depot.registry.engine), local_secret=local_key)  # fmt: skip
+                          QuotaLedger(depot.registry.engine), local_secret=local_key,
+                          hosts=Hosts.for_server(bind, settings.allowed_hosts))  # fmt: skip
         app.state.depot = ServerState(
             settings, depot, engines, StoredFiles(depot.store, settings.home), pool, client,
             remote_client, gate, metrics, Directory(depot, engines),
@@ -137,6 +143,9 @@ def create_app(
     app.add_exception_handler(DepotError, depot_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(pages.SignIn, pages.signin_handler)
+    app.add_exception_handler(governance.Forbidden, governance.forbidden_handler)
+    app.add_middleware(RequestLog)
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(batches.router)
@@ -145,21 +154,19 @@ def create_app(
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(key: Caller) -> Response:
+        """Prometheus metrics, to any caller the API would admit (any valid key)."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(request: Request) -> dict[str, Any]:
-        await request.app.state.depot.gate.authenticate(request)
+    async def openapi(key: Caller) -> dict[str, Any]:
         return app.openapi()
 
     @app.get("/health")
-    async def health(request: Request) -> dict[str, object]:
+    async def health(key: MaybeCaller) -> dict[str, object]:
         """Up or not, to anyone; what is loaded (engine PIDs, memory), to callers the API
         would admit."""
-        try:
-            await request.app.state.depot.gate.authenticate(request)
-        except APIError:
+        if key is None:
             return {"status": "ok"}
         return {"status": "ok", "loaded": [vars(s) for s in pool.status()]}
 

@@ -1,11 +1,15 @@
 """Who may call the API: API keys, their model scopes, and their quotas.
 
 With no key ever configured (neither `DEPOT_API_KEYS` nor `depot key create`) the server is for
-local use: every request is let in and `depot serve` listens on loopback only. Once a key has
-been created, every request must carry a valid one, even after the last key is revoked (the
-server never opens again by itself) (`Authorization: Bearer <key>`): a missing or wrong key is
-401, a model outside the key's scope 403, requests past its requests-per-minute or
-tokens-per-day quota 429.
+local use: every request that names the server (`hosts.py`: no DNS rebinding) is let in, and
+`depot serve` listens on loopback only. Once a key has been created, every request must carry
+a valid one, even after the last key is revoked (the server never opens again by itself)
+(`Authorization: Bearer <key>`): a missing or wrong key is 401, a model outside the key's scope
+403, requests past its requests-per-minute or tokens-per-day quota 429.
+
+Routes say who may call them by their parameters: `key: Caller` (FastAPI's dependency on
+`caller`) authenticates before the route runs and before any request body is read; a route
+that reads a body reads it itself, after that.
 """
 
 from __future__ import annotations
@@ -13,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from modeldepot.registry.keys import ApiKey, KeyStore, hash_secret
 from modeldepot.registry.quotas import QuotaLedger, Refusal
+from modeldepot.server.access import note
 from modeldepot.server.errors import APIError
+from modeldepot.server.hosts import Hosts
 
-__all__ = ["LOCAL", "LOCAL_RUN", "Gatekeeper"]
+__all__ = ["LOCAL", "LOCAL_RUN", "Caller", "Gatekeeper", "MaybeCaller", "caller"]
 
 LOCAL = ApiKey("local", "", "*", admin=True)
 """The caller when no key was ever created (loopback only): it may do everything."""
@@ -39,8 +46,10 @@ class Gatekeeper:
         ledger: QuotaLedger | None = None,
         cache_seconds: float = 2.0,
         local_secret: str | None = None,
+        hosts: Hosts | None = None,
     ) -> None:
         self.env_keys = env_keys
+        self.hosts = hosts or Hosts.for_server(None, None)
         self._local = hash_secret(local_secret) if local_secret else None
         self.store = store
         self.ledger = ledger
@@ -57,12 +66,20 @@ class Gatekeeper:
             self._enabled = (time.monotonic(), value)
         return value
 
+    async def open_for(self, request: Request) -> bool:
+        """Whether `request` is let in without a key: no key was ever created, and it names
+        this server (421 or 403 otherwise: see `hosts`)."""
+        if await self.enabled():
+            return False
+        self.hosts.check(request)
+        return True
+
     async def authenticate(self, request: Request) -> ApiKey:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if self._local is not None and hash_secret(secret.strip()) == self._local:
             return LOCAL_RUN
-        if not await self.enabled():
+        if await self.open_for(request):
             return LOCAL
         if scheme.lower() != "bearer" or not secret.strip():
             raise APIError(401, "an API key is required: send `Authorization: Bearer <key>`",
@@ -72,6 +89,34 @@ class Gatekeeper:
             raise APIError(401, "incorrect API key provided", "invalid_request_error",
                            "invalid_api_key")  # fmt: skip
         return key
+
+    async def key_named(self, name: str) -> ApiKey | None:
+        """The active key called `name` (a web UI session's, a batch's), or None once it has
+        been revoked."""
+        from_env = self._from_env(name)
+        if from_env is not None:
+            return from_env
+        cached = self._cache.get(f"name:{name}")
+        if cached and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        key = await asyncio.to_thread(self.store.active, name)
+        self._remember(f"name:{name}", key)
+        return key
+
+    async def still_valid(self, key: ApiKey) -> ApiKey | None:
+        """`key` as it stands now (its scope and quotas may have changed), or None once it has
+        been revoked; the local caller only while the depot still has no key."""
+        if key is LOCAL_RUN:
+            return key
+        if key is LOCAL:
+            return None if await self.enabled() else key
+        from_env = self._from_env(key.name)
+        if from_env is not None:
+            return from_env
+        return await asyncio.to_thread(self.store.active, key.name)  # now, not as cached
+
+    def _from_env(self, name: str) -> ApiKey | None:
+        return next((k for k in self.env_keys.values() if k.name == name), None)
 
     async def key_for(self, secret: str) -> ApiKey | None:
         """The active key with this secret (a web UI sign-in), or None."""
@@ -85,24 +130,29 @@ class Gatekeeper:
         if cached and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
         key = await asyncio.to_thread(self.store.lookup, secret)
-        self._cache[digest] = (time.monotonic(), key)
-        self._cache.move_to_end(digest)
+        self._remember(digest, key)
+        return key
+
+    def _remember(self, lookup: str, key: ApiKey | None) -> None:
+        self._cache[lookup] = (time.monotonic(), key)
+        self._cache.move_to_end(lookup)
         while len(self._cache) > CACHED_KEYS:  # wrong tokens must not fill the memory
             self._cache.popitem(last=False)
-        return key
 
     def authorize(self, key: ApiKey, model: str) -> None:
         if not key.allows(model):
             raise APIError(403, f"the API key {key.name!r} may not use {model}",
                            "permission_error", "model_not_allowed")  # fmt: skip
 
-    async def admit(self, key: ApiKey, wanted: int | None = None
-                    ) -> tuple[int | None, str | None]:  # fmt: skip
+    async def admit(self, key: ApiKey, prompt: int = 0, wanted: int | None = None,
+                    choices: int = 1) -> tuple[int | None, str | None]:  # fmt: skip
         """Count one request against the key's quotas, or refuse it (429). For a key with a
-        daily token quota, reserve the tokens the request may generate (`wanted`, or all that
-        is left) and return that grant with its reservation: the caller caps generation at it
-        and releases it with `spend` once the request's usage is recorded, so concurrent
-        requests (on any replica: the counts are in the registry) cannot overrun the quota."""
+        daily token quota, reserve what the request may take: its `prompt` (a bound on its
+        tokens) and `wanted` tokens for each of its `choices` answers (all that is left when
+        `wanted` is None; nothing when `choices` is 0, as for embeddings). Returns the tokens
+        each answer may generate, with the reservation: the caller caps generation at it and
+        releases it with `spend` once the request's usage is recorded, so concurrent requests
+        (on any replica: the counts are in the registry) cannot overrun the quota."""
         if self.ledger is None:
             return None, None
         if key.rpm is not None:
@@ -112,13 +162,42 @@ class Gatekeeper:
                                retry_after=str(refused.retry_after))  # fmt: skip
         if key.tpd is None:
             return None, None
-        grant = await asyncio.to_thread(self.ledger.reserve, key.name, key.tpd, wanted)
+        need = None if wanted is None and choices else prompt + choices * (wanted or 0)
+        grant = await asyncio.to_thread(self.ledger.reserve, key.name, key.tpd, need,
+                                        prompt + choices)  # fmt: skip
         if isinstance(grant, Refusal):
             raise APIError(429, grant.message, "insufficient_quota", grant.code,
                            retry_after=str(grant.retry_after))  # fmt: skip
-        return grant.tokens, grant.reservation
+        each = (grant.tokens - prompt) // choices if choices else 0
+        return each, grant.reservation
 
     def spend(self, key: ApiKey, reservation: str | None) -> None:
         """A request ended and its usage is recorded: release its reservation."""
         if reservation is not None and self.ledger is not None:
             self.ledger.release(reservation)
+
+
+def _gate(request: Request) -> Gatekeeper:
+    gate: Gatekeeper = request.app.state.depot.gate
+    return gate
+
+
+async def caller(request: Request) -> ApiKey:
+    """The key a request is sent with (401 without a valid one; the local caller in a depot
+    without keys)."""
+    key = await _gate(request).authenticate(request)
+    note(request, key=key.name)
+    return key
+
+
+async def maybe_caller(request: Request) -> ApiKey | None:
+    """The key a request is sent with, or None (for what anyone may see)."""
+    try:
+        return await caller(request)
+    except APIError:
+        return None
+
+
+Caller = Annotated[ApiKey, Depends(caller)]
+"""A route's parameter `key: Caller`: authenticated before the route runs."""
+MaybeCaller = Annotated[ApiKey | None, Depends(maybe_caller)]

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 from starlette.requests import Request as StarletteRequest
 
 from modeldepot import jsonl
@@ -28,8 +30,10 @@ from modeldepot.errors import DepotError, FormatError, PackageNotInstalled, Unsa
 from modeldepot.paths import check_relpath
 from modeldepot.registry import schema as t
 from modeldepot.registry.keys import ApiKey
+from modeldepot.server import routing
+from modeldepot.server.auth import Caller
 from modeldepot.server.errors import APIError, depot_error_response, error_body
-from modeldepot.server.requests import MAX_BODY
+from modeldepot.server.requests import MAX_BODY, read_form, read_object
 from modeldepot.server.state import ServerState
 
 __all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines", "run_on_ray", "sender"]
@@ -37,7 +41,11 @@ __all__ = ["ENDPOINTS", "BatchLine", "check_batch", "router", "run_lines", "run_
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
+"""Largest batch input file; an upload past it (with `FORM_SLACK` for the form around it) is
+refused with 413 as it arrives, never stored."""
+FORM_SLACK = 64 * 1024
 router = APIRouter(prefix="/v1")
+log = logging.getLogger(__name__)
 
 BatchLine = dict[str, Any]
 Send = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
@@ -86,10 +94,11 @@ def check_batch(data: bytes, endpoint: str | None = None) -> list[BatchLine]:
 
 async def run_lines(lines: list[BatchLine], send: Send, concurrency: int = 8,
                     cancelled: Callable[[], bool] | None = None,
-                    done: Callable[[bool], None] | None = None,
+                    done: Callable[[bool], None] | None = None, label: str = "batch",
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
     """Send every line (at most `concurrency` at a time); the output and error lines, in the
-    input's order, in OpenAI's batch output format."""
+    input's order, in OpenAI's batch output format. Each failed line is logged with its reason
+    (`label` names the batch)."""
     gate = asyncio.Semaphore(concurrency)
     results: list[dict[str, Any] | None] = [None] * len(lines)
 
@@ -103,8 +112,13 @@ async def run_lines(lines: list[BatchLine], send: Send, concurrency: int = 8,
                 status, body = await send(line["url"], dict(line["body"]))
                 error = None if status == 200 else body.get("error") or {"message": str(body)}
                 results[i] = _line(line, {"status_code": status, "body": body}, error)
+            failed = results[i]["error"]  # type: ignore[index]
+            if failed is not None:
+                reason = failed.get("message", failed) if isinstance(failed, dict) else failed
+                log.warning("%s: line %r failed: %r", label, line["custom_id"][:100],
+                            str(reason)[:300])  # fmt: skip
             if done is not None:
-                done(results[i]["error"] is None)  # type: ignore[index]
+                done(failed is None)
 
     await asyncio.gather(*(one(i, line) for i, line in enumerate(lines)))
     final = [r for r in results if r is not None]
@@ -214,63 +228,80 @@ def _own(state: ServerState, table: sa.Table, item_id: str, key: ApiKey, what: s
     return row
 
 
+def _bad(message: str, param: str) -> APIError:
+    return APIError(400, message, "invalid_request_error", "invalid_value", param)
+
+
 @router.post("/files")
-async def upload_file(request: Request, file: UploadFile, purpose: str = "batch") -> Any:
+async def upload_file(request: Request, key: Caller) -> Any:
+    """A batch input file (multipart: `file`, `purpose`), read only once the key is known."""
     state = _state(request)
-    key = await state.gate.authenticate(request)
+    form = await read_form(request, MAX_BYTES + FORM_SLACK, files=1)
+    try:
+        purpose = form.get("purpose") or request.query_params.get("purpose") or "batch"
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise _bad("file: the batch's JSONL file is required", "file")
+        data = await file.read(MAX_BYTES + 1)
+        filename = (file.filename or "batch.jsonl")[:200]
+    finally:
+        await form.close()
     if purpose != "batch":
-        raise APIError.bad_request("purpose: this server keeps files for batches only",
-                                   "purpose")  # fmt: skip
-    data = await file.read(MAX_BYTES + 1)
-    filename = file.filename or "batch.jsonl"
+        raise _bad("purpose: this server keeps files for batches only", "purpose")
     try:
         check_relpath(filename, "file name")
         check_batch(data)
     except UnsafePath as exc:
-        raise APIError.bad_request(str(exc), "file") from None
+        raise _bad(str(exc), "file") from None
     except FormatError as exc:
-        raise APIError.bad_request(f"{filename}: {exc}", "file") from None
+        raise _bad(f"{filename}: {exc}", "file") from None
     return await asyncio.to_thread(_store_file, state, key, data, filename, purpose)
 
 
 @router.get("/files/{file_id}")
-async def get_file(request: Request, file_id: str) -> Any:
+async def get_file(request: Request, file_id: str, key: Caller) -> Any:
     state = _state(request)
-    key = await state.gate.authenticate(request)
     return _file_object(_own(state, t.api_files, file_id, key, "file"))
 
 
 @router.get("/files/{file_id}/content")
-async def file_content(request: Request, file_id: str) -> Response:
+async def file_content(request: Request, file_id: str, key: Caller) -> Response:
     state = _state(request)
-    key = await state.gate.authenticate(request)
     row = _own(state, t.api_files, file_id, key, "file")
     data = await asyncio.to_thread(state.depot.store.read_bytes, row.digest)
     return Response(data, media_type="application/jsonl")
 
 
 @router.post("/batches")
-async def create_batch(request: Request) -> Any:
+async def create_batch(request: Request, key: Caller) -> Any:
     state = _state(request)
-    key = await state.gate.authenticate(request)
-    body = await request.json()
+    body = await read_object(request)
     endpoint = body.get("endpoint")
     if endpoint not in ENDPOINTS:
-        raise APIError.bad_request(f"endpoint: one of {', '.join(ENDPOINTS)}", "endpoint")
-    source = _own(state, t.api_files, str(body.get("input_file_id")), key, "file")
+        raise _bad(f"endpoint: one of {', '.join(ENDPOINTS)}", "endpoint")
+    metadata = body.get("metadata")
+    if metadata is not None and not _metadata_ok(metadata):
+        raise _bad("metadata: at most 16 pairs of strings (keys up to 64 characters, values "
+                   "up to 512)", "metadata")  # fmt: skip
+    source = _own(state, t.api_files, str(body.get("input_file_id"))[:100], key, "file")
     data = await asyncio.to_thread(state.depot.store.read_bytes, source.digest)
     try:
         lines = check_batch(data, endpoint)
     except FormatError as exc:
-        raise APIError.bad_request(str(exc), "input_file_id") from None
-    for line in lines:  # the whole batch is refused if one line names a model out of scope
-        state.gate.authorize(key, line["body"]["model"])
+        raise _bad(str(exc), "input_file_id") from None
+    for model in sorted({line["body"]["model"] for line in lines}):
+        try:  # the whole batch is refused if one line reaches a model out of the key's scope
+            await routing.targets_for(state, model, private=key.private, key=key)
+        except APIError as exc:
+            if exc.code == "model_not_allowed":
+                raise
+            # any other refusal (no such model, ...) is that line's answer when it runs
     batch_id = f"batch_{secrets.token_hex(12)}"
     with state.depot.registry.engine.begin() as conn:
         conn.execute(t.batches.insert().values(
             id=batch_id, key=key.name, endpoint=endpoint, input_file_id=source.id,
             status="in_progress", total=len(lines), completed=0, failed=0,
-            metadata=body.get("metadata"), created_at=time.time()))  # fmt: skip
+            metadata=metadata, created_at=time.time()))  # fmt: skip
     task = asyncio.create_task(_run(request.app, state, key, batch_id, lines))
     state.background.add(task)
     task.add_done_callback(state.background.discard)
@@ -278,9 +309,8 @@ async def create_batch(request: Request) -> Any:
 
 
 @router.get("/batches")
-async def list_batches(request: Request) -> Any:
+async def list_batches(request: Request, key: Caller) -> Any:
     state = _state(request)
-    key = await state.gate.authenticate(request)
     with state.depot.registry.engine.connect() as conn:
         rows = conn.execute(sa.select(t.batches).order_by(t.batches.c.created_at.desc())).all()
     data = [_batch_object(r) for r in rows if r.key == key.name or key.admin]
@@ -288,20 +318,30 @@ async def list_batches(request: Request) -> Any:
 
 
 @router.get("/batches/{batch_id}")
-async def get_batch(request: Request, batch_id: str) -> Any:
+async def get_batch(request: Request, batch_id: str, key: Caller) -> Any:
     state = _state(request)
-    key = await state.gate.authenticate(request)
     return _batch_object(_own(state, t.batches, batch_id, key, "batch"))
 
 
 @router.post("/batches/{batch_id}/cancel")
-async def cancel_batch(request: Request, batch_id: str) -> Any:
+async def cancel_batch(request: Request, batch_id: str, key: Caller) -> Any:
     state = _state(request)
-    key = await state.gate.authenticate(request)
     row = _own(state, t.batches, batch_id, key, "batch")
     if row.status in ("in_progress", "validating"):
         _update(state, batch_id, status="cancelling")
     return _batch_object(_own(state, t.batches, batch_id, key, "batch"))
+
+
+def _metadata_ok(metadata: Any) -> bool:
+    """OpenAI's rule for a batch's metadata."""
+    return (
+        isinstance(metadata, dict)
+        and len(metadata) <= 16
+        and all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+            for k, v in metadata.items()
+        )
+    )
 
 
 def _update(state: ServerState, batch_id: str, **values: Any) -> None:
@@ -317,6 +357,10 @@ async def _run(app: Any, state: ServerState, key: ApiKey, batch_id: str,
     counts = {"completed": 0, "failed": 0}
 
     async def send(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        current = await state.gate.still_valid(key)  # revoked or rescoped since: it counts now
+        if current is None:
+            message = f"the API key {key.name!r} that created this batch has been revoked"
+            return 401, error_body(message, "invalid_request_error", "invalid_api_key")
         payload = json.dumps(body).encode()
         sent = False
 
@@ -333,7 +377,7 @@ async def _run(app: Any, state: ServerState, key: ApiKey, batch_id: str,
                  "app": app, "client": ("batch", 0), "server": ("depot", 0),
                  "scheme": "http", "root_path": ""}  # fmt: skip
         try:
-            response = await forward_as(StarletteRequest(scope, receive), url, key)
+            response = await forward_as(StarletteRequest(scope, receive), url, current)
         except APIError as exc:
             return exc.status, error_body(str(exc), exc.kind, exc.code, exc.param)
         except DepotError as exc:
@@ -359,7 +403,8 @@ async def _run(app: Any, state: ServerState, key: ApiKey, batch_id: str,
 
     try:
         outputs, errors = await run_lines(lines, send, concurrency=state.settings.parallel,
-                                          cancelled=cancelled, done=done)  # fmt: skip
+                                          cancelled=cancelled, done=done,
+                                          label=f"{batch_id} ({key.name})")  # fmt: skip
         final = "cancelled" if cancelled() else "completed"
         output_id = error_id = None
         if outputs:
@@ -373,6 +418,7 @@ async def _run(app: Any, state: ServerState, key: ApiKey, batch_id: str,
         _update(state, batch_id, status=final, output_file_id=output_id, error_file_id=error_id,
                 completed_at=time.time(), **counts)  # fmt: skip
     except Exception:
+        log.exception("batch %s failed", batch_id)
         _update(state, batch_id, status="failed", completed_at=time.time())
 
 

@@ -17,10 +17,12 @@ from modeldepot.server.errors import APIError, engine_failed, error_body
 from modeldepot.server.routing import engine_spec
 from modeldepot.server.state import ServerState
 
-__all__ = ["MAX_ECHO_TOKENS", "score"]
+__all__ = ["DEFAULT_TOKENS", "MAX_ECHO_TOKENS", "score"]
 
 
 MAX_ECHO_TOKENS = 64
+DEFAULT_TOKENS = 16
+"""Tokens generated after the prompt when `max_tokens` is not given (OpenAI's default)."""
 
 
 async def score(
@@ -38,7 +40,7 @@ async def score(
         prompts = [prompt]
     else:
         prompts = list(prompt)
-    generate = int(body.get("max_tokens", 16) or 0)
+    generate = int(body.get("max_tokens", DEFAULT_TOKENS) or 0)
     if generate > MAX_ECHO_TOKENS:
         raise APIError.bad_request(f"with `echo`, `max_tokens` is at most {MAX_ECHO_TOKENS}")
     top = int(body.get("logprobs") or 0)

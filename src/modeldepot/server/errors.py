@@ -1,13 +1,17 @@
-"""Errors in OpenAI's shape: `{"error": {"message", "type", "code"}}` with the right status."""
+"""Errors in OpenAI's shape: `{"error": {"message", "type", "code"}}` with the right status:
+an `APIError`'s own, a `DepotError`'s class's `http_status`, 500 for anything unexpected (its
+traceback logged, its message kept from the client)."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modeldepot.errors import DepotError, IntegrityError, NotFound
+from modeldepot.errors import ConflictError, DepotError, IntegrityError, NotFound, StoreLocked
 from modeldepot.runtime.pool import QueueFull
 from modeldepot.runtime.process import ModelUnavailable
 
@@ -20,8 +24,11 @@ __all__ = [
     "engine_failed",
     "error_body",
     "http_error_handler",
+    "unexpected_error_response",
     "validation_error_handler",
 ]
+
+log = logging.getLogger(__name__)
 
 
 RETRY_AFTER = "1"
@@ -97,20 +104,37 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
                                    "invalid_request_error", None), status_code=400)  # fmt: skip
 
 
+_CODES: tuple[tuple[type[DepotError], str], ...] = (
+    (ModelUnavailable, "model_unavailable"),
+    (QueueFull, "queue_full"),
+    (IntegrityError, "stored_bytes_changed"),
+    (NotFound, "not_found"),
+    (ConflictError, "conflict"),
+    (StoreLocked, "store_locked"),
+)
+
+
+def _kind(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    return {403: "permission_error", 429: "rate_limit_error"}.get(status, "invalid_request_error")
+
+
 def depot_error_response(exc: DepotError) -> JSONResponse:
-    """A DepotError as the HTTP answer a client of the OpenAI API expects."""
-    if isinstance(exc, ModelUnavailable):
-        status, kind, code = 503, "server_error", "model_unavailable"
-    elif isinstance(exc, QueueFull):
-        status, kind, code = 429, "rate_limit_error", "queue_full"
-    elif isinstance(exc, IntegrityError):
-        status, kind, code = 500, "server_error", "stored_bytes_changed"
-    elif isinstance(exc, NotFound):
-        status, kind, code = 404, "invalid_request_error", "not_found"
-    else:
-        status, kind, code = 400, "invalid_request_error", None
-    return JSONResponse(error_body(str(exc), kind, code), status_code=status,
+    """A DepotError as the HTTP answer a client of the OpenAI API expects: its class's status."""
+    status = exc.http_status
+    code = next((c for cls, c in _CODES if isinstance(exc, cls)), None)
+    if status >= 500 and not isinstance(exc, ModelUnavailable | QueueFull):
+        log.error("%s: %s", type(exc).__name__, exc)
+    return JSONResponse(error_body(str(exc), _kind(status), code), status_code=status,
                         headers=_headers(status))  # fmt: skip
+
+
+def unexpected_error_response(exc: BaseException) -> JSONResponse:
+    """An exception nobody raised on purpose: 500, its traceback in the log."""
+    log.error("unexpected error while answering a request", exc_info=exc)
+    return JSONResponse(error_body("the server failed to answer; its log says why",
+                                   "server_error", "internal_error"), status_code=500)  # fmt: skip
 
 
 async def depot_error_handler(_request: Request, exc: Exception) -> JSONResponse:

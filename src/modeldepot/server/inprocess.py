@@ -1,6 +1,6 @@
 """The depot's server run inside this process, reached over ASGI: how `depot eval` asks
 models without a `depot serve` running. An ephemeral key is the only one it accepts besides
-the configured ones."""
+the configured ones; its transport is marked in-process, so no Host needs to name it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 
 from modeldepot.config import Settings
 from modeldepot.server.app import create_app
+from modeldepot.server.hosts import in_process_transport
 
 __all__ = ["in_process", "over_http"]
 
@@ -28,7 +29,7 @@ async def _in_process(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     keys = ",".join(k for k in (settings.api_keys, secret) if k)
     app = create_app(dataclasses.replace(settings, api_keys=keys))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://depot", timeout=None,
+        transport=in_process_transport(app), base_url="http://depot", timeout=None,
         headers={"Authorization": f"Bearer {secret}"},
     ) as client:  # fmt: skip
         yield client

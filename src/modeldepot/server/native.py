@@ -27,7 +27,9 @@ from modeldepot.describe import version_view
 from modeldepot.errors import InvalidReference, ModelNotFound, NotFound
 from modeldepot.refs import parse_digest
 from modeldepot.registry import ModelVersion
+from modeldepot.registry.keys import ApiKey
 from modeldepot.registry.trust import TrustStore
+from modeldepot.server.auth import Caller
 from modeldepot.server.errors import APIError
 from modeldepot.server.requests import read_json
 from modeldepot.server.state import ServerState
@@ -47,9 +49,8 @@ async def _version_named(state: ServerState, name: str) -> ModelVersion:
         ) from None
 
 
-async def _version(request: Request, name: str) -> ModelVersion:
+async def _version(request: Request, name: str, key: ApiKey) -> ModelVersion:
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     version = await _version_named(state, name)
     state.gate.authorize(key, str(version.reference))
     if await state.directory.refusals(version):
@@ -63,33 +64,30 @@ def _refused(what: str) -> APIError:
 
 
 @router.get("/models")
-async def models(request: Request) -> list[dict[str, Any]]:
+async def models(request: Request, key: Caller) -> list[dict[str, Any]]:
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.names.versions)
     return [version_view(v) for v in versions if key.allows(str(v.reference)) and v.admitted]
 
 
 @router.get("/catalogue")
-async def catalogue_page(request: Request) -> dict[str, Any]:
+async def catalogue_page(request: Request, key: Caller) -> dict[str, Any]:
     """A page of the catalogue (`q`, facets, `sort`, `page`), as the web UI's catalogue shows
     it: every version the key may see, whatever its status."""
     from modeldepot.server.ui import catalogue
 
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     query = catalogue.Query.from_params(dict(request.query_params))
     found = catalogue.search(await catalogue.rows_for(state, key), query)
     return catalogue.page_json(found)
 
 
 @router.get("/leaderboard")
-async def leaderboard(request: Request) -> dict[str, Any]:
+async def leaderboard(request: Request, key: Caller) -> dict[str, Any]:
     from modeldepot.registry.evaluations import EvaluationStore
     from modeldepot.server.ui.pages import leaderboard_for
 
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     store = EvaluationStore(state.depot.registry)
     task = request.query_params.get("task") or None
     newest = request.query_params.get("newest") in ("1", "true")
@@ -101,14 +99,14 @@ async def leaderboard(request: Request) -> dict[str, Any]:
 
 
 @router.get("/models/{name:path}")
-async def model(request: Request, name: str) -> dict[str, Any]:
-    return version_view(await _version(request, name))
+async def model(request: Request, name: str, key: Caller) -> dict[str, Any]:
+    return version_view(await _version(request, name, key))
 
 
 @router.get("/manifests/{name:path}")
-async def manifest(request: Request, name: str) -> Response:
+async def manifest(request: Request, name: str, key: Caller) -> Response:
     state: ServerState = request.app.state.depot
-    version = await _version(request, name)
+    version = await _version(request, name, key)
     data = await asyncio.to_thread(state.depot.store.read_bytes, version.digest)
     return Response(
         data, media_type=MANIFEST_MEDIA_TYPE, headers={"x-depot-digest": version.digest}
@@ -116,11 +114,10 @@ async def manifest(request: Request, name: str) -> Response:
 
 
 @router.get("/blobs/{digest}")
-async def blob(request: Request, digest: str) -> Response:
+async def blob(request: Request, digest: str, key: Caller) -> Response:
     """A blob, to a caller whose key may use an admitted version that holds it (a blob is
     reached through a model, never by digest alone)."""
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     try:
         digest = parse_digest(digest)
     except InvalidReference as exc:
@@ -144,16 +141,14 @@ async def blob(request: Request, digest: str) -> Response:
 
 
 @router.get("/ps")
-async def ps(request: Request) -> list[dict[str, Any]]:
+async def ps(request: Request, key: Caller) -> list[dict[str, Any]]:
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     return [vars(s) for s in state.pool.status() if key.allows(s.name)]
 
 
 @router.post("/stop")
-async def stop(request: Request) -> list[dict[str, Any]]:
+async def stop(request: Request, key: Caller) -> list[dict[str, Any]]:
     state: ServerState = request.app.state.depot
-    key = await state.gate.authenticate(request)
     body = await read_json(request)
     version = await _version_named(state, body["model"])
     state.gate.authorize(key, str(version.reference))

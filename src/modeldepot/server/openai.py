@@ -25,6 +25,8 @@ from modeldepot.registry.gateway import Remote
 from modeldepot.registry.keys import ApiKey
 from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable, QueueFull
 from modeldepot.server import echo, routing, tools
+from modeldepot.server.access import note
+from modeldepot.server.auth import Caller
 from modeldepot.server.errors import (
     RETRY_AFTER,
     APIError,
@@ -33,7 +35,14 @@ from modeldepot.server.errors import (
     error_body,
 )
 from modeldepot.server.relay import EngineStream, RelayError
-from modeldepot.server.requests import check_chat, check_common, check_fits, read_json
+from modeldepot.server.requests import (
+    check_chat,
+    check_common,
+    check_fits,
+    choice_count,
+    prompt_bound,
+    read_json,
+)
 from modeldepot.server.state import ServerState
 
 __all__ = ["forward_as", "models_for", "router"]
@@ -43,13 +52,11 @@ _T = TypeVar("_T")
 router = APIRouter(prefix="/v1")
 
 
-async def _models(request: Request, key: ApiKey | None = None,
+async def _models(request: Request, key: ApiKey,
                   capability: Capability | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """What this caller may use: admitted local versions an engine can serve (with
-    `capability`, those that can do that), remotes, aliases (`key`: who asks, when already
-    known, as for the web UI's playground)."""
+    """What `key` may use: admitted local versions an engine can serve (with `capability`,
+    those that can do that), remotes, aliases."""
     state: ServerState = request.app.state.depot
-    key = key or await state.gate.authenticate(request)
     versions = await asyncio.to_thread(state.depot.names.versions)
     aliases, remotes = await state.directory.gateway()
 
@@ -64,25 +71,26 @@ async def _models(request: Request, key: ApiKey | None = None,
         if v.admitted and wanted(v)
     ]  # fmt: skip
     entries += [(name, 0, "remote", None) for name in remotes]
-    entries += [(name, 0, "alias", None) for name in aliases]
+    entries = [e for e in entries if key.allows(e[0])]
+    entries += [(name, 0, "alias", None) for name, alias in aliases.items()
+                if routing.alias_allowed(key, alias)]  # fmt: skip
     # An adapter names its base as `parent`, as vLLM lists LoRA modules.
     return [
         {"id": name, "object": "model", "created": created, "owned_by": owner,
          **({"parent": parent} if parent else {})}
         for name, created, owner, parent in entries
-        if key.allows(name)
     ]  # fmt: skip
 
 
 @router.get("/models")
-async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": await _models(request)}
+async def list_models(request: Request, key: Caller) -> dict[str, Any]:
+    return {"object": "list", "data": await _models(request, key)}
 
 
 @router.get("/models/{model:path}")
-async def retrieve_model(request: Request, model: str) -> dict[str, Any]:
+async def retrieve_model(request: Request, model: str, key: Caller) -> dict[str, Any]:
     """One model, as `client.models.retrieve(NAME)` asks (a bare name reaches its `latest`)."""
-    listed = await _models(request)
+    listed = await _models(request, key)
     wanted = {model, f"{model}:latest"}
     found = next((m for m in listed if m["id"] in wanted), None)
     if found is None:
@@ -91,8 +99,8 @@ async def retrieve_model(request: Request, model: str) -> dict[str, Any]:
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request) -> Response:
-    return await _forward(request, "/v1/chat/completions")
+async def chat_completions(request: Request, key: Caller) -> Response:
+    return await _forward(request, "/v1/chat/completions", key)
 
 
 def _check_text(body: dict[str, Any], field: str) -> None:
@@ -108,13 +116,13 @@ def _check_text(body: dict[str, Any], field: str) -> None:
 
 
 @router.post("/completions")
-async def completions(request: Request) -> Response:
-    return await _forward(request, "/v1/completions")
+async def completions(request: Request, key: Caller) -> Response:
+    return await _forward(request, "/v1/completions", key)
 
 
 @router.post("/embeddings")
-async def embeddings(request: Request) -> Response:
-    return await _forward(request, "/v1/embeddings")
+async def embeddings(request: Request, key: Caller) -> Response:
+    return await _forward(request, "/v1/embeddings", key)
 
 
 async def models_for(request: Request, key: ApiKey,
@@ -130,9 +138,8 @@ async def forward_as(request: Request, path: str, key: ApiKey) -> Response:
     return await _forward(request, path, key)
 
 
-async def _forward(request: Request, path: str, key: ApiKey | None = None) -> Response:
+async def _forward(request: Request, path: str, key: ApiKey) -> Response:
     state: ServerState = request.app.state.depot
-    key = key or await state.gate.authenticate(request)
     body = await read_json(request)
     chat = path.endswith("/chat/completions")
     if chat:
@@ -142,18 +149,23 @@ async def _forward(request: Request, path: str, key: ApiKey | None = None) -> Re
         check_common(body)
     metadata = body.get("metadata")
     private = key.private or (isinstance(metadata, dict) and metadata.get("private") is True)
-    targets = await routing.targets_for(state, body["model"], private=private)
-    state.gate.authorize(key, body["model"] if len(targets) > 1 else targets[0].name)
+    note(request, model=str(body["model"]))
+    targets = await routing.targets_for(state, body["model"], private=private, key=key)
+    prompt = prompt_bound(body)
+    choices = 0 if path.endswith("/embeddings") else choice_count(body)
     wanted = body.get("max_completion_tokens") or body.get("max_tokens")
-    grant, reservation = await state.gate.admit(key, wanted)
-    generates = not path.endswith("/embeddings") and not body.get("echo")
-    if grant is not None and generates and (wanted is None or grant < wanted):
-        body["max_tokens"] = grant  # generation stops at the key's daily quota
+    if body.get("echo"):  # prompt scoring generates `max_tokens` (16 unless said)
+        wanted = body.get("max_tokens", echo.DEFAULT_TOKENS)
+    each, reservation = await state.gate.admit(key, prompt, wanted, choices)
+    if each is not None and choices and (wanted is None or each < wanted):
+        body["max_tokens"] = each  # generation stops at the key's daily quota
         body.pop("max_completion_tokens", None)
     response: Response | None = None
     for i, target in enumerate(targets):
+        note(request, model=target.name)
         account = state.accounting(key, target.name, path)
         account.reservation = reservation
+        account.prompt_bound = prompt
         try:
             if target.remote is not None:
                 response = await _remote(state, target.remote, path, body, account, request)
@@ -209,9 +221,9 @@ async def _local(
     if spec.adapters:
         body["lora"] = spec.selection(version.digest)
     if chat and body.get("tools") and not can.native_tools:
-        return await _generic_tools(state, spec, body, account)
+        return await _generic_tools(state, spec, body, account, request)
     if int(body.get("n") or 1) > 1 and not body.get("stream") and not can.native_n:
-        return await _fan_out(state, spec, path, body, account)
+        return await _fan_out(state, spec, path, body, account, request)
     stack = contextlib.AsyncExitStack()
     try:
         engine = await stack.enter_async_context(state.pool.use(spec))
@@ -296,8 +308,7 @@ async def _send(
             whole = await _unless_gone(request, _whole(open_upstream, stack))
             await stack.aclose()
             if whole is None:  # the client left: closing the connection stopped the engine
-                account.status = 499
-                return Response(status_code=499)
+                return _gone(account)
             status, content = whole
             if rename is not None:
                 content = content.replace(*rename)
@@ -321,6 +332,12 @@ async def _send(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
+
+
+def _gone(account: Accounting) -> Response:
+    """The answer to a client that left (nobody reads it; the log and the usage do)."""
+    account.status = 499
+    return Response(status_code=499)
 
 
 async def _whole(
@@ -352,23 +369,29 @@ async def _unless_gone(request: Request | None, work: Awaitable[_T]) -> _T | Non
         raise
 
 
-async def _fan_out(
-    state: ServerState, spec: EngineSpec, path: str, body: dict[str, Any], account: Accounting
-) -> Response:
+async def _fan_out(state: ServerState, spec: EngineSpec, path: str, body: dict[str, Any],
+                   account: Accounting, request: Request) -> Response:  # fmt: skip
     """`n` choices as `n` requests the engine decodes together, so each choice's tokens are
-    counted in `usage` (the engine's own `n` reports only the first)."""
+    counted in `usage` (the engine's own `n` reports only the first); all of them cancelled
+    (their connections closed, which stops the engine) as soon as the client leaves."""
     n = int(body["n"])
     seed = body.get("seed")
     bodies = [
         {**body, "n": 1, **({"seed": seed + i} if isinstance(seed, int) else {})} for i in range(n)
     ]
-    async with state.pool.use(spec) as engine:
-        try:
-            replies = await asyncio.gather(
+
+    async def ask_all() -> list[httpx.Response]:
+        async with state.pool.use(spec) as engine:
+            return await asyncio.gather(
                 *(state.client.post(engine.base_url + path, json=b) for b in bodies)
             )
-        except httpx.HTTPError as exc:
-            return engine_failed(spec.name, exc)
+
+    try:
+        replies = await _unless_gone(request, ask_all())
+    except httpx.HTTPError as exc:
+        return engine_failed(spec.name, exc)
+    if replies is None:
+        return _gone(account)
     failed = next((r for r in replies if r.status_code != 200), None)
     if failed is not None:
         return Response(failed.content, failed.status_code, media_type="application/json")
@@ -383,17 +406,22 @@ async def _fan_out(
     return JSONResponse(merged)
 
 
-async def _generic_tools(
-    state: ServerState, spec: EngineSpec, body: dict[str, Any], account: Accounting
-) -> Response:
+async def _generic_tools(state: ServerState, spec: EngineSpec, body: dict[str, Any],
+                         account: Accounting, request: Request) -> Response:  # fmt: skip
     """Tool calling through a JSON schema, for templates without tools (see `tools`)."""
-    async with state.pool.use(spec) as engine:
-        try:
-            upstream = await state.client.post(
+
+    async def ask() -> httpx.Response:
+        async with state.pool.use(spec) as engine:
+            return await state.client.post(
                 f"{engine.base_url}/v1/chat/completions", json=tools.encode_request(body)
             )
-        except httpx.HTTPError as exc:
-            return engine_failed(spec.name, exc)
+
+    try:
+        upstream = await _unless_gone(request, ask())
+    except httpx.HTTPError as exc:
+        return engine_failed(spec.name, exc)
+    if upstream is None:
+        return _gone(account)
     if upstream.status_code != 200:
         return Response(upstream.content, upstream.status_code, media_type="application/json")
     answer = tools.decode_answer(upstream.json())

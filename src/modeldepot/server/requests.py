@@ -1,15 +1,21 @@
 """What a request to the OpenAI API must be before any engine sees it: a bounded JSON body
 (413 past `MAX_BODY`), not nested past `MAX_DEPTH`, no NaN or Infinity, and the fields OpenAI
 checks in OpenAI's ranges (400 with the field named in `param`). Anything else a model might
-choke on (a long prompt, an odd sampler value) stays the engine's to judge."""
+choke on (a long prompt, an odd sampler value) stays the engine's to judge. Forms (the web
+UI's, a batch file's upload) are read within a bound too, and only after authentication: the
+routes read their bodies themselves, never through FastAPI's parameters."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import Request
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
 from modeldepot.server.errors import APIError
 
@@ -21,7 +27,12 @@ __all__ = [
     "check_chat",
     "check_common",
     "check_fits",
+    "choice_count",
+    "parse_json",
+    "prompt_bound",
+    "read_form",
     "read_json",
+    "read_object",
 ]
 
 MAX_BODY = 8 * 1024 * 1024
@@ -58,29 +69,71 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request's JSON object, read within `MAX_BODY` (413 past it)."""
+def parse_json(data: bytes | str) -> Any:
+    """JSON as the API takes it: no NaN or Infinity, nested at most `MAX_DEPTH` levels
+    (ValueError saying what is wrong)."""
+    try:
+        value = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels") from None
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(413, f"the request body is larger than {limit} bytes",
+                    "invalid_request_error", "request_too_large")  # fmt: skip
+
+
+async def _bounded(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request's body as it arrives, refused (413) past `limit` bytes: declared or sent."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise APIError(413, f"the request body is larger than {MAX_BODY} bytes",
-                       "invalid_request_error", "request_too_large")  # fmt: skip
-    chunks, size = [], 0
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise APIError(413, f"the request body is larger than {MAX_BODY} bytes",
-                           "invalid_request_error", "request_too_large")  # fmt: skip
-        chunks.append(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+async def read_object(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
+    """The request's JSON object, read within `limit` bytes (413 past it; 400 when it is not
+    a JSON object as `parse_json` takes it)."""
+    data = b"".join([chunk async for chunk in _bounded(request, limit)])
     try:
-        body = json.loads(b"".join(chunks), parse_constant=_no_constant)
-    except RecursionError:
-        raise _bad(f"the request body nests deeper than {MAX_DEPTH} levels") from None
-    except (UnicodeDecodeError, ValueError) as exc:
+        body = parse_json(data)
+    except ValueError as exc:
         raise _bad(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise _bad("the request body must be a JSON object")
-    if _depth(body) > MAX_DEPTH:
-        raise _bad(f"the request body nests deeper than {MAX_DEPTH} levels")
+    return body
+
+
+async def read_form(request: Request, limit: int, *, files: int = 0) -> FormData:
+    """The request's form (URL-encoded, or multipart with at most `files` files), read within
+    `limit` bytes (413 past it; 400 when malformed). The caller closes it."""
+    kind, _ = parse_options_header(request.headers.get("content-type"))
+    stream = _bounded(request, limit)
+    try:
+        if kind == b"multipart/form-data":
+            parser: FormParser | MultiPartParser = MultiPartParser(
+                request.headers, stream, max_files=files, max_fields=32)  # fmt: skip
+        elif kind == b"application/x-www-form-urlencoded":
+            parser = FormParser(request.headers, stream, max_fields=32)
+        else:
+            raise _bad("the body must be a form (multipart/form-data or "
+                       "application/x-www-form-urlencoded)")  # fmt: skip
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise _bad(f"the form is malformed: {exc.message}") from None
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request's JSON object naming a model, read within `MAX_BODY` (413 past it)."""
+    body = await read_object(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("`model` is required: a model name from GET /v1/models", "model")
@@ -208,6 +261,61 @@ def prompt_characters(body: dict[str, Any]) -> int:
         elif isinstance(content, list):
             total += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
     return total
+
+
+TEMPLATE_TOKENS = 32
+"""Tokens a chat template may add to a conversation (its framing, a default system prompt)."""
+MESSAGE_TOKENS = 8
+"""Tokens a chat template may add around each message (role markers), or a tokenizer around
+each prompt (its begin and end tokens)."""
+
+
+def _text_tokens(value: Any) -> int:
+    """At most how many tokens `value` (a text, token ids, or a list of them) takes: a token
+    holds at least one byte of text."""
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, int):
+        return 1
+    if isinstance(value, list):
+        return sum(_text_tokens(v) for v in value)
+    return len(json.dumps(value).encode())
+
+
+def prompt_bound(body: dict[str, Any]) -> int:
+    """A bound on the tokens a request's prompt takes, known before any engine sees it (what a
+    key's daily quota reserves for it, settled later with the engine's count)."""
+    total = 0
+    for field in ("prompt", "input"):
+        value = body.get(field)
+        if value is not None:
+            total += _text_tokens(value) + MESSAGE_TOKENS * max(1, _prompts(value))
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        total += TEMPLATE_TOKENS + MESSAGE_TOKENS * len(messages)
+        for message in messages:
+            if isinstance(message, dict):
+                total += sum(_text_tokens(message.get(f)) for f in ("content", "name"))
+                if message.get("tool_calls") is not None:
+                    total += _text_tokens(json.dumps(message["tool_calls"]))
+    if body.get("tools") is not None:
+        total += _text_tokens(json.dumps(body["tools"]))
+    return total
+
+
+def _prompts(value: Any) -> int:
+    """How many prompts a completion's `prompt` holds (a list of texts or of token lists)."""
+    if isinstance(value, list) and value and all(isinstance(v, str | list) for v in value):
+        return len(value)
+    return 1
+
+
+def choice_count(body: dict[str, Any]) -> int:
+    """How many answers a chat or completion request asks for: `n` for each prompt."""
+    n = body.get("n")
+    return (n if isinstance(n, int) and n > 1 else 1) * _prompts(body.get("prompt"))
 
 
 def check_fits(body: dict[str, Any], context: int, name: str) -> None:

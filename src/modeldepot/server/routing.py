@@ -1,29 +1,45 @@
 """Which model answers a request, as the depot's one resolver says (an alias's targets in
 order, a remote model, a local version), turned into HTTP errors: 404 when the name reaches
-nothing, 403 when what it reaches is remote and the request private, or refused by the
-policy; and what engine to start for a local version."""
+nothing, 403 when what it reaches is remote and the request private, refused by the policy,
+or outside the key's scope; and what engine to start for a local version.
+
+A key's scope is checked on what answers, never on the name asked for: an alias reaches only
+those of its targets (local versions, remote models, fallbacks) the key may use."""
 
 from __future__ import annotations
 
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry import ModelVersion
+from modeldepot.registry.gateway import Alias
+from modeldepot.registry.keys import ApiKey
 from modeldepot.registry.resolver import Target
 from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable
 from modeldepot.runtime.engine import Adapter
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
 
-__all__ = ["Target", "engine_spec", "targets_for"]
+__all__ = ["Target", "alias_allowed", "engine_spec", "targets_for"]
 
 
-async def targets_for(state: ServerState, model: str, *, private: bool) -> list[Target]:
-    """The models to try for `model`, in order."""
+def alias_allowed(key: ApiKey, alias: Alias) -> bool:
+    """Whether `key` may use some target of `alias` (so that it is listed to it)."""
+    return any(key.allows(target) for target in alias.targets)
+
+
+async def targets_for(state: ServerState, model: str, *, private: bool,
+                      key: ApiKey) -> list[Target]:  # fmt: skip
+    """The models to try for `model`, in order: those `key` may use."""
     try:
         found = await state.directory.resolve(model, private=private)
     except (ModelNotFound, InvalidReference):
         raise APIError.model_not_found(model) from None
     if found.targets:
-        return list(found.targets)
+        allowed = [t for t in found.targets if key.allows(t.name)]
+        if not allowed:
+            names = ", ".join(t.name for t in found.targets)
+            raise APIError(403, f"the API key {key.name!r} may not use {names}",
+                           "permission_error", "model_not_allowed")  # fmt: skip
+        return allowed
     if found.withheld:
         raise APIError(
             403,

@@ -42,6 +42,8 @@ CHUNK = 8 * 1024 * 1024
 class StorageUnavailable(DepotError):
     """The object store could not be reached or refused the request."""
 
+    http_status = 503
+
 
 class S3Config:
     def __init__(self, url: str, *, endpoint: str | None, access_key: str | None,

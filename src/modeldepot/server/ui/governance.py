@@ -9,61 +9,58 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from modeldepot.errors import DepotError, UsageError
 from modeldepot.registry.audit import ACTIONS, parse_since, readable
-from modeldepot.server.ui.pages import (
-    SignIn,
-    Viewer,
-    render,
-    script_json,
-    sessions_of,
-    signin_redirect,
-    viewer,
-)
-from modeldepot.server.ui.session import COOKIE
+from modeldepot.server.requests import read_form
+from modeldepot.server.ui.pages import FORM_LIMIT, Viewer, Who, render, script_json
 from modeldepot.verify.policy import load_policy
 from modeldepot.verify.quarantine import Entry, parse_until
 
-__all__ = ["router"]
+__all__ = ["Forbidden", "forbidden_handler", "router"]
 
 router = APIRouter(prefix="/governance", include_in_schema=False)
 AUDIT_PAGE = 200
 
 
-async def _admin(request: Request) -> Viewer | Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+class Forbidden(Exception):
+    """The viewer may not do this (403, on the "Not allowed" page)."""
+
+    def __init__(self, who: Viewer, reason: str | None = None) -> None:
+        super().__init__(reason or "needs the admin scope")
+        self.who = who
+        self.reason = reason
+
+
+async def forbidden_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    return render(request, "forbidden.html", exc.who, 403, reason=exc.reason)
+
+
+async def _admin(who: Who) -> Viewer:
     if not who.key.admin:
-        return render(request, "forbidden.html", who, 403)
+        raise Forbidden(who)
     return who
 
 
-async def _form(request: Request, who: Viewer) -> dict[str, str] | Response:
-    """The posted form, once its CSRF token is the session's."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    session = sessions_of(request).read(request.cookies.get(COOKIE))
-    if not sessions_of(request).check_csrf(session if who.signed_in else None, form.get("csrf")):
-        return render(request, "forbidden.html", who, 403, reason="the form's token is not valid")
-    return form
+Admin = Annotated[Viewer, Depends(_admin)]
+"""A route's parameter `who: Admin`: a viewer with the admin scope."""
 
 
-async def _admin_form(request: Request) -> tuple[Viewer, dict[str, str]] | Response:
-    """An admin's posted form, checked (scope, then CSRF token)."""
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
-    form = await _form(request, who)
-    if isinstance(form, Response):
-        return form
+async def _admin_form(request: Request, who: Admin) -> tuple[Viewer, dict[str, str]]:
+    """An admin's posted form, read once the scope is checked, then its CSRF token."""
+    form = {k: str(v) for k, v in (await read_form(request, FORM_LIMIT)).items()}
+    if not who.accepts(form.get("csrf")):
+        raise Forbidden(who, "the form's token is not valid")
     return who, form
+
+
+AdminForm = Annotated[tuple[Viewer, dict[str, str]], Depends(_admin_form)]
 
 
 def _back(path: str, message: str) -> RedirectResponse:
@@ -74,10 +71,7 @@ def _back(path: str, message: str) -> RedirectResponse:
 
 
 @router.get("/quarantine")
-async def quarantine_page(request: Request) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
+async def quarantine_page(request: Request, who: Admin) -> Response:
     depot = request.app.state.depot.depot
 
     def gather() -> tuple[list[Entry], list[Entry], list[Entry]]:
@@ -93,10 +87,8 @@ async def quarantine_page(request: Request) -> Response:
                   admitted=admitted, done=request.query_params.get("done"))  # fmt: skip
 
 
-async def _act(request: Request, action: str) -> Response:
-    checked = await _admin_form(request)
-    if isinstance(checked, Response):
-        return checked
+async def _act(request: Request, checked: tuple[Viewer, dict[str, str]], action: str
+               ) -> Response:  # fmt: skip
     who, form = checked
     depot = request.app.state.depot.depot
     reason = form.get("reason", "").strip()
@@ -121,23 +113,20 @@ async def _act(request: Request, action: str) -> Response:
 
 
 @router.post("/quarantine/release")
-async def release(request: Request) -> Response:
-    return await _act(request, "release")
+async def release(request: Request, checked: AdminForm) -> Response:
+    return await _act(request, checked, "release")
 
 
 @router.post("/quarantine/hold")
-async def hold(request: Request) -> Response:
-    return await _act(request, "hold")
+async def hold(request: Request, checked: AdminForm) -> Response:
+    return await _act(request, checked, "hold")
 
 
 # -- policy and audit --------------------------------------------------------------------------
 
 
 @router.get("/policy")
-async def policy_page(request: Request) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
+async def policy_page(request: Request, who: Admin) -> Response:
     depot = request.app.state.depot.depot
     try:  # read, not recorded: a page view is not an audit event
         policy, error = await asyncio.to_thread(load_policy, depot.settings.home), None
@@ -156,10 +145,7 @@ def _since(text: str | None) -> datetime | None:
 
 
 @router.get("/audit")
-async def audit_page(request: Request) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
+async def audit_page(request: Request, who: Admin) -> Response:
     depot = request.app.state.depot.depot
     q = request.query_params
     action, actor, model = q.get("action") or None, q.get("actor") or "", q.get("model") or ""
@@ -227,10 +213,7 @@ def _usage(depot: Any, days: int = 14) -> dict[str, Any]:
 
 
 @router.get("/keys")
-async def keys_page(request: Request) -> Response:
-    who = await _admin(request)
-    if isinstance(who, Response):
-        return who
+async def keys_page(request: Request, who: Admin) -> Response:
     return await _keys_page(request, who, done=request.query_params.get("done"))
 
 
@@ -244,10 +227,7 @@ async def _keys_page(request: Request, who: Viewer, **extra: Any) -> Response:
 
 
 @router.post("/keys/create")
-async def key_create(request: Request) -> Response:
-    checked = await _admin_form(request)
-    if isinstance(checked, Response):
-        return checked
+async def key_create(request: Request, checked: AdminForm) -> Response:
     who, form = checked
     depot = request.app.state.depot.depot
 
@@ -268,10 +248,7 @@ async def key_create(request: Request) -> Response:
 
 
 @router.post("/keys/revoke")
-async def key_revoke(request: Request) -> Response:
-    checked = await _admin_form(request)
-    if isinstance(checked, Response):
-        return checked
+async def key_revoke(request: Request, checked: AdminForm) -> Response:
     who, form = checked
     depot = request.app.state.depot.depot
     name = form.get("name", "")

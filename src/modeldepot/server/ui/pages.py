@@ -4,19 +4,20 @@ pages work without JavaScript; htmx and the chart library only enhance them. Eve
 comes from a model (names, cards, file names, findings) is escaped, or sanitised Markdown.
 
 With no API key ever created the UI is open, like the API on loopback; once keys exist it asks
-for one (a signed session cookie), and a key's model scope limits what it shows."""
+for one (a session the registry keeps), and a key's model scope limits what it shows."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
@@ -30,10 +31,14 @@ from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.keys import ApiKey
+from modeldepot.registry.sessions import SessionStore
 from modeldepot.runtime import Capability
 from modeldepot.scan import Finding
 from modeldepot.scores import Score
+from modeldepot.server.access import note
 from modeldepot.server.auth import LOCAL
+from modeldepot.server.errors import error_body
+from modeldepot.server.requests import read_form
 from modeldepot.server.state import ServerState
 from modeldepot.server.ui import catalogue
 from modeldepot.server.ui.markdown import card_body, render_markdown
@@ -43,11 +48,13 @@ __all__ = [
     "STATIC",
     "SignIn",
     "Viewer",
+    "Who",
     "leaderboard_for",
     "render",
     "router",
     "script_json",
     "sessions_of",
+    "signin_handler",
     "signin_redirect",
     "viewer",
 ]
@@ -83,6 +90,11 @@ class Viewer:
     key: ApiKey
     signed_in: bool
     csrf: str
+    """The token this viewer's forms carry."""
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether a posted form's (or request's) CSRF token is this viewer's."""
+        return bool(token) and hmac.compare_digest(str(token), self.csrf)
 
 
 class SignIn(Exception):
@@ -97,32 +109,38 @@ def _state(request: Request) -> ServerState:
 def sessions_of(request: Request) -> Sessions:
     sessions: Sessions | None = getattr(request.app.state, "ui_sessions", None)
     if sessions is None:
-        sessions = Sessions.for_home(_state(request).settings.home)
+        state = _state(request)
+        sessions = Sessions(SessionStore(state.depot.registry.engine), state.settings.home)
         request.app.state.ui_sessions = sessions
     return sessions
 
 
-async def _active_key(state: ServerState, name: str) -> ApiKey | None:
-    for key in state.gate.env_keys.values():
-        if key.name == name:
-            return key
-    keys = await asyncio.to_thread(state.depot.keys.all)
-    return next((k for k in keys if k.name == name and k.revoked_at is None), None)
-
-
 async def viewer(request: Request) -> Viewer:
-    """Who is looking: the open local viewer when no key was ever created, else the key the
-    session cookie names (SignIn when there is none, or it was revoked or expired)."""
+    """Who is looking (a route's parameter `who: Who`): the open local viewer when no key was
+    ever created, else the key the session cookie names (SignIn when there is none, or it was
+    revoked or expired)."""
     state, sessions = _state(request), sessions_of(request)
-    if not await state.gate.enabled():
+    if await state.gate.open_for(request):
         return Viewer(LOCAL, False, sessions.csrf(None))
-    session = sessions.read(request.cookies.get(COOKIE))
+    session = await sessions.read(request.cookies.get(COOKIE))
     if session is None:
         raise SignIn
-    key = await _active_key(state, session.key)
+    key = await state.gate.key_named(session.key)
     if key is None:
         raise SignIn
+    note(request, key=key.name)
     return Viewer(key, True, sessions.csrf(session))
+
+
+Who = Annotated[Viewer, Depends(viewer)]
+
+
+async def signin_handler(request: Request, exc: Exception) -> Response:
+    """A page asked for without a session: to the sign-in page (the playground's requests: 401)."""
+    if request.url.path.startswith("/ui/"):
+        return JSONResponse(error_body("sign in first", "invalid_request_error",
+                                       "signin_required"), 401)  # fmt: skip
+    return signin_redirect(request)
 
 
 def render(request: Request, template: str, who: Viewer, status: int = 200,
@@ -146,11 +164,7 @@ def signin_redirect(request: Request) -> RedirectResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def catalogue_page(request: Request) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def catalogue_page(request: Request, who: Who) -> Response:
     query = catalogue.Query.from_params(dict(request.query_params))
     found = catalogue.search(await catalogue.rows_for(_state(request), who.key), query)
     return render(request, "catalogue.html", who, query=query, found=found,
@@ -228,11 +242,7 @@ async def _version_for(request: Request, who: Viewer, name: str) -> ModelVersion
 
 
 @router.get("/models/{name:path}/bom.json")
-async def model_bom(request: Request, name: str) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def model_bom(request: Request, name: str, who: Who) -> Response:
     version = await _version_for(request, who, name)
     if version is None:
         return render(request, "missing.html", who, 404, name=name)
@@ -247,11 +257,7 @@ async def model_bom(request: Request, name: str) -> Response:
 
 
 @router.get("/models/{name:path}", response_class=HTMLResponse)
-async def model_page(request: Request, name: str) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def model_page(request: Request, name: str, who: Who) -> Response:
     version = await _version_for(request, who, name)
     if version is None:
         return render(request, "missing.html", who, 404, name=name)
@@ -287,11 +293,7 @@ async def model_page(request: Request, name: str) -> Response:
 
 
 @router.get("/leaderboard", response_class=HTMLResponse)
-async def leaderboard_page(request: Request) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def leaderboard_page(request: Request, who: Who) -> Response:
     store = EvaluationStore(_state(request).depot.registry)
     task = request.query_params.get("task") or None
     newest = request.query_params.get("newest") == "1"
@@ -334,22 +336,14 @@ def _gap(store: EvaluationStore, subjects: dict[str, str], a: str, b: str) -> di
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-async def jobs_page(request: Request) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def jobs_page(request: Request, who: Who) -> Response:
     jobs = await asyncio.to_thread(_state(request).depot.jobs.list)
     jobs = [j for j in jobs if who.key.allows(j.target)]
     return render(request, "jobs.html", who, jobs=jobs)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-async def job_page(request: Request, job_id: str) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def job_page(request: Request, job_id: str, who: Who) -> Response:
     try:
         job = await asyncio.to_thread(_state(request).depot.jobs.get, job_id)
     except DepotError:
@@ -380,9 +374,13 @@ async def signin_page(request: Request, next: str = "/") -> Response:
     return response
 
 
+FORM_LIMIT = 64 * 1024
+"""Largest form the web UI takes (sign-in and governance forms are a few fields)."""
+
+
 @router.post("/signin", response_class=HTMLResponse)
 async def signin(request: Request) -> Response:
-    form = await request.form()
+    form = await read_form(request, FORM_LIMIT)
     state = _state(request)
     token = request.cookies.get(CSRF_COOKIE)
     target = _safe_next(str(form.get("next") or "/"))
@@ -397,20 +395,21 @@ async def signin(request: Request) -> Response:
         return render(request, "signin.html", who, 401, next=target,
                      error="that API key is not valid")  # fmt: skip
     response = RedirectResponse(target, 303)
-    response.set_cookie(COOKIE, sessions_of(request).issue(key.name), httponly=True,
-                        samesite="strict", max_age=int(sessions_of(request).lifetime),
+    sessions = sessions_of(request)
+    response.set_cookie(COOKIE, await sessions.issue(key.name), httponly=True,
+                        samesite="strict", max_age=int(sessions.lifetime),
                         secure=request.url.scheme == "https")  # fmt: skip
     response.delete_cookie(CSRF_COOKIE)
     return response
 
 
 @router.post("/signout")
-async def signout(request: Request) -> Response:
-    form = await request.form()
-    sessions = sessions_of(request)
-    session = sessions.read(request.cookies.get(COOKIE))
-    if not sessions.check_csrf(session, str(form.get("csrf") or "")):
-        return JSONResponse({"error": "bad CSRF token"}, 403)
+async def signout(request: Request, who: Who) -> Response:
+    form = await read_form(request, FORM_LIMIT)
+    if not who.accepts(str(form.get("csrf") or "")):
+        return JSONResponse(error_body("bad CSRF token", "permission_error", "bad_csrf_token"),
+                            403)  # fmt: skip
+    await sessions_of(request).end(request.cookies.get(COOKIE))  # refused from now on
     response = RedirectResponse("/signin", 303)
     response.delete_cookie(COOKIE)
     return response
@@ -420,11 +419,7 @@ async def signout(request: Request) -> Response:
 
 
 @router.get("/playground", response_class=HTMLResponse)
-async def playground_page(request: Request) -> Response:
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return signin_redirect(request)
+async def playground_page(request: Request, who: Who) -> Response:
     from modeldepot.server.openai import models_for
 
     listed = await models_for(request, who.key, Capability.CHAT)  # no embedding models
@@ -433,17 +428,12 @@ async def playground_page(request: Request) -> Response:
 
 
 @router.post("/ui/chat")
-async def playground_chat(request: Request) -> Response:
+async def playground_chat(request: Request, who: Who) -> Response:
     """The playground's chat request, answered by the OpenAI API as the signed-in key (the
     session's CSRF token in `X-CSRF-Token`)."""
-    try:
-        who = await viewer(request)
-    except SignIn:
-        return JSONResponse({"error": {"message": "sign in first"}}, 401)
-    session = sessions_of(request).read(request.cookies.get(COOKIE))
-    token = request.headers.get("x-csrf-token")
-    if not sessions_of(request).check_csrf(session if who.signed_in else None, token):
-        return JSONResponse({"error": {"message": "bad CSRF token"}}, 403)
+    if not who.accepts(request.headers.get("x-csrf-token")):
+        return JSONResponse(error_body("bad CSRF token", "permission_error", "bad_csrf_token"),
+                            403)  # fmt: skip
     from modeldepot.server.openai import forward_as
 
     return await forward_as(request, "/v1/chat/completions", who.key)
