@@ -17,7 +17,7 @@ import pytest
 from builders import write_gguf, write_onnx
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.registry import ModelVersion
+from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.runtime import (
     Adapter,
     Capability,
@@ -81,12 +81,16 @@ def test_capabilities_are_answered_in_one_place(depot: Depot, tmp_path: Path) ->
     assert not can.native_tools  # ChatML without tools: the depot's fallback formats them
     assert engines.capabilities(onnx).to_list() == ["chat", "completion"]
     assert not Engines([LlamaServer()]).capabilities(onnx).servable
-    assert Engines.from_entry_points().names == ["llama-server", "scorer", "sentence"]
+    assert Engines.from_entry_points().names == ["llama-server", "vllm", "scorer", "sentence"]
     files = StoredFiles(depot.store, depot.settings.home)
-    lora = (Adapter(tmp_path / "adapter.gguf"),)
+    link = LineageLink("adapter", str(gguf.reference), gguf.digest)
+    adapter = depot.intake.import_path(write_gguf(tmp_path / "lora.gguf", seed=3,
+                                                                kind="adapter"), "lora",
+                                       lineage=[link])  # fmt: skip
     with pytest.raises(ModelUnavailable, match="applies no adapters"):
-        engines.spec(gguf, Capability.SCORING, files, depot.settings, lora)
-    assert engines.spec(gguf, Capability.CHAT, files, depot.settings, lora).adapters == lora
+        engines.spec(gguf, Capability.SCORING, files, depot.settings, (adapter,))
+    loaded = engines.spec(gguf, Capability.CHAT, files, depot.settings, (adapter,)).adapters
+    assert loaded == (Adapter(files.file(adapter.files[0].digest), 0.0, adapter.digest),)
 
 
 def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(

@@ -121,7 +121,7 @@ def run(depot: Depot, model: str, prompt: str | None, system: str | None, max_to
         if server is not None:
             endpoint = _Endpoint(f"{server.url}/v1", str(version.reference), server.key, True)
         else:
-            engines = Engines.from_entry_points()
+            engines = Engines.from_entry_points(settings)
             spec = engines.spec(version, Capability.CHAT, StoredFiles(depot.store, settings.home),
                                 settings)  # fmt: skip
             spec = dataclasses.replace(spec, parallel=1, context=spec.context // spec.parallel)

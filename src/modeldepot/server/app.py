@@ -92,7 +92,7 @@ def create_app(
     """The server over the depot at `settings`. `engines`: the engine plugins (default: the
     `modeldepot.engines` entry points). `listen`: the base URL it is reached at, to announce."""
     depot = Depot(settings)
-    engines = engines or Engines.from_entry_points()
+    engines = engines or Engines.from_entry_points(settings)
     pool = EnginePool(
         engines.launcher(settings, settings.home / "logs"),
         budget=settings.memory_budget,
