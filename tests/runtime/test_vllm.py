@@ -16,12 +16,14 @@ from builders import write_gguf, write_hf_folder
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import UsageError
+from modeldepot.formats.base import ModelInfo, ModelSource, SourceFile
 from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.runtime import Capability, Engines, ModelUnavailable, StoredFiles
 from modeldepot.runtime.llama import LlamaServer
 from modeldepot.runtime.scorer import ScoringEngine
 from modeldepot.runtime.sentence import SentenceEngine
 from modeldepot.runtime.vllm import VllmEngine
+from modeldepot.store import LayerKind
 
 
 def _engines(settings: Settings | None) -> Engines:
@@ -48,17 +50,37 @@ def _hf_llama(folder: Path, *, template: bool = True, dtype: str = "float32") ->
     return folder
 
 
-def _peft_adapter(depot: Depot, base: ModelVersion, folder: Path, rank: int = 24) -> ModelVersion:
+def _peft(folder: Path, rank: int) -> Path:
+    """A PEFT LoRA adapter folder, as PEFT saves one."""
     from safetensors.numpy import save_file
 
-    peft = folder  # as PEFT saves it (`depot finetune` stores one under peft/ as well)
-    peft.mkdir(parents=True)
+    folder.mkdir(parents=True)
     config = {"peft_type": "LORA", "r": rank, "lora_alpha": 16, "target_modules": ["q_proj"]}
-    (peft / "adapter_config.json").write_text(json.dumps(config))
+    (folder / "adapter_config.json").write_text(json.dumps(config))
     tensor = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
-    save_file({tensor: np.zeros((rank, 16), np.float32)}, str(peft / "adapter_model.safetensors"))
+    save_file({tensor: np.zeros((rank, 16), np.float32)}, str(folder / "adapter_model.safetensors"))
+    return folder
+
+
+def _peft_adapter(depot: Depot, base: ModelVersion, folder: Path, rank: int = 24) -> ModelVersion:
+    """A PEFT folder imported as an adapter of `base` (`depot import --relation adapter`)."""
     link = LineageLink("adapter", str(base.reference), base.digest)
-    return depot.intake.import_path(folder, "hf-tuned", lineage=[link])
+    return depot.intake.import_path(_peft(folder, rank), "hf-tuned", lineage=[link])
+
+
+def _finetuned(depot: Depot, base: ModelVersion, folder: Path) -> ModelVersion:
+    """An adapter as `depot finetune` stores one: its GGUF, and its PEFT folder under peft/."""
+    peft = _peft(folder / "peft", 8)
+    gguf = write_gguf(folder / "adapter.gguf", kind="adapter")
+    files = (SourceFile("adapter.gguf", LayerKind.ADAPTER, path=gguf),
+             SourceFile("peft/adapter_model.safetensors", LayerKind.ADAPTER,
+                        path=peft / "adapter_model.safetensors"),
+             SourceFile("peft/adapter_config.json", LayerKind.CONFIG,
+                        path=peft / "adapter_config.json"))  # fmt: skip
+    info = ModelInfo(format="gguf", details={"general.type": "adapter"})
+    link = LineageLink("adapter", str(base.reference), base.digest)
+    return depot.intake.import_source(ModelSource(info, files), "hf-finetuned", lineage=[link],
+                                      origin="finetune:test")  # fmt: skip
 
 
 def test_hugging_face_folders_go_to_vllm_when_it_is_installed(
@@ -117,14 +139,16 @@ def test_launch_asks_vllm_for_the_stored_precision_the_cache_and_the_adapters(
                                    parallel=2, context=256)  # fmt: skip
     hf = depot.intake.import_path(_hf_llama(tmp_path / "hf"), "hf")
     adapter = _peft_adapter(depot, hf, tmp_path / "adapter", rank=24)
+    tuned = _finetuned(depot, hf, tmp_path / "tuned")
     engines = _engines(settings)
     files = StoredFiles(depot.store, settings.home)
-    spec = engines.spec(hf, Capability.CHAT, files, settings, (adapter,))
+    spec = engines.spec(hf, Capability.CHAT, files, settings, (adapter, tuned))
     assert spec.engine == "vllm" and spec.dtype == "float32" and spec.parallel == 2
     # keys and values of 2 layers x 2 KV heads x 4 dimensions, f32, for 2 x 256 tokens
     assert spec.kv_cache >= 2 * 2 * 2 * 4 * 4 * 512
-    assert [a.name for a in spec.adapters] == [adapter.digest] and spec.adapters[0].rank == 24
-    assert (spec.adapters[0].path / "adapter_config.json").is_file()
+    assert [(a.name, a.rank) for a in spec.adapters] == [(adapter.digest, 24), (tuned.digest, 8)]
+    assert spec.adapters[1].path.name == "peft"  # the folder that holds the PEFT files
+    assert all((a.path / "adapter_model.safetensors").is_file() for a in spec.adapters)
     # a request names the adapter as its model; the base, or anything else, is the base
     assert spec.selection(adapter.digest) == {"model": adapter.digest}
     assert spec.selection(hf.digest) == {"model": "hf:latest"}
@@ -143,8 +167,9 @@ def test_launch_asks_vllm_for_the_stored_precision_the_cache_and_the_adapters(
     assert flag("--kv-cache-memory-bytes") == str(spec.kv_cache)
     assert "--enforce-eager" in argv and "--trust-remote-code" not in argv
     assert flag("--max-lora-rank") == "32"  # the smallest slot holding rank 24
-    assert json.loads(flag("--lora-modules")) == {"name": adapter.digest,
-                                                  "path": str(spec.adapters[0].path)}  # fmt: skip
+    modules = argv[argv.index("--lora-modules") + 1 :][:2]
+    assert [json.loads(m) for m in modules] == [{"name": a.name, "path": str(a.path)}
+                                                for a in spec.adapters]  # fmt: skip
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
     assert env["VLLM_CPU_OMP_THREADS_BIND"].count(",") == 1  # two threads, bound
     assert env["VLLM_CACHE_ROOT"].startswith(str(settings.home))
