@@ -63,12 +63,13 @@ test: lint typecheck
 screenshots: setup
 	DEPOT_TEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/ui
 
-bench: setup
+bench: setup vllm
 	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) $(LLAMA_PROGRAMS) llama-bench \
 	  llama-batched-bench
 	$(BIN)/python -m pip install -q 'llama-cpp-python[server]'
 	$(BIN)/python bench/serve_speed.py --model smollm2
 	$(BIN)/python bench/serve_speed.py --model gemma3
+	$(BIN)/python bench/vllm_speed.py --rounds 5
 	$(BIN)/python bench/scan_corpus.py
 	$(BIN)/python -m pip install -q "lm-eval[api]==0.4.13" transformers
 	$(BIN)/python bench/eval_fidelity.py --task navigate --limit 100

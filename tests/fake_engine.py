@@ -3,7 +3,9 @@ OpenAI-shaped answers on a loopback port, like llama-server (it takes llama-serv
 line, so it can stand in for it through DEPOT_LLAMA_SERVER). Each answer names the model, a
 request count and the `max_tokens` it was asked for; `fake_delay` (seconds) makes it work that
 long first, stopping early, as llama-server does, when the client closes the connection.
-`GET /stats` counts answered and cancelled requests."""
+`GET /stats` counts answered and cancelled requests. `--child-linger S` starts a child process
+that takes S seconds to exit once asked (as vLLM's engine core and worker do); /stats names
+its pid."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import itertools
 import select
 import socket
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,9 +36,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", "--alias", dest="name", default="fake")
+    parser.add_argument("--child-linger", type=float, default=None)
     args, _ = parser.parse_known_args()
     counter = itertools.count(1)
     stats = {"answered": 0, "cancelled": 0}
+    if args.child_linger is not None:
+        linger = (f"import signal, sys, time\n"
+                  f"signal.signal(signal.SIGTERM, lambda *_: (time.sleep({args.child_linger}),"
+                  f" sys.exit(0)))\ntime.sleep(600)\n")  # fmt: skip
+        stats["child"] = subprocess.Popen([sys.executable, "-c", linger]).pid
 
     class Handler(JSONHandler):
         def do_GET(self) -> None:

@@ -22,6 +22,7 @@ from modeldepot.runtime import (
     Adapter,
     Capability,
     EnginePool,
+    EngineProcess,
     Engines,
     EngineSpec,
     Launch,
@@ -30,6 +31,7 @@ from modeldepot.runtime import (
     StoredFiles,
 )
 from modeldepot.runtime.llama import LlamaServer
+from modeldepot.runtime.process import free_port
 from modeldepot.runtime.scorer import ScoringEngine
 from modeldepot.runtime.sentence import SentenceEngine
 from modeldepot.server import create_app
@@ -153,3 +155,22 @@ def test_server_routes_to_the_engine_the_capabilities_name(depot: Depot, tmp_pat
                 assert embed.json()["error"]["code"] == "model_not_servable"
 
     asyncio.run(scenario())
+
+
+def test_stop_returns_once_the_engines_own_processes_are_gone(depot: Depot, tmp_path: Path
+                                                              ) -> None:  # fmt: skip
+    """An engine whose children take a moment to exit (vLLM's engine core and worker) is
+    stopped only when they have: their memory is what the next model is loaded into."""
+    spec = EngineSpec(name="m", digest="sha256:" + "1" * 64, engine="fake", kind="generate",
+                      weights=tmp_path, context=128, parallel=1, threads=1)  # fmt: skip
+    launch = Launch([sys.executable, str(FAKE), "--port", "{port}", "--child-linger", "1"],
+                    {"PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    port = free_port()
+    launch = Launch([a.replace("{port}", str(port)) for a in launch.argv], launch.environment)
+    engine = EngineProcess.start(spec, launch, port, tmp_path / "logs")
+    child = httpx.get(f"{engine.base_url}/stats").json()["child"]
+    assert engine.resident_memory > 0
+    engine.stop()
+    assert not engine.alive
+    status = Path(f"/proc/{child}/stat")
+    assert not status.exists() or status.read_text().split(") ")[1].startswith("Z")

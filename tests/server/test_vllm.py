@@ -257,10 +257,12 @@ def test_a_client_that_leaves_stops_the_work(served: str, hf_home: Path) -> None
 
 
 def test_stop_leaves_no_vllm_process_behind(served: str, hf_home: Path) -> None:
+    _client(served).chat.completions.create(model="smollm2-hf", messages=QUESTION, max_tokens=1)
     (engine,) = _ps(hf_home)
-    depot_cli(hf_home, "stop", "smollm2-hf")
-    assert _ps(hf_home) == []
-    # vLLM's engine core and worker run in the session its server leads: all gone
+    stopped = httpx.post(f"{served}/api/stop", json={"model": "smollm2-hf"}, timeout=300)
+    assert [e["pid"] for e in stopped.json()] == [engine["pid"]]
+    # vLLM's engine core and worker run in the session its server leads: all gone by the time
+    # the stop is answered (their memory is free for the next model)
     left = []
     for entry in Path("/proc").iterdir():
         try:
@@ -269,5 +271,6 @@ def test_stop_leaves_no_vllm_process_behind(served: str, hf_home: Path) -> None:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 3 and int(fields[3]) == engine["pid"] and fields[0] != "Z":
-            left.append(entry.name)
+            left.append(f"{entry.name} {stat[: stat.rfind(')') + 1]}")
     assert left == []
+    assert _ps(hf_home) == []
