@@ -179,10 +179,8 @@ def test_chat_and_stream_through_vllm(served: str, hf_home: Path,
                                             stream_options={"include_usage": True})  # fmt: skip
     chunks = list(stream)
     assert {c.model for c in chunks} == {"smollm2-hf:latest"}
-    assert (
-        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        == (reference["text"])
-    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == reference["text"]
     assert chunks[-1].usage.completion_tokens == len(reference["logprobs"])
 
     # `n` choices decoded together, every choice's tokens counted
