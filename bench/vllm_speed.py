@@ -9,10 +9,10 @@ The packaged SmolLM2 is converted to a Hugging Face folder (`depot convert --to 
 default: the dequantised Q4_1 values), or `--folder` names a Hugging Face folder to import, and
 `depot serve` serves it on vLLM (`make vllm`, or DEPOT_VLLM_PYTHON). Streams are read with the
 depot's raw-socket reader (bench/serve_speed.py); rounds interleave the depot and the direct
-client at each number of streams. Then, on CPU, vLLM is unloaded and the GGUF itself is measured
-through the same API on llama-server (Q4_1, so not the same arithmetic: a record, not a
-contest). Writes its section of the results file with the machine's load average, since a
-machine may be shared.
+client at each number of streams and, on CPU, the GGUF itself through the same API on
+llama-server (Q4_1, so not the same arithmetic: a record, not a contest; an idle engine takes no
+CPU, so both stay loaded). Writes its section of the results file with the machine's load
+average, since a machine may be shared.
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def _vllm_python() -> str:
 
 def _load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _ratios(a: list[float], b: list[float]) -> str:
+    """The median of each round's ratio (its two runs were next to each other in time, so a
+    busy spell of the machine falls on both), and the range over the rounds."""
+    each = sorted(x / y for x, y in zip(a, b, strict=True))
+    return f"{median(each):.2f}x ({each[0]:.2f}-{each[-1]:.2f})"
 
 
 def _streams(n: int) -> str:
@@ -99,6 +106,9 @@ def main() -> None:
         engine_url = _engine_url(engine["pid"])
         assert engine_url is not None
         asyncio.run(concurrent(engine_url, f"{MODEL}:latest", 1, 4))
+        compare = args.device == "cpu"
+        if compare:  # loaded too: an idle engine takes no CPU (measured), so rounds interleave
+            asyncio.run(concurrent(url, "smollm2", 1, 4))
         for _ in range(args.rounds):
             for n in sizes:
                 streams = asyncio.run(concurrent(url, MODEL, n, args.tokens))
@@ -106,11 +116,7 @@ def main() -> None:
                 via_e2e[n].append(end_to_end(streams))
                 streams = asyncio.run(concurrent(engine_url, f"{MODEL}:latest", n, args.tokens))
                 direct[n].append(decode_rate(streams))
-        if args.device == "cpu":  # vLLM out, llama-server in: one engine on the cores at a time
-            httpx.post(f"{url}/api/stop", json={"model": MODEL}, timeout=300)
-            asyncio.run(concurrent(url, "smollm2", 1, 4))
-            for _ in range(args.rounds):
-                for n in sizes:
+                if compare:
                     streams = asyncio.run(concurrent(url, "smollm2", n, args.tokens))
                     llama[n].append(decode_rate(streams))
     finally:
@@ -128,21 +134,22 @@ def main() -> None:
         f"--tokens {args.tokens} --rounds {args.rounds} --sizes {args.sizes} --type "
         f"{args.outtype}{f' --folder {args.folder}' if args.folder else ''}` (vLLM 0.32.0"
         f"{eager}, {args.threads} threads, {args.tokens} tokens per stream, ignore_eos, "
-        f"temperature 0, median of {args.rounds} interleaved rounds, "
-        f"{time.strftime('%Y-%m-%d')}). Load average (1/5/15 min) {load_before} before, "
-        f"{load_after} after. Rates in tokens/s (aggregate decode, while every stream decodes).",
+        f"temperature 0, {args.rounds} interleaved rounds, {time.strftime('%Y-%m-%d')}). Load "
+        f"average (1/5/15 min) {load_before} before, {load_after} after. Rates in tokens/s "
+        "(aggregate decode, while every stream decodes), medians over the rounds; a ratio is the "
+        "median of each round's own ratio, with its range over the rounds.",
         "",
         "| what | depot API | reference | ratio |",
         "| --- | ---: | --- | ---: |",
     ]
     for n in sizes:
-        a, b = median(via[n]), median(direct[n])
+        a, b, r = median(via[n]), median(direct[n]), _ratios(via[n], direct[n])
         lines.append(f"| decode, {_streams(n)} | {a:.1f} | client straight to vLLM: {b:.1f} | "
-                     f"**{a / b:.2f}x** |")  # fmt: skip
+                     f"**{r}** |")  # fmt: skip
     for n in sizes if llama[sizes[0]] else []:
-        a, b = median(via[n]), median(llama[n])
+        a, b, r = median(via[n]), median(llama[n]), _ratios(via[n], llama[n])
         lines.append(f"| decode, {_streams(n)}, both through the depot | vLLM {args.outtype}: "
-                     f"{a:.1f} | llama-server Q4_1: {b:.1f} | {a / b:.2f}x |")  # fmt: skip
+                     f"{a:.1f} | llama-server Q4_1: {b:.1f} | {r} |")  # fmt: skip
     lines += [
         "",
         "End to end through the depot (first request to last token): "
