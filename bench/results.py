@@ -7,15 +7,15 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
-def write_section(name: str, lines: list[str]) -> str:
-    """Replace (or append) the section `name` and return its text."""
+def write_section(name: str, lines: list[str], results: Path = RESULTS) -> str:
+    """Replace (or append) the section `name` of `results` and return its text."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     section = "\n".join([begin, *lines, end])
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
     if begin in text:
         head, _, rest = text.partition(begin)
         text = head + section + rest.partition(end)[2]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    results.write_text(text)
     return section

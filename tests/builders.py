@@ -28,11 +28,15 @@ def write_gguf(
     template: str | None = CHATML,
     name: str = "tiny",
     seed: int = 0,
+    kind: str | None = None,
 ) -> Path:
-    """A random-weight GGUF of any architecture (recognition, not inference)."""
+    """A random-weight GGUF of any architecture (recognition, not inference); `kind`:
+    `general.type` (`adapter` for a LoRA)."""
     rng = np.random.default_rng(seed)
     writer = gguf.GGUFWriter(path, arch)
     writer.add_name(name)
+    if kind:
+        writer.add_type(kind)
     writer.add_context_length(context)
     writer.add_embedding_length(embedding)
     writer.add_block_count(layers)

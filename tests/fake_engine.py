@@ -4,7 +4,9 @@ line, so it can stand in for it through DEPOT_LLAMA_SERVER). Each answer names t
 request count and the `max_tokens` it was asked for; `fake_delay` (seconds) makes it work that
 long first, stopping early, as llama-server does, when the client closes the connection. A
 `stream` request is answered with `fake_events` events (default 3), `fake_delay` apart, then
-one with the usage. `GET /stats` counts answered and cancelled requests."""
+one with the usage. `GET /stats` counts answered and cancelled requests. `--child-linger S`
+starts a child process that takes S seconds to exit once asked (as vLLM's engine core and
+worker do); /stats names its pid."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import select
 import socket
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,9 +38,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", "--alias", dest="name", default="fake")
+    parser.add_argument("--child-linger", type=float, default=None)
     args, _ = parser.parse_known_args()
     counter = itertools.count(1)
     stats = {"answered": 0, "cancelled": 0}
+    if args.child_linger is not None:
+        linger = (f"import signal, sys, time\n"
+                  f"signal.signal(signal.SIGTERM, lambda *_: (time.sleep({args.child_linger}),"
+                  f" sys.exit(0)))\ntime.sleep(600)\n")  # fmt: skip
+        stats["child"] = subprocess.Popen([sys.executable, "-c", linger]).pid
 
     class Handler(JSONHandler):
         def do_GET(self) -> None:

@@ -7,6 +7,7 @@ the result in; tests build `Settings(home=tmp_path)` directly.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,25 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "the pinned sources `make setup` links at .venv/share/modeldepot/llama.cpp",
     ),
     EnvVar(
+        "DEPOT_VLLM_PYTHON",
+        "Python interpreter of the environment holding vLLM, which serves Hugging Face folders "
+        "(its own environment: its pins would fight the depot's).",
+        "vllm-python beside the depot's interpreter, written by `make vllm`",
+    ),
+    EnvVar(
+        "DEPOT_DEVICE",
+        "Where vLLM runs models: `cpu`, or `cuda` on a machine with an NVIDIA GPU (and the "
+        "official vllm wheel, `make vllm VLLM_DEVICE=cuda`).",
+        "cpu",
+    ),
+    EnvVar(
+        "DEPOT_ENGINE_<FORMAT>",
+        "The engine that generates for models of FORMAT (`gguf`, `safetensors`, ...), by "
+        "plugin name, e.g. DEPOT_ENGINE_SAFETENSORS=vllm; it is then chosen whether or not it "
+        "looks installed.",
+        "the first installed engine that can: llama-server for GGUF, vllm for safetensors",
+    ),
+    EnvVar(
         "DEPOT_MAX_MEMORY",
         "Memory budget for loaded models (bytes, or with K/M/G suffix); least recently used "
         "models are unloaded to stay within it.",
@@ -131,6 +151,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "vi",
     ),
 )
+
+
+_ENGINE_PREFIX = "DEPOT_ENGINE_"
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
 
 def child_environment(**extra: str) -> dict[str, str]:
@@ -188,11 +212,20 @@ class Settings:
     """Seconds to connect to a remote and to wait for each read of its answer."""
     pull_deadline: float = 6 * 3600.0
     """Seconds a whole pull from a remote may take."""
+    vllm_python: Path | None = None
+    device: str = "cpu"
+    """`cpu` or `cuda[:N]`: where vLLM runs models."""
+    engine_choice: tuple[tuple[str, str], ...] = ()
+    """(format, engine name) pairs from DEPOT_ENGINE_<FORMAT>."""
 
     @property
     def layout(self) -> Layout:
         """Where each file under the home lives."""
         return Layout(self.home)
+
+    def engine_for(self, model_format: str) -> str | None:
+        """The engine DEPOT_ENGINE_<FORMAT> names for `model_format`, if any."""
+        return dict(self.engine_choice).get(model_format)
 
     @property
     def queue_limit(self) -> int:
@@ -231,6 +264,15 @@ class Settings:
         home = Path(env.get("DEPOT_HOME") or "~/.modeldepot").expanduser()
         server = env.get("DEPOT_LLAMA_SERVER")
         sources = env.get("DEPOT_LLAMA_CPP")
+        vllm = env.get("DEPOT_VLLM_PYTHON")
+        device = env.get("DEPOT_DEVICE") or "cpu"
+        if not _DEVICE.fullmatch(device):
+            raise UsageError(f"DEPOT_DEVICE={device!r}: cpu, cuda or cuda:N")
+        choice = tuple(sorted(
+            (name.removeprefix(_ENGINE_PREFIX).lower(), value.strip())
+            for name, value in env.items()
+            if name.startswith(_ENGINE_PREFIX) and len(name) > len(_ENGINE_PREFIX) and value.strip()
+        ))  # fmt: skip
 
         def number(name: str, default: float, low: float, kind: type = int) -> Any:
             text = env.get(name) or ""
@@ -270,4 +312,7 @@ class Settings:
             editor=env.get("EDITOR") or "vi",
             remote_timeout=number("DEPOT_REMOTE_TIMEOUT", 60, 0.1, float),
             pull_deadline=number("DEPOT_PULL_DEADLINE", 6 * 3600, 1, float),
+            vllm_python=Path(vllm).expanduser() if vllm else None,
+            device=device,
+            engine_choice=choice,
         )

@@ -5,6 +5,7 @@
       tmp/<pid>-<random>.partial   blobs being written
       checked/sha256-<hex>     when each blob file was last found to match its digest
       cache/blobs/             an object store's blobs, cached for engines and scanners
+      cache/<engine>/          an engine's own caches (vLLM's, torch's compiled kernels)
       run/<digest prefix>/     a version's files under their own names (links to blobs)
       logs/                    engine logs
       jobs/<id>/               fine-tuning work folders
@@ -55,6 +56,10 @@ class Layout:
     @property
     def blob_cache(self) -> Path:
         return self.root / "cache" / "blobs"
+
+    def engine_cache(self, name: str) -> Path:
+        """An engine's own cache folder (`name`: one of the depot's fixed names)."""
+        return self.root / "cache" / name
 
     @property
     def run(self) -> Path:

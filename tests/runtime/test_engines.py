@@ -17,11 +17,12 @@ import pytest
 from builders import write_gguf, write_onnx
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.registry import ModelVersion
+from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.runtime import (
     Adapter,
     Capability,
     EnginePool,
+    EngineProcess,
     Engines,
     EngineSpec,
     Launch,
@@ -30,6 +31,7 @@ from modeldepot.runtime import (
     StoredFiles,
 )
 from modeldepot.runtime.llama import LlamaServer
+from modeldepot.runtime.process import free_port
 from modeldepot.runtime.scorer import ScoringEngine
 from modeldepot.runtime.sentence import SentenceEngine
 from modeldepot.server import create_app
@@ -82,12 +84,16 @@ def test_capabilities_are_answered_in_one_place(depot: Depot, tmp_path: Path) ->
     assert not can.native_tools  # ChatML without tools: the depot's fallback formats them
     assert engines.capabilities(onnx).to_list() == ["chat", "completion"]
     assert not Engines([LlamaServer()]).capabilities(onnx).servable
-    assert Engines.from_entry_points().names == ["llama-server", "scorer", "sentence"]
+    assert Engines.from_entry_points().names == ["llama-server", "vllm", "scorer", "sentence"]
     files = StoredFiles(depot.store, depot.settings.home)
-    lora = (Adapter(tmp_path / "adapter.gguf"),)
+    link = LineageLink("adapter", str(gguf.reference), gguf.digest)
+    adapter = depot.intake.import_path(write_gguf(tmp_path / "lora.gguf", seed=3,
+                                                                kind="adapter"), "lora",
+                                       lineage=[link])  # fmt: skip
     with pytest.raises(ModelUnavailable, match="applies no adapters"):
-        engines.spec(gguf, Capability.SCORING, files, depot.settings, lora)
-    assert engines.spec(gguf, Capability.CHAT, files, depot.settings, lora).adapters == lora
+        engines.spec(gguf, Capability.SCORING, files, depot.settings, (adapter,))
+    loaded = engines.spec(gguf, Capability.CHAT, files, depot.settings, (adapter,)).adapters
+    assert loaded == (Adapter(files.file(adapter.files[0].digest), 0.0, adapter.digest),)
 
 
 def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(
@@ -150,3 +156,22 @@ def test_server_routes_to_the_engine_the_capabilities_name(depot: Depot, tmp_pat
                 assert embed.json()["error"]["code"] == "model_not_servable"
 
     asyncio.run(scenario())
+
+
+def test_stop_returns_once_the_engines_own_processes_are_gone(depot: Depot, tmp_path: Path
+                                                              ) -> None:  # fmt: skip
+    """An engine whose children take a moment to exit (vLLM's engine core and worker) is
+    stopped only when they have: their memory is what the next model is loaded into."""
+    spec = EngineSpec(name="m", digest="sha256:" + "1" * 64, engine="fake", kind="generate",
+                      weights=tmp_path, context=128, parallel=1, threads=1)  # fmt: skip
+    launch = Launch([sys.executable, str(FAKE), "--port", "{port}", "--child-linger", "1"],
+                    {"PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    port = free_port()
+    launch = Launch([a.replace("{port}", str(port)) for a in launch.argv], launch.environment)
+    engine = EngineProcess.start(spec, launch, port, tmp_path / "logs")
+    child = httpx.get(f"{engine.base_url}/stats").json()["child"]
+    assert engine.resident_memory > 0
+    engine.stop()
+    assert not engine.alive
+    status = Path(f"/proc/{child}/stat")
+    assert not status.exists() or status.read_text().split(") ")[1].startswith("Z")

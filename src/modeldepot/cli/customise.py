@@ -337,20 +337,30 @@ def quantize(depot: Depot, source: str, kind: str, name: str | None, as_json: bo
 
 @app.command()
 @click.argument("source")
+@click.option("--to", "to", default="gguf", show_default=True, type=click.Choice(["gguf", "hf"]),
+              help="gguf: a Hugging Face folder to GGUF; hf: a GGUF model to a Hugging Face "
+              "folder.")  # fmt: skip
 @click.option(
     "--type",
     "outtype",
-    default="f16",
-    show_default=True,
+    default=None,
     type=click.Choice(["f16", "bf16", "f32", "q8_0", "auto"]),
+    help="The result's numbers: f16 for GGUF, f32 (the dequantised values) for hf by default.",
 )
-@click.option("--name", default=None, help="NAME[:TAG] of the result (default: SOURCE:TAG-gguf).")
+@click.option(
+    "--name",
+    default=None,
+    help="NAME[:TAG] of the result (default: SOURCE:TAG-gguf or SOURCE:TAG-hf).",
+)
 @json_option
 @pass_depot
-def convert(depot: Depot, source: str, outtype: str, name: str | None, as_json: bool) -> None:
-    """Convert a Hugging Face folder version (safetensors) to GGUF (convert_hf_to_gguf.py),
-    relation `converted`, so llama-server can serve it."""
+def convert(depot: Depot, source: str, to: str, outtype: str | None, name: str | None,
+            as_json: bool) -> None:  # fmt: skip
+    """Convert a Hugging Face folder version (safetensors) to GGUF (convert_hf_to_gguf.py), so
+    llama-server can serve it; or, with --to hf, a GGUF version to a Hugging Face folder
+    (dequantised by transformers), so vLLM can serve it. Relation `converted`."""
     from modeldepot.customise import transforms
 
-    version = transforms.convert(depot, source, outtype=outtype, name=name)
-    _made(version, as_json, f"{source} converted to GGUF ({version.info.quantization})")
+    version = transforms.convert(depot, source, to=to, outtype=outtype, name=name)
+    what = "a Hugging Face folder" if to == "hf" else "GGUF"
+    _made(version, as_json, f"{source} converted to {what} ({version.info.quantization})")

@@ -36,13 +36,13 @@ def ps(depot: Depot, as_json: bool) -> None:
     if not loaded:
         stderr.print("no model is loaded")
         return
-    stdout.print(f"{'NAME':<32} {'KIND':<9} {'PID':>7} {'MEMORY':>9} {'ESTIMATE':>9} "
-                 f"{'ACTIVE':>6}  IDLE", markup=False)  # fmt: skip
+    stdout.print(f"{'NAME':<32} {'ENGINE':<12} {'KIND':<9} {'PID':>7} {'MEMORY':>9} "
+                 f"{'ESTIMATE':>9} {'ACTIVE':>6}  IDLE", markup=False)  # fmt: skip
     for m in loaded:
         resident, estimate = human_size(m["resident_memory"]), human_size(m["memory_estimate"])
-        stdout.print(f"{m['name']:<32} {m['kind']:<9} {m['pid']:>7} {resident:>9} "
-                     f"{estimate:>9} {m['active_requests']:>6}  {m['idle_seconds']:.0f} s",
-                     markup=False)  # fmt: skip
+        stdout.print(f"{m['name']:<32} {m.get('engine', ''):<12} {m['kind']:<9} {m['pid']:>7} "
+                     f"{resident:>9} {estimate:>9} {m['active_requests']:>6}  "
+                     f"{m['idle_seconds']:.0f} s", markup=False)  # fmt: skip
 
 
 @app.command()

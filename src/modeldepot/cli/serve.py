@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import sys
@@ -37,9 +38,16 @@ def _log_to_console() -> None:
 @app.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--device",
+    default=None,
+    type=click.Choice(["cpu", "cuda"]),
+    help="Where vLLM runs Hugging Face models (default: DEPOT_DEVICE).",
+)
 @pass_depot
-def serve(depot: Depot, host: str, port: int) -> None:
-    """Serve the stored GGUF models behind an OpenAI-compatible API (/v1/...)."""
+def serve(depot: Depot, host: str, port: int, device: str | None) -> None:
+    """Serve the stored models behind an OpenAI-compatible API (/v1/...): GGUF on llama.cpp,
+    Hugging Face folders on vLLM (`make vllm`)."""
     import uvicorn
 
     from modeldepot.server import create_app
@@ -53,5 +61,8 @@ def serve(depot: Depot, host: str, port: int) -> None:
     _log_to_console()
     stderr.print(f"serving on http://{host}:{port}/v1 (Ctrl-C stops)")
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    app = create_app(depot.settings, listen=f"http://{local}:{port}", bind=(host, port))
+    settings = depot.settings
+    if device is not None and not settings.device.startswith(device):
+        settings = dataclasses.replace(settings, device=device)
+    app = create_app(settings, listen=f"http://{local}:{port}", bind=(host, port))
     uvicorn.run(app, host=host, port=port, log_level="warning")

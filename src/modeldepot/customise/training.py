@@ -7,8 +7,11 @@ A checkpoint (adapter weights, optimiser, schedule, random state, losses) is wri
 every `checkpoint_every` steps, so a run killed at any point resumes from its last checkpoint
 without repeating a finished step; the data order of every epoch is fixed by the seed.
 
+A GGUF base is also exported here as a Hugging Face folder (`export_hf`, for `depot convert
+--to hf`), through the same loader.
+
 torch, transformers and peft are the `train` extra: only this module imports them, and only
-when training starts.
+when training or exporting starts.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from modeldepot.customise.examples import IGNORE, Example, encode, read_records
 from modeldepot.errors import DepotError, PackageNotInstalled, UsageError
 
 __all__ = [
+    "EXPORT_DTYPES",
     "PROJECTIONS",
     "Base",
     "Cancelled",
     "Step",
     "TrainingConfig",
     "TrainingResult",
+    "export_hf",
     "gguf_architectures",
     "library_versions",
     "train",
@@ -170,6 +175,14 @@ def gguf_architectures() -> tuple[str, ...]:
 
 
 def _load(base: Base, config: TrainingConfig) -> tuple[Any, Any]:
+    model, tokenizer = _load_pretrained(base)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(config.device), tokenizer
+
+
+def _load_pretrained(base: Base) -> tuple[Any, Any]:
+    """The base as a float32 transformers model and its tokenizer (a GGUF file dequantised)."""
     torch, transformers, _ = _import_stack()
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if base.gguf_file:
@@ -191,9 +204,25 @@ def _load(base: Base, config: TrainingConfig) -> tuple[Any, Any]:
         model.config.quantization_config = None
         if hasattr(model, "is_quantized"):
             model.is_quantized = False
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(config.device), tokenizer
+    return model, tokenizer
+
+
+EXPORT_DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+
+
+def export_hf(base: Base, out: Path, dtype: str = "f32") -> None:
+    """A GGUF base as a Hugging Face folder (safetensors, config, tokenizer, chat template),
+    its weights dequantised and saved as `dtype` (f32, f16, bf16); `base.chat_template`, when
+    given, becomes the folder's template."""
+    torch, _, _ = _import_stack()
+    model, tokenizer = _load_pretrained(base)
+    if base.chat_template:
+        tokenizer.chat_template = base.chat_template
+    model = model.to(getattr(torch, EXPORT_DTYPES[dtype]))
+    with contextlib.suppress(AttributeError):
+        del model.config.quantization_config  # loaded from GGUF; the saved weights are plain
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def _batches(n: int, size: int, seed: int, epoch: int) -> list[list[int]]:

@@ -5,29 +5,38 @@ derivation record and provenance, scanned, admitted and signed like any import:
 - `quantize`: a GGUF version re-encoded (llama-quantize), relation `quantized`, with the
   perplexity of source and result on the text the project ships;
 - `convert`: a Hugging Face folder (safetensors) to GGUF (convert_hf_to_gguf.py), relation
-  `converted`, so it becomes servable by llama-server.
+  `converted`, so it becomes servable by llama-server; or, `to="hf"`, a GGUF version to a
+  Hugging Face folder (dequantised by transformers' GGUF loader), relation `converted`, so vLLM
+  can serve it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from modeldepot.customise import llamacpp
+from modeldepot.customise.examples import BUILTIN_TEMPLATES
 from modeldepot.customise.provenance import Material
 from modeldepot.customise.results import Output, base_files, servable_base, store_result
 from modeldepot.depot import Depot
 from modeldepot.errors import UsageError
 from modeldepot.formats.gguf import read_gguf_info
+from modeldepot.formats.huggingface import HuggingFaceFormat
 from modeldepot.refs import Reference
 from modeldepot.registry import LineageLink, ModelVersion
+from modeldepot.runtime.llama import ARCHITECTURE_TEMPLATES
 from modeldepot.store import LayerKind
 
-__all__ = ["CONVERT_TYPES", "convert", "merge", "quantize"]
+__all__ = ["CONVERT_TARGETS", "CONVERT_TYPES", "HF_TYPES", "convert", "merge", "quantize"]
 
 CONVERT_TYPES = ("f16", "bf16", "f32", "q8_0", "auto")
+HF_TYPES = ("f32", "f16", "bf16")
+"""What a Hugging Face folder made from GGUF is saved as (f32 keeps the dequantised values)."""
+CONVERT_TARGETS = ("gguf", "hf")
 _UNQUANTISED = {"F32", "F16", "BF16"}
 
 
@@ -131,9 +140,15 @@ def quantize(depot: Depot, source_name: str, kind: str, *, name: str | None = No
         )  # fmt: skip
 
 
-def convert(depot: Depot, source_name: str, *, outtype: str = "f16", name: str | None = None,
-            actor: str | None = None) -> ModelVersion:  # fmt: skip
-    """A Hugging Face folder version as one GGUF file."""
+def convert(depot: Depot, source_name: str, *, to: str = "gguf", outtype: str | None = None,
+            name: str | None = None, actor: str | None = None) -> ModelVersion:  # fmt: skip
+    """A Hugging Face folder version as one GGUF file (`to="gguf"`, `outtype` f16 by default),
+    or a GGUF version as a Hugging Face folder (`to="hf"`, f32 by default)."""
+    if to not in CONVERT_TARGETS:
+        raise UsageError(f"--to {to!r}: one of {', '.join(CONVERT_TARGETS)}")
+    if to == "hf":
+        return _to_hf(depot, source_name, outtype or "f32", name, actor)
+    outtype = outtype or "f16"
     if outtype not in CONVERT_TYPES:
         raise UsageError(f"--type {outtype!r}: one of {', '.join(CONVERT_TYPES)}")
     source = servable_base(depot, source_name, generative=False)
@@ -160,4 +175,46 @@ def convert(depot: Depot, source_name: str, *, outtype: str = "f16", name: str |
             record={"source": {"reference": str(source.reference), "digest": source.digest},
                     "parameters": {"outtype": outtype}},
             invocation=_invocation("convert"), started=started, actor=actor,
+        )  # fmt: skip
+
+
+def _to_hf(depot: Depot, source_name: str, outtype: str, name: str | None,
+           actor: str | None) -> ModelVersion:  # fmt: skip
+    """A GGUF version as a Hugging Face folder, dequantised with transformers' GGUF loader.
+    A model whose file has no chat template gets the one llama-server would use for it."""
+    from modeldepot.customise import training  # torch, only when converting
+
+    if outtype not in HF_TYPES:
+        raise UsageError(
+            f"--type {outtype!r}: a Hugging Face folder is one of {', '.join(HF_TYPES)}"
+        )
+    source = servable_base(depot, source_name)
+    filename, _ = _weights(depot, source)
+    started = datetime.now(UTC)
+    target = _target(name, f"{source.reference.repository}:{source.reference.tag}-hf")
+    architecture = source.info.architecture or ""
+    template = None
+    if not source.info.chat_template:
+        template = BUILTIN_TEMPLATES.get(ARCHITECTURE_TEMPLATES.get(architecture, "chatml"))
+    base = training.Base(base_files(depot, source), filename, architecture, template)
+    with tempfile.TemporaryDirectory(dir=depot.settings.home) as tmp:
+        out = Path(tmp) / "hf"
+        training.export_hf(base, out, outtype)
+        made = HuggingFaceFormat().read(out)
+        info = dataclasses.replace(
+            made.info, license=source.info.license, license_source=source.info.license_source
+        )
+        outputs = [Output(f.relpath, f.kind, f.path) for f in made.files if f.path is not None]
+        return store_result(
+            depot, kind="convert", name=target, info=info, outputs=outputs,
+            lineage=[LineageLink("converted", str(source.reference), source.digest),
+                     *(d for d in source.lineage if d.relation == "dataset")],
+            materials=_materials(("source", source)),
+            record={"source": {"reference": str(source.reference), "digest": source.digest,
+                               "quantization": source.info.quantization},
+                    "parameters": {"to": "hf", "dtype": outtype, "source_file": filename},
+                    "chat_template": "the source's own" if template is None else
+                    "llama.cpp " + ARCHITECTURE_TEMPLATES.get(architecture, "chatml")},
+            invocation=_invocation("convert"), started=started,
+            libraries=training.library_versions(), actor=actor,
         )  # fmt: skip

@@ -3,8 +3,9 @@
 An engine is a plugin in the `modeldepot.engines` entry-point group (the built-in ones register
 the same way): it says what it can do for a version (`capabilities`), what it needs to run it
 (`spec`: files, context, threads, adapters, a memory estimate per device) and how to start it
-(`launch`: a command that serves HTTP on a loopback port, with `GET /health`). The pool starts,
-keeps and stops engine processes; the server only ever talks to them over HTTP.
+(`launch`: a command that serves HTTP on a loopback port, with `GET /health`), and whether its
+runtime is present here (`installed`). The pool starts, keeps and stops engine processes; the
+server only ever talks to them over HTTP.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from modeldepot.config import Settings
 from modeldepot.registry import ModelVersion
@@ -66,17 +67,22 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Adapter:
-    """A LoRA adapter loaded by the engine, with the scale it applies when a request does not
-    choose (requests choose per adapter; see `Selection`)."""
+    """A LoRA adapter loaded by the engine (a GGUF file for llama-server, a PEFT folder for
+    vLLM), with the scale it applies when a request does not choose (requests choose per
+    adapter; see `EngineSpec.selection`)."""
 
     path: Path
     scale: float = 1.0
     name: str = ""
     """The adapter version's digest, for the pool's key and the request's selection."""
+    rank: int = 0
+    """The LoRA rank, for engines that size their adapter slots by it (0: not known)."""
 
     @property
     def size(self) -> int:
         try:
+            if self.path.is_dir():
+                return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
             return self.path.stat().st_size
         except OSError:
             return 0
@@ -107,6 +113,13 @@ class EngineSpec:
     """Keep the whole context in sliding-window layers' cache too, so a repeated prefix can
     be reused (llama.cpp cannot cut a sliding-window cache back to an arbitrary prefix)."""
     adapters: tuple[Adapter, ...] = ()
+    adapters_by_model: bool = False
+    """A request picks an adapter by naming it as its `model` (vLLM's LoRA modules, named by
+    digest), not by llama-server's per-request `lora` list."""
+    dtype: str = "auto"
+    """The numbers the engine computes in (`float32`, `bfloat16`, ...), for engines that choose."""
+    kv_cache: int = 0
+    """Bytes of KV cache to reserve, for engines that are told (vLLM)."""
 
     @property
     def key(self) -> str:
@@ -118,11 +131,15 @@ class EngineSpec:
         names = hashlib.sha256("\n".join(a.name or str(a.path) for a in self.adapters).encode())
         return f"{base}:{names.hexdigest()[:16]}"
 
-    def selection(self, adapter: str | None) -> list[dict[str, float]]:
-        """llama-server's per-request `lora` field: the adapter named (by digest) on at scale
-        1, every other one off."""
-        return [{"id": i, "scale": 1.0 if a.name == adapter else 0.0}
-                for i, a in enumerate(self.adapters)]  # fmt: skip
+    def selection(self, adapter: str | None) -> dict[str, Any]:
+        """The request fields that apply the adapter named (by digest; any other name: the
+        base alone): the adapter as the `model` for an engine that names adapters so, else
+        llama-server's per-request `lora` list, that adapter on at scale 1, every other off."""
+        if self.adapters_by_model:
+            return {"model": adapter if any(a.name == adapter for a in self.adapters)
+                    else self.name}  # fmt: skip
+        return {"lora": [{"id": i, "scale": 1.0 if a.name == adapter else 0.0}
+                         for i, a in enumerate(self.adapters)]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,10 @@ class Launch:
 
     argv: list[str]
     environment: Mapping[str, str] | None = None
+    start_timeout: float = 120.0
+    """Seconds the engine may take to answer `GET /health` (vLLM's start takes minutes)."""
+    stop_grace: float = 5.0
+    """Seconds between asking the engine to stop (SIGTERM) and killing it."""
 
 
 class ModelFiles(Protocol):
@@ -144,6 +165,11 @@ class ModelFiles(Protocol):
 class Engine(Protocol):
     name: str
     native_n: bool
+
+    def installed(self, settings: Settings) -> bool:
+        """Whether this engine's runtime is present here: one that is not is chosen only when
+        DEPOT_ENGINE_<FORMAT> names it (and fails with a clear error when started)."""
+        ...
 
     def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
         """What this engine can do for `version` (empty: it cannot run it)."""
@@ -160,10 +186,11 @@ class Engine(Protocol):
         capability: Capability,
         files: ModelFiles,
         settings: Settings,
-        adapters: tuple[Adapter, ...] = (),
+        adapters: tuple[ModelVersion, ...] = (),
     ) -> EngineSpec:
-        """What to start to serve `capability` of `version` (with `adapters` applied, asked
-        only of engines capable of ADAPTERS); raises ModelUnavailable when it cannot."""
+        """What to start to serve `capability` of `version`, with the adapter versions of
+        `version` it can load (asked only of engines capable of ADAPTERS); raises
+        ModelUnavailable when it cannot."""
         ...
 
     def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:

@@ -1,7 +1,12 @@
 """The engines the depot knows, found through the `modeldepot.engines` entry-point group
-(llama.cpp's server, the scoring engine and the sentence-transformers engine register there
-like any third-party engine), and the one place that answers what a version can do and which
-engine does it.
+(llama.cpp's server, vLLM, the scoring engine and the sentence-transformers engine register
+there like any third-party engine), and the one place that answers what a version can do and
+which engine does it.
+
+The rule: the engine DEPOT_ENGINE_<FORMAT> names generates for models of that format; else the
+first installed engine, in the order below, that can: llama-server for GGUF, vLLM (when
+`make vllm` installed it) for Hugging Face folders. A model no engine can run is listed
+nowhere, and asking for it is a clear error (`spec`).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from modeldepot.config import Settings
+from modeldepot.errors import UsageError
 from modeldepot.registry import ModelVersion
-from modeldepot.runtime.engine import Adapter, Capabilities, Capability, Engine, EngineSpec
+from modeldepot.runtime.engine import Capabilities, Capability, Engine, EngineSpec
 from modeldepot.runtime.process import EngineProcess, ModelUnavailable, free_port
 from modeldepot.store import BlobStore, materialize
 
@@ -21,9 +27,12 @@ __all__ = ["ENTRY_POINT_GROUP", "Engines", "StoredFiles"]
 
 ENTRY_POINT_GROUP = "modeldepot.engines"
 # When two engines can do the same thing, the first in this order does it.
-_ORDER = ("llama-server", "scorer", "sentence")
+_ORDER = ("llama-server", "vllm", "scorer", "sentence")
 # What an adapter can do through its base's engine.
 _THROUGH_ADAPTERS = frozenset({Capability.CHAT, Capability.COMPLETION, Capability.TOOLS})
+# What DEPOT_ENGINE_<FORMAT> decides: the engine that generates (other engines still embed and
+# score what they can).
+_GENERATION = frozenset({*_THROUGH_ADAPTERS, Capability.ADAPTERS})
 
 
 @dataclass(frozen=True)
@@ -45,13 +54,25 @@ class StoredFiles:
 
 
 class Engines:
-    def __init__(self, engines: Iterable[Engine]) -> None:
+    def __init__(self, engines: Iterable[Engine], settings: Settings | None = None) -> None:
+        """`settings`: where to look for each engine's runtime and DEPOT_ENGINE_<FORMAT>; None
+        takes every engine as installed (tests of the seam)."""
         ranked = sorted(engines, key=lambda e: _ORDER.index(e.name) if e.name in _ORDER else 99)
         self._engines = {e.name: e for e in ranked}
+        self._settings = settings
+        for model_format, name in settings.engine_choice if settings else ():
+            if name not in self._engines:
+                raise UsageError(
+                    f"DEPOT_ENGINE_{model_format.upper()}={name!r}: no engine of that name; "
+                    f"installed: {', '.join(self._engines)}"
+                )
+        self._installed = {
+            e.name: settings is None or e.installed(settings) for e in self._engines.values()
+        }
 
     @classmethod
-    def from_entry_points(cls) -> Engines:
-        return cls(ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP))
+    def from_entry_points(cls, settings: Settings | None = None) -> Engines:
+        return cls((ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP)), settings)
 
     @property
     def names(self) -> list[str]:
@@ -81,9 +102,15 @@ class Engines:
                     if e == applier and c in _THROUGH_ADAPTERS}  # fmt: skip
             return Capabilities(kept, native_tools=of_base.native_tools,
                                 native_n=of_base.native_n)  # fmt: skip
+        named = self._settings.engine_for(version.info.format) if self._settings else None
         chosen: dict[Capability, str] = {}
         for engine in self._engines.values():
-            for capability in engine.capabilities(version):
+            can = engine.capabilities(version)
+            if named is not None and engine.name != named:
+                can -= _GENERATION
+            if engine.name != named and not self._installed[engine.name]:
+                continue
+            for capability in can:
                 chosen.setdefault(capability, engine.name)
         generator = chosen.get(Capability.CHAT) or chosen.get(Capability.COMPLETION)
         if generator is None:
@@ -98,24 +125,30 @@ class Engines:
         capability: Capability,
         files: StoredFiles,
         settings: Settings,
-        adapters: tuple[Adapter, ...] = (),
+        adapters: tuple[ModelVersion, ...] = (),
     ) -> EngineSpec:
-        """What to start to serve `capability` of `version` (ModelUnavailable when no engine
-        can)."""
+        """What to start to serve `capability` of `version`, with its adapter versions
+        (ModelUnavailable when no engine can)."""
         can = self.capabilities(version)
         name = can.engines.get(capability)
         if name is None:
-            hint = (
-                f"it serves {', '.join(can.to_list())}" if can.servable
-                else "the local engines run GGUF models (convert it to GGUF first)"
-            )  # fmt: skip
             raise ModelUnavailable(
                 f"{version.reference} is {version.info.format} and no installed engine can serve "
-                f"{capability} for it; {hint}"
+                f"{capability} for it; {self._hint(version, can)}"
             )
-        if adapters and Capability.ADAPTERS not in self._engines[name].capabilities(version):
+        if adapters and can.engines.get(Capability.ADAPTERS) != name:
             raise ModelUnavailable(f"the {name} engine applies no adapters")
         return self._engines[name].spec(version, capability, files, settings, adapters)
+
+    def _hint(self, version: ModelVersion, can: Capabilities) -> str:
+        if can.servable:
+            return f"it serves {', '.join(can.to_list())}"
+        able = [e.name for e in self._engines.values() if e.capabilities(version)]
+        missing = [n for n in able if not self._installed[n]]
+        if missing:
+            how = " (`make vllm`)" if "vllm" in missing else ""
+            return f"install the {' or '.join(missing)} engine{how}, or convert it (depot convert)"
+        return "llama-server runs GGUF models and vLLM Hugging Face folders (depot convert)"
 
     def launcher(self, settings: Settings, log_dir: Path) -> Callable[[EngineSpec], EngineProcess]:
         """The pool's way to start an engine process for a spec."""

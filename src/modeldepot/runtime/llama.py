@@ -118,6 +118,9 @@ class LlamaServer:
         return frozenset({Capability.CHAT, Capability.COMPLETION, Capability.EMBEDDINGS,
                           Capability.TOOLS, Capability.ADAPTERS})  # fmt: skip
 
+    def installed(self, settings: Settings) -> bool:
+        return True  # built by `make setup`; a missing program is reported when started
+
     def native_tools(self, version: ModelVersion) -> bool:
         return template_handles_tools(version.info.chat_template)
 
@@ -127,7 +130,7 @@ class LlamaServer:
         capability: Capability,
         files: ModelFiles,
         settings: Settings,
-        adapters: tuple[Adapter, ...] = (),
+        adapters: tuple[ModelVersion, ...] = (),
     ) -> EngineSpec:
         info = version.info
         if info.format != "gguf":
@@ -140,7 +143,10 @@ class LlamaServer:
         if not info.chat_template:
             template = ARCHITECTURE_TEMPLATES.get(info.architecture or "", "chatml")
         context = per_sequence * settings.parallel
-        memory = memory_estimate(version, context) + sum(a.size for a in adapters)
+        # Each adapter's GGUF file, loaded off (scale 0) until a request selects it.
+        loaded = tuple(Adapter(files.file(a.adapter_file.digest), 0.0, a.digest)
+                       for a in adapters if a.adapter_file is not None)  # fmt: skip
+        memory = memory_estimate(version, context) + sum(a.size for a in loaded)
         return EngineSpec(
             name=str(version.reference),
             digest=version.digest,
@@ -154,7 +160,7 @@ class LlamaServer:
             device_memory=(("cpu", memory),),
             chat_template=template,
             full_swa_cache=f"{info.architecture}.attention.sliding_window" in info.details,
-            adapters=adapters,
+            adapters=loaded,
         )
 
     def launch(self, spec: EngineSpec, port: int, settings: Settings) -> Launch:

@@ -38,6 +38,8 @@ class PoolStatus:
     resident_memory: int
     active_requests: int
     idle_seconds: float
+    engine: str
+    """The engine plugin running it (`llama-server`, `vllm`, ...)."""
 
 
 class EnginePool:
@@ -158,6 +160,7 @@ class EnginePool:
                 r.resident_memory,
                 r.active,
                 now - r.last_used,
+                r.spec.engine,
             )
             for r in self._loaded.values()
         ]

@@ -52,11 +52,15 @@ class EngineProcess:
     started_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
+    stop_grace: float = 5.0
 
     @classmethod
     def start(
-        cls, spec: EngineSpec, launch: Launch, port: int, log_dir: Path, timeout: float = 120
-    ) -> EngineProcess:
+        cls, spec: EngineSpec, launch: Launch, port: int, log_dir: Path,
+        timeout: float | None = None,
+    ) -> EngineProcess:  # fmt: skip
+        """Start the engine and wait until it answers `GET /health` (`timeout`: the launch's
+        own start time by default)."""
         command = list(launch.argv)
         chrt = shutil.which("chrt")
         if chrt:  # the normal policy, whatever the server's thread runs under
@@ -79,8 +83,9 @@ class EngineProcess:
                 start_new_session=True,
                 env=environment,
             )
-        running = cls(spec, process, f"http://127.0.0.1:{port}", log_path)
-        running._wait_ready(timeout)
+        running = cls(spec, process, f"http://127.0.0.1:{port}", log_path,
+                      stop_grace=launch.stop_grace)  # fmt: skip
+        running._wait_ready(launch.start_timeout if timeout is None else timeout)
         return running
 
     def _wait_ready(self, timeout: float) -> None:
@@ -105,15 +110,11 @@ class EngineProcess:
 
     @property
     def resident_memory(self) -> int:
-        """Resident bytes of the engine process (0 once it has exited)."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
+        """Resident bytes of the engine, its own processes included (vLLM runs its engine
+        core and worker as children in the session it leads); 0 once it has exited."""
+        if self.process.poll() is not None:
             return 0
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return sum(_resident(pid) for pid in _session(self.process.pid))
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -122,9 +123,12 @@ class EngineProcess:
             return ""
         return " | ".join(text[-lines:])
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Ask the engine to stop, kill it after `grace` seconds, and return once its own
+        processes are gone too (their memory is free for the next model)."""
         if self.process.poll() is not None:
             return
+        grace = self.stop_grace if grace is None else grace
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
@@ -133,3 +137,38 @@ class EngineProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        killed_at = time.monotonic() + grace
+        while len(_session(self.process.pid)) > 1 and time.monotonic() < killed_at + grace:
+            if time.monotonic() > killed_at:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+            time.sleep(0.05)
+
+
+def _session(leader: int) -> list[int]:
+    """The processes of the session `leader` leads (an engine is started in its own): the
+    leader first, whether or not it is still running."""
+    found = [leader]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == leader:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) == leader and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def _resident(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0

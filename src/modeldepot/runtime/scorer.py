@@ -31,7 +31,7 @@ import numpy as np
 
 from modeldepot.config import Settings
 from modeldepot.registry import ModelVersion
-from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
+from modeldepot.runtime.engine import Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
 from modeldepot.runtime.llama import memory_estimate, single_weights
 from modeldepot.runtime.process import ModelUnavailable
@@ -53,6 +53,9 @@ class ScoringEngine:
     def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
         return frozenset({Capability.SCORING}) if version.info.format == "gguf" else frozenset()
 
+    def installed(self, settings: Settings) -> bool:
+        return True  # part of the depot's own install
+
     def native_tools(self, version: ModelVersion) -> bool:
         return False
 
@@ -62,7 +65,7 @@ class ScoringEngine:
         capability: Capability,
         files: ModelFiles,
         settings: Settings,
-        adapters: tuple[Adapter, ...] = (),
+        adapters: tuple[ModelVersion, ...] = (),
     ) -> EngineSpec:
         del adapters  # never asked: this engine is not capable of ADAPTERS
         info = version.info

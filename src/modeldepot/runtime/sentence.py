@@ -17,7 +17,7 @@ from typing import Any
 
 from modeldepot.config import Settings
 from modeldepot.registry import ModelVersion
-from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
+from modeldepot.runtime.engine import Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
 
 __all__ = ["SentenceEngine", "is_sentence_model", "main"]
@@ -39,6 +39,9 @@ class SentenceEngine:
     def capabilities(self, version: ModelVersion) -> frozenset[Capability]:
         return frozenset({Capability.EMBEDDINGS}) if is_sentence_model(version) else frozenset()
 
+    def installed(self, settings: Settings) -> bool:
+        return True  # part of the depot's own install
+
     def native_tools(self, version: ModelVersion) -> bool:
         return False
 
@@ -48,7 +51,7 @@ class SentenceEngine:
         capability: Capability,
         files: ModelFiles,
         settings: Settings,
-        adapters: tuple[Adapter, ...] = (),
+        adapters: tuple[ModelVersion, ...] = (),
     ) -> EngineSpec:
         del adapters  # never asked: this engine is not capable of ADAPTERS
         weights = sum(f.size for f in version.files if f.kind == "weights")

@@ -94,7 +94,7 @@ def create_app(
     `bind`: the (host, port) it listens on, which requests must name when no key exists
     (None: reached in-process, or by a loopback name)."""
     depot = Depot(settings)
-    engines = engines or Engines.from_entry_points()
+    engines = engines or Engines.from_entry_points(settings)
     pool = EnginePool(
         engines.launcher(settings, settings.layout.logs),
         budget=settings.memory_budget,

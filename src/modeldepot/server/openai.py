@@ -219,7 +219,7 @@ async def _local(
     body.pop("metadata", None)
     body.pop("lora", None)  # which adapter applies is the model's name, never the client's
     if spec.adapters:
-        body["lora"] = spec.selection(version.digest)
+        body.update(spec.selection(version.digest))
     if chat and body.get("tools") and not can.native_tools:
         return await _generic_tools(state, spec, body, account, request)
     if int(body.get("n") or 1) > 1 and not body.get("stream") and not can.native_n:
@@ -233,7 +233,7 @@ async def _local(
     url = engine.base_url + path
     # An engine shared by a base and its adapters names itself in its answers: the client is
     # told the model it asked for.
-    asked, named = str(version.reference), engine.spec.name
+    asked, named = str(version.reference), body["model"]
     rename = None if asked == named else (
         f'"model":"{named}"'.encode(), f'"model":"{asked}"'.encode())  # fmt: skip
     return await _send(lambda: EngineStream.open(url, body), bool(body.get("stream")), account,

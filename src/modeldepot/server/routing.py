@@ -14,7 +14,6 @@ from modeldepot.registry.gateway import Alias
 from modeldepot.registry.keys import ApiKey
 from modeldepot.registry.resolver import Target
 from modeldepot.runtime import Capability, EngineSpec, ModelUnavailable
-from modeldepot.runtime.engine import Adapter
 from modeldepot.server.errors import APIError
 from modeldepot.server.state import ServerState
 
@@ -72,15 +71,11 @@ def engine_spec(state: ServerState, version: ModelVersion, capability: Capabilit
                     f"{version.reference} is an adapter whose base model is gone or refused"
                 )
             version = base
-        adapters: tuple[Adapter, ...] = ()
+        adapters: tuple[ModelVersion, ...] = ()
         if capability in (Capability.CHAT, Capability.COMPLETION, Capability.TOOLS) and (
             Capability.ADAPTERS in state.directory.capabilities(version)
         ):
-            adapters = tuple(
-                Adapter(state.files.file(a.adapter_file.digest), 0.0, a.digest)
-                for a in state.directory.adapters_of(version)
-                if a.adapter_file is not None
-            )
+            adapters = tuple(state.directory.adapters_of(version))
         return state.engines.spec(version, capability, state.files, state.settings, adapters)
     except ModelUnavailable as exc:
         raise APIError.bad_request(str(exc), "model_not_servable") from None
