@@ -14,10 +14,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modeldepot.config import Settings
-from modeldepot.registry import ModelVersion
+
+if TYPE_CHECKING:
+    from modeldepot.registry import ModelVersion
 
 __all__ = [
     "Adapter",
