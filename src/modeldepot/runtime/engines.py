@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from modeldepot.config import Settings
+from modeldepot.plugins import load, ranked
 from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Adapter, Capabilities, Capability, Engine, EngineSpec
 from modeldepot.runtime.process import EngineProcess, ModelUnavailable, free_port
@@ -46,12 +46,11 @@ class StoredFiles:
 
 class Engines:
     def __init__(self, engines: Iterable[Engine]) -> None:
-        ranked = sorted(engines, key=lambda e: _ORDER.index(e.name) if e.name in _ORDER else 99)
-        self._engines = {e.name: e for e in ranked}
+        self._engines = {e.name: e for e in ranked(engines, _ORDER)}
 
     @classmethod
     def from_entry_points(cls) -> Engines:
-        return cls(ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP))
+        return cls(load(ENTRY_POINT_GROUP))
 
     @property
     def names(self) -> list[str]:
