@@ -15,7 +15,16 @@ from typing import Any
 from modeldepot.errors import UsageError
 from modeldepot.layout import Layout
 
-__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "child_environment", "secret_from_env"]
+__all__ = [
+    "ENVIRONMENT",
+    "LOG_LEVELS",
+    "EnvVar",
+    "Settings",
+    "child_environment",
+    "secret_from_env",
+]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "21600 (6 hours)",
     ),
     EnvVar(
+        "DEPOT_LOG_LEVEL",
+        "Least severe log lines written on standard error: DEBUG, INFO, WARNING or ERROR "
+        "(`depot -v` is INFO, `-vv` DEBUG).",
+        "WARNING; INFO for `depot serve`",
+    ),
+    EnvVar(
         "EDITOR",
         "Editor `depot card NAME --edit` opens the model card in.",
         "vi",
@@ -188,6 +203,8 @@ class Settings:
     """Seconds to connect to a remote and to wait for each read of its answer."""
     pull_deadline: float = 6 * 3600.0
     """Seconds a whole pull from a remote may take."""
+    log_level: str | None = None
+    """One of `LOG_LEVELS`; None leaves it to the command (WARNING, INFO for the server)."""
 
     @property
     def layout(self) -> Layout:
@@ -231,6 +248,10 @@ class Settings:
         home = Path(env.get("DEPOT_HOME") or "~/.modeldepot").expanduser()
         server = env.get("DEPOT_LLAMA_SERVER")
         sources = env.get("DEPOT_LLAMA_CPP")
+        log_level = (env.get("DEPOT_LOG_LEVEL") or "").strip().upper() or None
+        if log_level is not None and log_level not in LOG_LEVELS:
+            raise UsageError(f"DEPOT_LOG_LEVEL={env['DEPOT_LOG_LEVEL']!r}: one of "
+                             f"{', '.join(LOG_LEVELS)}")  # fmt: skip
 
         def number(name: str, default: float, low: float, kind: type = int) -> Any:
             text = env.get(name) or ""
@@ -270,4 +291,5 @@ class Settings:
             editor=env.get("EDITOR") or "vi",
             remote_timeout=number("DEPOT_REMOTE_TIMEOUT", 60, 0.1, float),
             pull_deadline=number("DEPOT_PULL_DEADLINE", 6 * 3600, 1, float),
+            log_level=log_level,
         )
