@@ -48,9 +48,11 @@ run: setup
 	$(BIN)/depot show smollm2
 	$(BIN)/depot serve --port $(PORT)
 
+# The layering of docs/architecture.md is a set of import-linter contracts (pyproject.toml).
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
@@ -83,4 +85,4 @@ bench: setup vllm
 	$(BIN)/python bench/replicas_speed.py --database "$$(bash .ci/postgres.sh | tail -n 1)"
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

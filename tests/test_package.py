@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import modeldepot
@@ -44,3 +47,42 @@ def test_settings_read_only_the_declared_variables(tmp_path: Path) -> None:
     source = (ROOT / "src" / "modeldepot").rglob("*.py")
     readers = [p for p in source if "os.environ" in p.read_text() and p.name != "config.py"]
     assert readers == [], f"only config.py may read the environment: {readers}"
+
+
+def test_an_engine_process_loads_neither_the_registry_nor_sqlalchemy() -> None:
+    # Package __init__s re-export lazily: `python -m modeldepot.runtime.scorer` (and the
+    # sentence engine) import what serving a model needs, not the depot behind `modeldepot`.
+    probe = (
+        "import sys, modeldepot, modeldepot.runtime.scorer, modeldepot.runtime.sentence\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "modeldepot.runtime.scorer" in loaded
+    heavy = ("sqlalchemy", "alembic", "fastapi", "modeldepot.registry", "modeldepot.depot")
+    unwanted = [m for m in loaded if m.startswith(heavy)]
+    assert unwanted == []
+
+
+def _lazy_tables() -> dict[str, tuple[dict[str, set[str]], dict[str, set[str]]]]:
+    """Per package using `reexports`: its TYPE_CHECKING imports and its table, module -> names."""
+    found = {}
+    for init in sorted((ROOT / "src" / "modeldepot").rglob("__init__.py")):
+        tree = ast.parse(init.read_text())
+        for node in tree.body:
+            if not (isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"):
+                continue
+            imported = {i.module or "": {a.name for a in i.names} for i in node.body
+                        if isinstance(i, ast.ImportFrom)}  # fmt: skip
+            call = node.orelse[0].value  # type: ignore[attr-defined]
+            table = {k: set(v) for k, v in ast.literal_eval(call.args[1]).items()}
+            found[str(init.relative_to(ROOT))] = (imported, table)
+    return found
+
+
+def test_lazy_reexports_match_what_type_checkers_see() -> None:
+    tables = _lazy_tables()
+    assert "src/modeldepot/__init__.py" in tables and "src/modeldepot/runtime/__init__.py" in tables
+    for init, (imported, table) in tables.items():
+        assert imported == table, f"{init}: TYPE_CHECKING imports and reexports() differ"

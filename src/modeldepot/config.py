@@ -16,7 +16,16 @@ from typing import Any
 from modeldepot.errors import UsageError
 from modeldepot.layout import Layout
 
-__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "child_environment", "secret_from_env"]
+__all__ = [
+    "ENVIRONMENT",
+    "LOG_LEVELS",
+    "EnvVar",
+    "Settings",
+    "child_environment",
+    "secret_from_env",
+]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "21600 (6 hours)",
     ),
     EnvVar(
+        "DEPOT_LOG_LEVEL",
+        "Least severe log lines written on standard error: DEBUG, INFO, WARNING or ERROR "
+        "(`depot -v` is INFO, `-vv` DEBUG).",
+        "WARNING; INFO for `depot serve`",
+    ),
+    EnvVar(
         "EDITOR",
         "Editor `depot card NAME --edit` opens the model card in.",
         "vi",
@@ -217,6 +232,8 @@ class Settings:
     """`cpu` or `cuda[:N]`: where vLLM runs models."""
     engine_choice: tuple[tuple[str, str], ...] = ()
     """(format, engine name) pairs from DEPOT_ENGINE_<FORMAT>."""
+    log_level: str | None = None
+    """One of `LOG_LEVELS`; None leaves it to the command (WARNING, INFO for the server)."""
 
     @property
     def layout(self) -> Layout:
@@ -273,6 +290,10 @@ class Settings:
             for name, value in env.items()
             if name.startswith(_ENGINE_PREFIX) and len(name) > len(_ENGINE_PREFIX) and value.strip()
         ))  # fmt: skip
+        log_level = (env.get("DEPOT_LOG_LEVEL") or "").strip().upper() or None
+        if log_level is not None and log_level not in LOG_LEVELS:
+            raise UsageError(f"DEPOT_LOG_LEVEL={env['DEPOT_LOG_LEVEL']!r}: one of "
+                             f"{', '.join(LOG_LEVELS)}")  # fmt: skip
 
         def number(name: str, default: float, low: float, kind: type = int) -> Any:
             text = env.get(name) or ""
@@ -315,4 +336,5 @@ class Settings:
             vllm_python=Path(vllm).expanduser() if vllm else None,
             device=device,
             engine_choice=choice,
+            log_level=log_level,
         )

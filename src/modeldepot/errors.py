@@ -12,7 +12,8 @@
     │   └── UnsafePath          a file path from outside that could leave its folder 400
     ├── IntegrityError          stored or shipped bytes do not match their digest    500
     ├── ConflictError           the operation would break an invariant (tag in use)  409
-    └── StoreLocked             another process holds the store (garbage collection) 503
+    ├── StoreLocked             another process holds the store (garbage collection) 503
+    └── PluginError             an installed format, scanner or engine fails to load 500
 
 The command line maps `UsageError` to exit code 2 and every other `DepotError` to 1; the HTTP
 server answers each with its class's `http_status` (the right column), so an error whose class
@@ -30,6 +31,7 @@ __all__ = [
     "ModelNotFound",
     "NotFound",
     "PackageNotInstalled",
+    "PluginError",
     "StoreLocked",
     "UnsafePath",
     "UnsupportedFormat",
@@ -103,3 +105,7 @@ class StoreLocked(DepotError):
     """Another process holds the store exclusively."""
 
     http_status = 503
+
+
+class PluginError(DepotError):
+    """An installed plugin (a format, scanner or engine entry point) fails to load."""

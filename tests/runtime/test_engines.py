@@ -6,6 +6,7 @@ capabilities name."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -97,8 +98,9 @@ def test_capabilities_are_answered_in_one_place(depot: Depot, tmp_path: Path) ->
 
 
 def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(
-    depot: Depot, tmp_path: Path
+    depot: Depot, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="modeldepot.runtime")
     engines = Engines([FakeEngine()])
     files = StoredFiles(depot.store, depot.settings.home)
     a = depot.intake.import_path(write_onnx(tmp_path / "a.onnx"), "a")
@@ -127,6 +129,20 @@ def test_pool_starts_reuses_unloads_and_restarts_through_the_plugin(
                 assert restarted.alive and restarted.process.pid != other.process.pid
         finally:
             await pool.close()
+        # The log names each engine's model and pid as it starts, is unloaded and dies.
+        said = [r.getMessage() for r in caplog.records if r.name == "modeldepot.runtime"]
+        a_pid, b_pid, b2_pid = first.process.pid, other.process.pid, restarted.process.pid
+        assert said[0].startswith(
+            f"starting the fake engine (generate) for a:latest {a.digest}: pid {a_pid}, port "
+        )
+        assert said[1].startswith(f"engine pid {a_pid} ready for a:latest in ")
+        assert (f"unloading a:latest (generate engine pid {a_pid}): to make room for b:latest"
+                in said)  # fmt: skip
+        assert any(m.startswith(f"the generate engine of b:latest (pid {b_pid}) died (exit code "
+                                "-9)") for m in said)  # fmt: skip
+        assert (f"unloading b:latest (generate engine pid {b2_pid}): the server is stopping"
+                in said)  # fmt: skip
+        assert [r.levelname for r in caplog.records if "died" in r.getMessage()] == ["WARNING"]
 
     asyncio.run(scenario())
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from modeldepot._version import __version__
+from modeldepot.cli import logs
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
@@ -37,14 +38,22 @@ class DepotGroup(click.Group):
 
 @click.group(cls=DepotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="depot")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what is done on stderr: -v INFO, -vv DEBUG (or DEPOT_LOG_LEVEL).",
+)
 @click.pass_context
-def app(ctx: click.Context) -> None:
+def app(ctx: click.Context, verbose: int) -> None:
     """modeldepot: receive, verify, describe, evaluate and serve open models.
 
     Everything lives under DEPOT_HOME (default ~/.modeldepot); the registry is SQLite there
     unless DEPOT_DATABASE_URL names another database.
     """
     settings = Settings.from_env()
+    chosen = ("DEBUG" if verbose > 1 else "INFO") if verbose else settings.log_level
+    logs.configure(chosen or "WARNING", chosen=chosen is not None)
     ctx.obj = ctx.with_resource(Depot(settings))
 
 

@@ -55,8 +55,9 @@ def run(depot: Depot, source: Path, output: Path, errors_path: Path | None, conc
     """Answer every request of SOURCE (lines of {custom_id, method, url, body}); each bad line
     is refused before any request is sent."""
     from modeldepot.config import secret_from_env
+    from modeldepot.connection import over_http
     from modeldepot.server.batches import MAX_BYTES, check_batch, run_lines, run_on_ray, sender
-    from modeldepot.server.inprocess import in_process, over_http
+    from modeldepot.server.inprocess import in_process
 
     try:
         with open(source, "rb") as f:

@@ -119,9 +119,10 @@ def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: st
     """Score MODELS (local or remote) on tasks; results are stored against each version (for
     an alias, against the model that answered)."""
     from modeldepot.config import secret_from_env
+    from modeldepot.connection import over_http
     from modeldepot.evaluation.runs import RayCluster, RunOptions, evaluate
     from modeldepot.evaluation.tasks import resolve
-    from modeldepot.server.inprocess import in_process, over_http
+    from modeldepot.server.inprocess import in_process
 
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import logging
-import sys
 
 import click
 
+from modeldepot.cli import logs
 from modeldepot.cli.app import app, pass_depot
 from modeldepot.cli.render import stderr
 from modeldepot.depot import Depot
@@ -24,15 +23,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _log_to_console() -> None:
-    """The server's log (a line per request, failures with their reasons) on standard error."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("modeldepot")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 @app.command()
@@ -58,7 +48,8 @@ def serve(depot: Depot, host: str, port: int, device: str | None) -> None:
             f"refusing to listen on {host}: without API keys the server is for local use "
             "only; create one with `depot key create NAME` or set DEPOT_API_KEYS"
         )
-    _log_to_console()
+    # The console shows a line per request and what the depot does (engines, admissions).
+    logs.configure(logs.chosen_level() or "INFO")
     stderr.print(f"serving on http://{host}:{port}/v1 (Ctrl-C stops)")
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     settings = depot.settings

@@ -11,6 +11,7 @@ results.py). A job killed at any point leaves no version; `depot jobs resume` co
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import time
@@ -55,6 +56,8 @@ __all__ = [
     "prepare",
     "run",
 ]
+
+log = logging.getLogger("modeldepot.customise")
 
 REPORT_EVERY = 1.0
 """Seconds between progress writes to the registry."""
@@ -123,7 +126,10 @@ def prepare(depot: Depot, request: FineTune, *, actor: str | None = None) -> Job
         "name": str(ref),
         **({"mlflow": request.mlflow} if request.mlflow else {}),
     }
-    return depot.jobs.create(KIND, str(ref), spec, actor or depot.settings.actor)
+    job = depot.jobs.create(KIND, str(ref), spec, actor or depot.settings.actor)
+    log.info("fine-tuning job %s prepared: %s from %s %s, %d examples of data set %s", job.id,
+             ref, base.reference, base.digest, report.examples, blob.digest)  # fmt: skip
+    return job
 
 
 @contextmanager
@@ -256,6 +262,7 @@ def run(
         depot.jobs.report(job.id, step=step, total=total, phase="training", losses=losses)
         phase(f"training: step {step} of {total}" if step else f"training: {total} steps")
 
+    log.info("fine-tuning job %s started: %s from %s", job.id, spec["name"], spec["base"])
     try:
         tracked = _tracking(depot, job)
         with _stop_on_term(stop):
@@ -326,14 +333,17 @@ def run(
             actor=actor,
         )
     except Cancelled as exc:
+        log.info("fine-tuning job %s cancelled: %s", job.id, exc)
         depot.jobs.finish(job.id, CANCELLED, error=str(exc))
         if tracked is not None:
             tracked.finish("KILLED")
         raise
     except KeyboardInterrupt:
+        log.info("fine-tuning job %s interrupted: resumable", job.id)
         depot.jobs.finish(job.id, INTERRUPTED, error="interrupted (resume with depot jobs resume)")
         raise
     except (DepotError, OSError, RuntimeError, ValueError) as exc:
+        log.warning("fine-tuning job %s failed: %s", job.id, exc)
         depot.jobs.finish(job.id, FAILED, error=str(exc))
         if tracked is not None:
             tracked.finish("FAILED")
@@ -344,5 +354,6 @@ def run(
         tracked.log(params={"result": str(version.reference), "result_digest": version.digest})
         tracked.finish()
     depot.jobs.finish(job.id, SUCCEEDED, result=str(version.reference))
+    log.info("fine-tuning job %s succeeded: %s %s", job.id, version.name, version.digest)
     shutil.rmtree(workdir, ignore_errors=True)
     return version

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ __all__ = [
     "servable_base",
     "store_result",
 ]
+
+log = logging.getLogger("modeldepot.customise")
 
 
 @dataclass(frozen=True)
@@ -123,4 +126,6 @@ def store_result(
     if key.is_file() and all(r == UNSIGNED for r in version.reasons):
         depot.signatures.sign(version, Signer("key", key), actor=actor, just_stored=True)
         version = depot.gate.apply([version])[0]
+    log.info("made %s %s by %s (%s): %s", version.name, version.digest, kind, invocation,
+             version.status)  # fmt: skip
     return version

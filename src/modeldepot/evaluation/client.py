@@ -11,21 +11,18 @@ import asyncio
 import contextlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from modeldepot.connection import Connector
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
 from modeldepot.evaluation.cache import ResponseCache, request_key
 
 __all__ = ["Connector", "ModelRef", "Models", "RequestFailed", "resolve_model"]
-
-Connector = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
-"""Opens a client of the depot's HTTP API (base URL and credentials set)."""
 
 UPSTREAM_HEADER = "x-depot-upstream"
 """The server names the model that answered (an alias's target) in this header."""

@@ -32,7 +32,7 @@ def _score_shard(server: str, api_key: str | None, cache_path: str, model: Model
                  judge: ModelRef | None, concurrency: int
                  ) -> tuple[list[ItemResult], list[str], dict[str, int]]:  # fmt: skip
     """One shard, in a Ray worker: the items' results, failures and who answered."""
-    from modeldepot.server.inprocess import over_http
+    from modeldepot.connection import over_http
 
     cache = ResponseCache(Path(cache_path))
     failed: list[str] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, n
 from modeldepot.scores import Z95, interval, mean, mean_stderr, within
 
 __all__ = ["RayCluster", "RunOptions", "TaskResult", "evaluate"]
+
+log = logging.getLogger("modeldepot.evaluation")
 
 _CORPUS = {"chrf", "bleu"}
 
@@ -162,9 +165,12 @@ def evaluate(
                         first = next(iter(result.answered_by))
                         result.model = resolve_model(depot, first)
                     results.append(result)
+                    _logged(result)
                     if result.metrics:
                         store.record(_record(result, options, judge), actor=depot.settings.actor)
 
+    log.info("evaluating %s on %s", ", ".join(m.label for m in models),
+             ", ".join(t.name for t in tasks))  # fmt: skip
     try:
         asyncio.run(main())
     finally:
@@ -199,9 +205,23 @@ def _on_ray(depot: Depot, models: list[ModelRef], tasks: list[Task], options: Ru
         result = TaskResult(model, task, aggregate(task, items), items, failed,
                             time.perf_counter() - started)  # fmt: skip
         results.append(result)
+        _logged(result)
         if result.metrics:
             store.record(_record(result, options, judge), actor=depot.settings.actor)
     return results
+
+
+def _logged(result: TaskResult) -> None:
+    """The run's line: its first metric over how many items, and what failed."""
+    first = next(iter(result.metrics.items()), None)
+    score = (f"{first[0]} {first[1]['value']:.4g} [{first[1]['low']:.4g}, {first[1]['high']:.4g}]"
+             if first else "no score")  # fmt: skip
+    log.info("evaluated %s (%s) on %s v%s: %s over %d items (%d cached) in %.1f s",
+             result.model.label, result.model.identity, result.task.name, result.task.version,
+             score, len(result.items), result.cached, result.seconds)  # fmt: skip
+    if result.failed:
+        log.warning("%d items of %s on %s failed, the first: %s", len(result.failed),
+                    result.task.name, result.model.label, result.failed[0])  # fmt: skip
 
 
 def _record(result: TaskResult, options: RunOptions, judge: ModelRef | None) -> EvaluationRecord:

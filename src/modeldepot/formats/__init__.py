@@ -8,11 +8,11 @@ all, and tests or embedders may pass their own list instead.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from modeldepot.errors import NotFound, UnsupportedFormat, UsageError
 from modeldepot.formats.base import ModelFormat, ModelInfo, ModelSource, SourceFile
+from modeldepot.plugins import load, ranked
 
 __all__ = ["Formats", "ModelFormat", "ModelInfo", "ModelSource", "SourceFile"]
 
@@ -23,12 +23,11 @@ _ORDER = ("gguf", "onnx", "pytorch", "huggingface")
 
 class Formats:
     def __init__(self, formats: Iterable[ModelFormat]) -> None:
-        ranked = sorted(formats, key=lambda f: _ORDER.index(f.name) if f.name in _ORDER else 99)
-        self._formats = {f.name: f for f in ranked}
+        self._formats = {f.name: f for f in ranked(formats, _ORDER)}
 
     @classmethod
     def from_entry_points(cls) -> Formats:
-        return cls(ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP))
+        return cls(load(ENTRY_POINT_GROUP))
 
     @property
     def names(self) -> list[str]:

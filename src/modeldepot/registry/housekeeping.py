@@ -3,6 +3,7 @@ leftovers of interrupted imports, versions left pending) and disk usage."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ from modeldepot.registry.versions import Registry
 from modeldepot.store import BlobStore, StoreLock
 
 __all__ = ["DiskUsage", "GarbageReport", "Housekeeping", "ModelUsage"]
+
+log = logging.getLogger("modeldepot.registry")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Housekeeping:
                 self.store.location,
                 {"removed_blobs": removed, "freed_bytes": freed, "temporary_bytes": temporary},
             )
+        log.info("gc removed %d blobs (%d bytes) and %d bytes of temporary files; pruned %d "
+                 "untagged versions, repaired %d", removed, freed, temporary, len(pruned),
+                 len(repaired))  # fmt: skip
         return GarbageReport(removed, freed, temporary, tuple(pruned), repaired)
 
     def disk_usage(self) -> DiskUsage:

@@ -15,10 +15,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modeldepot.config import Settings
-from modeldepot.registry import ModelVersion
+
+if TYPE_CHECKING:
+    from modeldepot.registry import ModelVersion
 
 __all__ = [
     "Adapter",

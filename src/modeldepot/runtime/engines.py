@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from modeldepot.config import Settings
 from modeldepot.errors import UsageError
+from modeldepot.plugins import load, ranked
 from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Capabilities, Capability, Engine, EngineSpec
 from modeldepot.runtime.process import EngineProcess, ModelUnavailable, free_port
@@ -57,8 +57,7 @@ class Engines:
     def __init__(self, engines: Iterable[Engine], settings: Settings | None = None) -> None:
         """`settings`: where to look for each engine's runtime and DEPOT_ENGINE_<FORMAT>; None
         takes every engine as installed (tests of the seam)."""
-        ranked = sorted(engines, key=lambda e: _ORDER.index(e.name) if e.name in _ORDER else 99)
-        self._engines = {e.name: e for e in ranked}
+        self._engines = {e.name: e for e in ranked(engines, _ORDER)}
         self._settings = settings
         for model_format, name in settings.engine_choice if settings else ():
             if name not in self._engines:
@@ -72,7 +71,7 @@ class Engines:
 
     @classmethod
     def from_entry_points(cls, settings: Settings | None = None) -> Engines:
-        return cls((ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP)), settings)
+        return cls(load(ENTRY_POINT_GROUP), settings)
 
     @property
     def names(self) -> list[str]:

@@ -10,11 +10,14 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modeldepot.config import Settings
-from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.process import ModelUnavailable
+
+if TYPE_CHECKING:
+    from modeldepot.registry import ModelVersion
 
 __all__ = [
     "ARCHITECTURE_TEMPLATES",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,8 @@ from modeldepot.runtime.engine import EngineSpec
 from modeldepot.runtime.process import EngineProcess, ModelUnavailable
 
 __all__ = ["EnginePool", "Launcher", "PoolStatus", "QueueFull"]
+
+log = logging.getLogger("modeldepot.runtime")
 
 Launcher = Callable[[EngineSpec], EngineProcess]
 """Starts an engine process for a spec (a fake one in tests, as Ollama's scheduler takes a
@@ -73,7 +76,7 @@ class EnginePool:
             engine.active -= 1
             engine.last_used = time.monotonic()
             if engine.active == 0 and spec.key in self._retired:
-                await self._unload(spec.key)
+                await self._unload(spec.key, "superseded by a new set of adapters")
 
     async def _get(self, spec: EngineSpec) -> EngineProcess:
         lock = self._loading.setdefault(spec.key, asyncio.Lock())
@@ -84,6 +87,7 @@ class EnginePool:
                 engine.last_used = time.monotonic()
                 return engine
             if engine is not None:  # its engine died: forget it and start a new one
+                _died(engine)
                 self._loaded.pop(spec.key)
             async with self._admit:
                 await self._make_room(spec)
@@ -109,27 +113,32 @@ class EnginePool:
                 raise ModelUnavailable(
                     f"no memory to load {spec.name}: every loaded model is busy; try again"
                 )
-            await self._unload(idle[0])
+            await self._unload(idle[0], f"to make room for {spec.name}")
 
     @property
     def used(self) -> int:
         return sum(r.spec.memory for r in self._loaded.values() if r.alive)
 
-    async def _unload(self, digest: str) -> None:
+    async def _unload(self, digest: str, why: str) -> None:
         self._retired.discard(digest)
         engine = self._loaded.pop(digest, None)
         if engine is not None:
+            if engine.alive:
+                log.info("unloading %s (%s engine pid %d): %s", engine.spec.name,
+                         engine.spec.kind, engine.process.pid, why)  # fmt: skip
             await asyncio.to_thread(engine.stop)
 
     async def reap(self) -> None:
         """Unload models idle longer than the keep-alive time, and forget dead engines."""
         now = time.monotonic()
         for digest, engine in list(self._loaded.items()):
-            if not engine.alive or (
-                engine.active == 0
-                and (now - engine.last_used > self.keep_alive or digest in self._retired)
-            ):
-                await self._unload(digest)
+            if not engine.alive:
+                _died(engine)
+                await self._unload(digest, "its engine died")
+            elif engine.active == 0 and digest in self._retired:
+                await self._unload(digest, "superseded by a new set of adapters")
+            elif engine.active == 0 and now - engine.last_used > self.keep_alive:
+                await self._unload(digest, f"idle for {self.keep_alive:g} s")
 
     async def run_reaper(self, every: float = 5.0) -> None:
         while True:
@@ -141,12 +150,12 @@ class EnginePool:
         fail as if the engine had died). Returns what was stopped."""
         stopped = [s for s in self.status() if s.digest == digest]
         for key in [k for k, e in self._loaded.items() if e.spec.digest == digest]:
-            await self._unload(key)
+            await self._unload(key, "stopped on request")
         return stopped
 
     async def close(self) -> None:
         for digest in list(self._loaded):
-            await self._unload(digest)
+            await self._unload(digest, "the server is stopping")
 
     def status(self) -> list[PoolStatus]:
         now = time.monotonic()
@@ -167,3 +176,9 @@ class EnginePool:
 
     def get(self, digest: str) -> EngineProcess | None:
         return self._loaded.get(digest)
+
+
+def _died(engine: EngineProcess) -> None:
+    log.warning("the %s engine of %s (pid %d) died (exit code %s); its log: %s",
+                engine.spec.kind, engine.spec.name, engine.process.pid,
+                engine.process.returncode, engine.log_path)  # fmt: skip

@@ -6,6 +6,7 @@ means a crash or an out-of-memory kills that model only, and unloading frees all
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -22,6 +23,8 @@ from modeldepot.errors import DepotError
 from modeldepot.runtime.engine import EngineSpec, Launch
 
 __all__ = ["EngineProcess", "ModelUnavailable", "engine_client_limits", "free_port"]
+
+log = logging.getLogger("modeldepot.runtime")
 
 
 class ModelUnavailable(DepotError):
@@ -74,18 +77,22 @@ class EngineProcess:
         environment = child_environment(**launch.environment) if launch.environment else None
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{spec.digest.removeprefix('sha256:')[:16]}-{spec.kind}.log"
-        with open(log_path, "ab") as log:
+        with open(log_path, "ab") as output:
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env=environment,
             )
         running = cls(spec, process, f"http://127.0.0.1:{port}", log_path,
                       stop_grace=launch.stop_grace)  # fmt: skip
+        log.info("starting the %s engine (%s) for %s %s: pid %d, port %d", spec.engine,
+                 spec.kind, spec.name, spec.digest, process.pid, port)  # fmt: skip
         running._wait_ready(launch.start_timeout if timeout is None else timeout)
+        log.info("engine pid %d ready for %s in %.1f s", process.pid, spec.name,
+                 time.monotonic() - running.started_at)  # fmt: skip
         return running
 
     def _wait_ready(self, timeout: float) -> None:
@@ -93,6 +100,9 @@ class EngineProcess:
         with httpx.Client(timeout=2) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
+                    log.warning("engine pid %d for %s exited while loading (code %s); its log: "
+                                "%s", self.process.pid, self.spec.name, self.process.returncode,
+                                self.log_path)  # fmt: skip
                     raise ModelUnavailable(
                         f"{self.spec.name}: the engine exited while loading "
                         f"(code {self.process.returncode}): {self.log_tail()}"
@@ -101,6 +111,8 @@ class EngineProcess:
                     if client.get(f"{self.base_url}/health").status_code == 200:
                         return
                 time.sleep(0.05)
+        log.warning("engine pid %d for %s not ready in %g s: stopped; its log: %s",
+                    self.process.pid, self.spec.name, timeout, self.log_path)  # fmt: skip
         self.stop()
         raise ModelUnavailable(f"{self.spec.name}: the engine did not become ready in {timeout}s")
 

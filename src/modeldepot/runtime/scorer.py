@@ -25,16 +25,18 @@ import argparse
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modeldepot.config import Settings
-from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
 from modeldepot.runtime.llama import memory_estimate, single_weights
 from modeldepot.runtime.process import ModelUnavailable
+
+if TYPE_CHECKING:
+    from modeldepot.registry import ModelVersion
 
 __all__ = ["BATCH", "SCORING_CONTEXT", "Scorer", "ScoringEngine", "main"]
 

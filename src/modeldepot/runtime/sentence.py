@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldepot.config import Settings
-from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.engine_http import JSONHandler, serve
+
+if TYPE_CHECKING:
+    from modeldepot.registry import ModelVersion
 
 __all__ = ["SentenceEngine", "is_sentence_model", "main"]
 

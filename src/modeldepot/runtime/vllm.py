@@ -19,13 +19,15 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldepot.config import Settings
-from modeldepot.registry import ModelVersion
 from modeldepot.runtime.engine import Adapter, Capability, EngineSpec, Launch, ModelFiles
 from modeldepot.runtime.process import ModelUnavailable
 from modeldepot.runtime.sentence import is_sentence_model
+
+if TYPE_CHECKING:
+    from modeldepot.registry import ModelVersion
 
 __all__ = ["VLLM_PYTHON", "VllmEngine", "find_vllm_python", "is_generative_folder"]
 

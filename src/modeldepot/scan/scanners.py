@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from modeldepot.errors import NotFound
+from modeldepot.plugins import load, ranked
 from modeldepot.scan.findings import Finding, ScanReport, Severity
 from modeldepot.scan.item import Item, Scanner
 from modeldepot.scan.remote_code import folder_findings
@@ -30,8 +30,8 @@ _ORDER = ("gguf", "jinja", "safetensors", "zip", "tar", "7z", "numpy", "keras-h5
 
 @cache
 def scanners() -> tuple[Scanner, ...]:
-    found: list[Scanner] = [ep.load()() for ep in entry_points(group=ENTRY_POINT_GROUP)]
-    return tuple(sorted(found, key=lambda s: _ORDER.index(s.name) if s.name in _ORDER else 99))
+    found: list[Scanner] = load(ENTRY_POINT_GROUP)
+    return tuple(ranked(found, _ORDER))
 
 
 def accepting(item: Item) -> Scanner | None:

@@ -150,7 +150,7 @@ def _send_shard(
     server: str, api_key: str | None, lines: list[BatchLine], concurrency: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A shard of a batch, in a Ray worker: sent to the depot server at `server`."""
-    from modeldepot.server.inprocess import over_http
+    from modeldepot.connection import over_http
 
     async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         async with over_http(server, api_key) as client:

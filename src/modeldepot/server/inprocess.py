@@ -1,6 +1,7 @@
 """The depot's server run inside this process, reached over ASGI: how `depot eval` asks
 models without a `depot serve` running. An ephemeral key is the only one it accepts besides
-the configured ones; its transport is marked in-process, so no Host needs to name it."""
+the configured ones; its transport is marked in-process, so no Host needs to name it. A server
+already running is reached with `modeldepot.connection.over_http`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from modeldepot.config import Settings
+from modeldepot.connection import over_http
 from modeldepot.server.app import create_app
 from modeldepot.server.hosts import in_process_transport
 
@@ -32,12 +34,4 @@ async def _in_process(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport=in_process_transport(app), base_url="http://depot", timeout=None,
         headers={"Authorization": f"Bearer {secret}"},
     ) as client:  # fmt: skip
-        yield client
-
-
-@contextlib.asynccontextmanager
-async def over_http(base_url: str, api_key: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a depot server already running at `base_url`."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with httpx.AsyncClient(base_url=base_url, timeout=None, headers=headers) as client:
         yield client

@@ -1,9 +1,10 @@
 """What a request to the OpenAI API must be before any engine sees it: a bounded JSON body
-(413 past `MAX_BODY`), not nested past `MAX_DEPTH`, no NaN or Infinity, and the fields OpenAI
-checks in OpenAI's ranges (400 with the field named in `param`). Anything else a model might
-choke on (a long prompt, an odd sampler value) stays the engine's to judge. Forms (the web
-UI's, a batch file's upload) are read within a bound too, and only after authentication: the
-routes read their bodies themselves, never through FastAPI's parameters."""
+(413 past `MAX_BODY`) read as `modeldepot.jsonl` reads all JSON from outside (UTF-8, nested at
+most `MAX_DEPTH` levels, no NaN or Infinity), and the fields OpenAI checks in OpenAI's ranges
+(400 with the field named in `param`). Anything else a model might choke on (a long prompt, an
+odd sampler value) stays the engine's to judge. Forms (the web UI's, a batch file's upload) are
+read within a bound too, and only after authentication: the routes read their bodies
+themselves, never through FastAPI's parameters."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
+from modeldepot import jsonl
 from modeldepot.server.errors import APIError
 
 __all__ = [
@@ -28,7 +30,6 @@ __all__ = [
     "check_common",
     "check_fits",
     "choice_count",
-    "parse_json",
     "prompt_bound",
     "read_form",
     "read_json",
@@ -37,7 +38,7 @@ __all__ = [
 
 MAX_BODY = 8 * 1024 * 1024
 """Largest request body, in bytes."""
-MAX_DEPTH = 64
+MAX_DEPTH = jsonl.MAX_DEPTH
 """Deepest nesting of JSON arrays and objects."""
 MAX_CHOICES = 16
 """Largest `n`: each choice is a request the engine decodes."""
@@ -49,36 +50,6 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 def _bad(message: str, param: str | None = None) -> APIError:
     return APIError(400, message, "invalid_request_error", "invalid_value" if param else None,
                     param)  # fmt: skip
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _depth(value: Any) -> int:
-    """How deep `value` nests, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level > MAX_DEPTH:
-                return level
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((v, level + 1) for v in children)
-    return deepest
-
-
-def parse_json(data: bytes | str) -> Any:
-    """JSON as the API takes it: no NaN or Infinity, nested at most `MAX_DEPTH` levels
-    (ValueError saying what is wrong)."""
-    try:
-        value = json.loads(data, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels") from None
-    if _depth(value) > MAX_DEPTH:
-        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels")
-    return value
 
 
 def _too_large(limit: int) -> APIError:
@@ -101,12 +72,12 @@ async def _bounded(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
 
 async def read_object(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
     """The request's JSON object, read within `limit` bytes (413 past it; 400 when it is not
-    a JSON object as `parse_json` takes it)."""
+    a JSON object as `jsonl.loads` takes it)."""
     data = b"".join([chunk async for chunk in _bounded(request, limit)])
     try:
-        body = parse_json(data)
+        body = jsonl.loads(data, max_depth=MAX_DEPTH)
     except ValueError as exc:
-        raise _bad(f"the request body is not valid JSON: {exc}") from None
+        raise _bad(f"the request body is {exc}") from None
     if not isinstance(body, dict):
         raise _bad("the request body must be a JSON object")
     return body

@@ -3,11 +3,11 @@ exceptions) before anything may serve, export or run it; quarantine; signatures;
 of stored bytes. The scanners
 themselves are in `modeldepot.scan`."""
 
-from modeldepot.verify.admission import Admission
-from modeldepot.verify.gate import HELD, Gate, Verdict
-from modeldepot.verify.integrity import CheckProblem, Integrity, check
-from modeldepot.verify.quarantine import Quarantine
-from modeldepot.verify.signatures import Signatures, Verification
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modeldepot._lazy import reexports
 
 __all__ = [
     "HELD",
@@ -21,3 +21,21 @@ __all__ = [
     "Verification",
     "check",
 ]
+
+if TYPE_CHECKING:
+    from modeldepot.verify.admission import Admission
+    from modeldepot.verify.gate import HELD, Gate, Verdict
+    from modeldepot.verify.integrity import CheckProblem, Integrity, check
+    from modeldepot.verify.quarantine import Quarantine
+    from modeldepot.verify.signatures import Signatures, Verification
+else:
+    __getattr__, __dir__ = reexports(
+        __name__,
+        {
+            "modeldepot.verify.admission": ["Admission"],
+            "modeldepot.verify.gate": ["HELD", "Gate", "Verdict"],
+            "modeldepot.verify.integrity": ["CheckProblem", "Integrity", "check"],
+            "modeldepot.verify.quarantine": ["Quarantine"],
+            "modeldepot.verify.signatures": ["Signatures", "Verification"],
+        },
+    )

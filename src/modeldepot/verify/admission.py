@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from modeldepot.verify.gate import Gate, Verdict
 from modeldepot.verify.policy import Policy, load_policy
 
 __all__ = ["Admission", "Repair"]
+
+log = logging.getLogger("modeldepot.verify")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,11 @@ class Admission:
             details={"admitted": True} if before.pending and after.admitted else None,
             events=_transitions(before, after),
         )  # fmt: skip
+        worst = f", worst {report.worst}" if report.worst is not None else ""
+        verdict = ("admitted" if after.admitted else "pending" if after.pending
+                   else f"quarantined: {'; '.join(after.reasons)}")  # fmt: skip
+        log.info("scanned %s %s: %d findings%s; %s", version.name, version.digest,
+                 len(findings), worst, verdict)  # fmt: skip
         return self.gate.apply([version])[0]
 
     def findings(self, version: ModelVersion) -> list[Finding]:
@@ -145,6 +153,8 @@ class Admission:
             except (NotFound, UnsafePath):  # a blob is missing, or a file path would leave
                 # its folder (recorded before paths were checked): never trusted or served
                 pinned = Reference(ref.namespace, ref.name, None, version.digest)
+                log.warning("removed %s %s, left pending by an interrupted import: its files "
+                            "are missing or unsafe", name, version.digest)  # fmt: skip
                 self.registry.remove(pinned, actor=self.settings.actor)
                 done.append(Repair(name, version.digest, "removed"))
                 continue

@@ -8,6 +8,7 @@ hold."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,8 @@ from modeldepot.registry.trust import HAND, INTEGRITY, ExceptionGrant, TrustStor
 from modeldepot.verify.gate import Gate, Verdict
 
 __all__ = ["DEFAULT_EXCEPTION", "Entry", "Quarantine", "parse_until"]
+
+log = logging.getLogger("modeldepot.verify")
 
 DEFAULT_EXCEPTION = timedelta(days=30)
 """How long an exception lasts when `--until` is not given."""
@@ -88,6 +91,8 @@ class Quarantine:
         """Quarantine `version` by hand, the reason beside whatever else the gate finds; an
         exception in force ends."""
         self.trust.hold(version.digest, HAND, (reason or "").strip(), actor=actor or self.actor)
+        log.info("%s held %s %s by hand: %s", actor or self.actor, version.name, version.digest,
+                 (reason or "").strip() or "no reason given")  # fmt: skip
         return self.gate.verdict(version)
 
     def release(self, version: ModelVersion, reason: str, *, until: datetime | None = None,
@@ -117,4 +122,7 @@ class Quarantine:
                  if covers else None)  # fmt: skip
         self.trust.release(version.digest, reason.strip(), actor=actor or self.actor,
                            kinds=(HAND, INTEGRITY), exception=grant)  # fmt: skip
+        log.info("%s released %s %s: %s%s", actor or self.actor, version.name, version.digest,
+                 reason.strip(), f" (an exception until {grant.until:%Y-%m-%d})" if grant
+                 else "")  # fmt: skip
         return self.gate.verdict(version)

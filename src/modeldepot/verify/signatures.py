@@ -6,6 +6,7 @@ signed are exactly the stored ones and the bundle verifies on a plain copy of th
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ from modeldepot.verify.signing import (
 )
 
 __all__ = ["Signatures", "Verification"]
+
+log = logging.getLogger("modeldepot.verify")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class Signatures:
             signed_at=datetime.now(UTC), actor=actor or self.settings.actor,
         )  # fmt: skip
         self.trust.add_signature(version.digest, record)
+        log.info("signed %s %s (%s, %s)", version.name, version.digest, record.method,
+                 record.identity[:16])  # fmt: skip
         return record
 
     def _unchanged(self, version: ModelVersion, progress: Progress | None) -> None:
@@ -217,6 +222,9 @@ class Signatures:
             lines.append(f"{signature.method} signature by {signature.identity[:16]} verified "
                          f"with {note}")  # fmt: skip
         audit("verify", {"verified": len(lines), "failed": len(failures)})
+        log.info("verified the signatures of %s %s: %d good, %d failed%s", version.name,
+                 version.digest, len(lines), len(failures),
+                 f" ({'; '.join(failures)})" if failures else "")  # fmt: skip
         if failures:
             raise SignatureFailure("; ".join(failures), [])
         return lines
