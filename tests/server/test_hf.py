@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +23,7 @@ import pytest
 from builders import write_hostile_hf_folder, write_tiny_llama
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from servers import start_server
+from servers import hf_client, start_server
 
 pytestmark = pytest.mark.slow
 FULL, NARROW = "full-secret", "narrow-secret"
@@ -60,18 +55,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 
 def _client(hub: Hub, tmp_path: Path, script: str, token: str | None = FULL) -> Any:
-    """Run `script` in a fresh interpreter with the environment a user sets; it prints one
-    JSON line last, which is returned."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=f"{hub.url}/hf", HF_HOME=str(tmp_path / "hf-home"),
-               HF_HUB_CACHE=str(tmp_path / "hf-cache"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1", NO_PROXY="127.0.0.1")  # fmt: skip
-    if token is not None:
-        env["HF_TOKEN"] = token
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return hf_client(f"{hub.url}/hf", tmp_path, script, token)
 
 
 def _sha256(path: Path) -> str:

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from modeldepot.errors import IntegrityError, NotFound, UnsafePath
+from modeldepot.errors import DepotError, IntegrityError, NotFound, UnsafePath
 from modeldepot.paths import check_relpath
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.keys import ApiKey
@@ -35,7 +35,15 @@ from modeldepot.server.auth import caller
 from modeldepot.server.errors import APIError
 from modeldepot.server.hf import views
 from modeldepot.server.hf.errors import ENTRY, REPO, WRONG_KEY, HubError
-from modeldepot.server.hf.repos import MAIN, Mirror, allowed, commit_of, find, mains
+from modeldepot.server.hf.repos import (
+    MAIN,
+    Mirror,
+    Revision,
+    allowed,
+    commit_of,
+    find,
+    mains,
+)
 from modeldepot.server.state import ServerState
 
 __all__ = ["PAGE", "router"]
@@ -87,9 +95,29 @@ async def hub(request: Request, key: HubCaller) -> Response:
     return HubError(404, REPO, f"nothing at {path[:200]!r} in this depot's Hub API").response()
 
 
-def _mirror(state: ServerState, key: ApiKey) -> Mirror | None:
-    """Fetching a repository the depot lacks, when an on-demand mirror is configured."""
-    return None
+def _mirror(state: ServerState, key: ApiKey) -> Mirror:
+    """Fetching a repository the depot lacks through its on-demand mirrors (if it has any),
+    scanned, judged and signed before the client hears of it: one pull per repository and
+    revision however many clients ask, finished even when they hang up."""
+
+    async def fetch(repository: str, rev: Revision) -> None:
+        flight = (repository, rev.text)
+        pull = state.pulls.get(flight)
+        if pull is None:
+            pull = asyncio.ensure_future(asyncio.to_thread(
+                state.depot.mirroring.on_demand, repository, rev.text, actor=key.name))  # fmt: skip
+            state.pulls[flight] = pull
+            pull.add_done_callback(lambda _: state.pulls.pop(flight, None))
+        try:
+            version = await asyncio.shield(pull)
+        except DepotError as exc:
+            log.warning("on-demand pull of %s@%s failed: %s", repository, rev.text, exc)
+            raise HubError(404, REPO, f"{repository} is not in this depot, and its mirrors "
+                                      f"could not bring it: {exc}") from None  # fmt: skip
+        if version is None:
+            raise HubError(404, REPO, f"{repository} is not in this depot")
+
+    return fetch
 
 
 def _pipeline(state: ServerState, version: ModelVersion) -> str | None:
@@ -112,7 +140,7 @@ async def _info(request: Request, state: ServerState, key: ApiKey, repo: str,
 
 async def _tree(request: Request, state: ServerState, key: ApiKey, repo: str, rev: str,
                 path: str) -> Response:  # fmt: skip
-    version = await find(state, key, repo, rev)
+    version = await find(state, key, repo, rev, _mirror(state, key))
     path = path.strip("/")
     entries = views.tree(version, path, recursive=request.query_params.get("recursive") == "true")
     if entries is None:
@@ -123,7 +151,7 @@ async def _tree(request: Request, state: ServerState, key: ApiKey, repo: str, re
 
 async def _file(request: Request, state: ServerState, key: ApiKey, repo: str, rev: str,
                 path: str) -> Response:  # fmt: skip
-    version = await find(state, key, repo, rev)
+    version = await find(state, key, repo, rev, _mirror(state, key))
     commit = commit_of(version.digest)
     try:
         check_relpath(path)
