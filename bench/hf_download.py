@@ -131,12 +131,14 @@ def main() -> None:
         "| contender | seconds | MiB/s | vs curl |",
         "| --- | --- | --- | --- |",
         f"| `curl` of the blob route | {cu:.2f} | {mib / cu:.0f} | 1.00x |",
-        f"| `curl` of the `/hf` resolve URL | {cu_hf:.2f} | {mib / cu_hf:.0f} | {cu / cu_hf:.2f}x |",
+        f"| `curl` of the `/hf` URL | {cu_hf:.2f} | {mib / cu_hf:.0f} | {cu / cu_hf:.2f}x |",
         f"| `hf_hub_download` through `/hf` | {hf:.2f} | {mib / hf:.0f} | {cu / hf:.2f}x |",
         "",
         "Each round (blob route / `/hf` by curl / hf_hub_download): "
-        + ", ".join(f"{c:.2f}/{r:.2f}/{h:.2f} s" for c, r, h in
-                    zip(times["curl"], times["curl-hf"], times["hf"], strict=True))
+        + ", ".join(
+            f"{c:.2f}/{r:.2f}/{h:.2f} s"
+            for c, r, h in zip(times["curl"], times["curl-hf"], times["hf"], strict=True)
+        )
         + ".",
     ]
     print(write_section("hf-download", lines))
