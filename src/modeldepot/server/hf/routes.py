@@ -11,7 +11,9 @@ Lists are paged by an absolute `Link: <...>; rel="next"`. Paths are routed on th
 undecoded request path (a revision or a folder arrives with its `/` as `%2F`). Every answer
 passes through `repos.find`: the key, its scope and the gate, before any byte. A file is read
 from the store only as the bytes admitted (`verified_path`), and served with `X-Repo-Commit`,
-`ETag` (its sha256), `X-Linked-Size` and `Accept-Ranges`, never compressed.
+`ETag` (its sha256), `X-Linked-Size` and `Accept-Ranges`, never compressed. A repository the
+depot does not hold is fetched through the on-demand mirrors, if any, and admitted (or
+refused) before the answer.
 """
 
 from __future__ import annotations
