@@ -128,7 +128,7 @@ def test_on_demand_a_client_gets_what_the_gate_admits(upstream: Upstream, tmp_pa
     _depot(home, "mirror", "add", "up", "--hf", f"{upstream.url}/hf", "--on-demand")
     proc, url = start_server(home)
     try:
-        got = hf_client(f"{url}/hf", tmp_path, _CLIENT.replace("CLEAN", '"tiny"'))
+        got = hf_client(f"{url}/hf", tmp_path, _CLIENT.replace("CLEAN", '"Tiny"'))
     finally:
         proc.terminate()
         proc.wait(30)

@@ -174,10 +174,10 @@ class Mirroring:
 
     def on_demand(self, repository: str, revision: str, *,
                   actor: str | None = None) -> ModelVersion | None:  # fmt: skip
-        """A model a client asked for and the depot lacks, fetched through the first on-demand
-        mirror that has it (Hugging Face Hubs and depots, by name); None when no mirror is
-        on demand. ModelNotFound when none has it."""
-        want = Wanted("hf", repository, revision)
+        """A model a client asked for (a Hugging Face repo id, as it wrote it) and the depot
+        lacks, fetched through the first on-demand mirror that has it (Hugging Face Hubs and
+        depots, by name); None when no mirror is on demand. ModelNotFound when none has it."""
+        want = Wanted("hf", hub.check_repo_id(repository), revision)
         mirrors = [m for m in self.mirrors.mirrors() if m.on_demand and m.kind in SCHEMES["hf"]]
         if not mirrors:
             return None

@@ -41,7 +41,8 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _REPO = re.compile(r"[^/:@]+(?:/[^/:@]+)?")
 
 Mirror = Callable[[str, "Revision"], Awaitable[None]]
-"""Fetches a repository the depot lacks through an on-demand mirror (raises HubError)."""
+"""Fetches a repository (the repo id as the client wrote it) the depot lacks through an
+on-demand mirror (raises HubError)."""
 
 
 def commit_of(digest: str) -> str:
@@ -50,11 +51,12 @@ def commit_of(digest: str) -> str:
 
 
 def repo_id(text: str) -> str:
-    """The depot repository a repo id names (`acme/tiny`), or RepoNotFound."""
+    """The depot repository a repo id names (`acme/tiny`; `Acme/Tiny` too: the Hub's ids are
+    not case-sensitive, the depot's names are lowercase), or RepoNotFound."""
     try:
         if _REPO.fullmatch(text) is None:
             raise InvalidReference(f"{text!r}: expected [namespace/]name")
-        return Reference.parse(text).repository
+        return Reference.parse(text.lower()).repository
     except InvalidReference as exc:
         raise HubError(404, REPO, f"{text!r} is not a model name of this depot ({exc})") from None
 
@@ -158,7 +160,7 @@ async def find(state: ServerState, key: ApiKey, repo: str, rev_text: str,
             raise HubError(404, REVISION, f"{repository} has no revision {rev.text!r}") from None
         if mirror is None or rev.commit is not None:
             raise HubError(404, REPO, f"{repository} is not in this depot") from None
-        await mirror(repository, rev)
+        await mirror(repo, rev)  # as the client wrote it: the upstream's own spelling
         return await find(state, key, repo, rev_text)
     if not allowed(key, repository, version):
         raise _out_of_scope(key, repository)
