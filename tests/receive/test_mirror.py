@@ -126,9 +126,14 @@ def test_pull_through_another_depots_hub(upstream: Upstream, tmp_path: Path) -> 
 def test_on_demand_a_client_gets_what_the_gate_admits(upstream: Upstream, tmp_path: Path) -> None:
     home = tmp_path / "here"
     _depot(home, "mirror", "add", "up", "--hf", f"{upstream.url}/hf", "--on-demand")
-    proc, url = start_server(home)
-    try:
-        got = hf_client(f"{url}/hf", tmp_path, _CLIENT.replace("CLEAN", '"Tiny"'))
+    proc, url = start_server(home, DEPOT_API_KEYS="all,narrow=smollm2")
+    try:  # a key may not have the depot fetch what it could not use
+        narrow = hf_client(f"{url}/hf", tmp_path / "narrow", _CLIENT.replace("CLEAN", '"tiny"'),
+                           token="narrow")  # fmt: skip
+        assert narrow["clean"][0] == "GatedRepoError" and "may not use tiny" in narrow["clean"][1]
+        with Depot(Settings(home=home)) as depot:
+            assert depot.names.versions(include_untagged=True) == []
+        got = hf_client(f"{url}/hf", tmp_path, _CLIENT.replace("CLEAN", '"Tiny"'), token="all")
     finally:
         proc.terminate()
         proc.wait(30)
