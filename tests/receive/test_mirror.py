@@ -157,6 +157,10 @@ def test_pull_through_another_depots_own_api(upstream: Upstream, tmp_path: Path)
     _depot(home, "mirror", "add", "native", "--depot", upstream.url)
     ambiguous = _depot(home, "pull", "hf://tiny", check=False)
     assert ambiguous.returncode == 2 and "native, up" in ambiguous.stderr
+    for wrong in (["mirror", "add", "x"], ["mirror", "add", "x", "--hf", "http://a", "--depot",
+                  "http://b"], ["pull", "hf://tiny", "--api-key-env", "KEY"],
+                  ["pull", "hf://../etc"], ["pull", "smollm2", "--mirror", "native"]):  # fmt: skip
+        assert _depot(home, *wrong, check=False).returncode == 2, wrong
     pulled = json.loads(_depot(home, "pull", "hf://tiny", "--mirror", "native", "--json").stdout)
     digest, _ = _upstream_version(upstream, "tiny")
     assert pulled["digest"] == digest and pulled["status"] == "ok"

@@ -67,6 +67,9 @@ def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
     scanned and judged by the policy before it is visible.
     """
     if name.startswith(("hf://", "ollama://")):
+        if api_key_env is not None:
+            raise CommandError("a pull through a mirror uses the mirror's key (`depot mirror "
+                               "add ... --api-key-env VAR`)", 2)  # fmt: skip
         with bytes_progress(f"pulling {name}", None) as advance:
             version = depot.mirroring.pull(name, mirror=through, as_name=as_name,
                                            progress=advance)  # fmt: skip
