@@ -83,6 +83,7 @@ bench: setup vllm
 	$(BIN)/python bench/s3_speed.py
 	$(BIN)/python bench/ray_eval.py
 	$(BIN)/python bench/replicas_speed.py --database "$$(bash .ci/postgres.sh | tail -n 1)"
+	$(BIN)/python bench/hf_download.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

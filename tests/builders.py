@@ -132,3 +132,28 @@ def write_torch_zip(path: Path) -> Path:
 def truncate(path: Path, keep: int, dest: Path) -> Path:
     dest.write_bytes(path.read_bytes()[:keep])
     return dest
+
+
+def write_hostile_hf_folder(folder: Path) -> Path:
+    """A Hugging Face folder whose `pytorch_model.bin` is a pickle that calls `os.system`
+    when loaded (never loaded by the depot: scanned, and quarantined)."""
+    from corpus import HOSTILE
+
+    write_hf_folder(folder)
+    case = next(c for c in HOSTILE if c.name == "reduce-os-system")
+    case.build(folder / "pytorch_model.bin")
+    return folder
+
+
+def write_tiny_llama(folder: Path) -> Path:
+    """A random-weight llama in Hugging Face's layout, written by transformers (2 layers,
+    width 32): small enough for `from_pretrained` in a test."""
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)  # fmt: skip
+    transformers.set_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny llama\n")
+    return folder

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -62,3 +65,19 @@ async def asgi_depot(
         transport=transport, base_url=base_url, timeout=60
     ) as client:  # fmt: skip
         yield app, client
+
+
+def hf_client(endpoint: str, folder: Path, script: str, token: str | None = None) -> Any:
+    """Run `script` (Python using huggingface_hub and friends, unmodified) in a fresh
+    interpreter with the environment a user sets: `HF_ENDPOINT=endpoint`, `HF_TOKEN=token`,
+    its cache under `folder`. The script prints one JSON line last, which is returned."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(folder / "hf-home"),
+               HF_HUB_CACHE=str(folder / "hf-cache"), HF_HUB_DISABLE_TELEMETRY="1",
+               HF_HUB_DISABLE_PROGRESS_BARS="1", NO_PROXY="127.0.0.1")  # fmt: skip
+    if token is not None:
+        env["HF_TOKEN"] = token
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

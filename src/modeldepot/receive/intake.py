@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from modeldepot.config import Settings
@@ -92,14 +93,17 @@ class Intake:
         origin: str,
         progress: Progress | None = None,
         actor: str | None = None,
+        action: str = "import",
+        details: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
-        """Store what the depot itself made (a fine-tuned adapter, a merge, a quantisation),
-        tag it `name`, and admit it like any import."""
+        """Store what the depot itself made (a fine-tuned adapter, a merge, a quantisation)
+        or fetched through a mirror, tag it `name`, and admit it like any import. `action`
+        and `details` are recorded with it (a pull's provenance)."""
         ref = _target(name)
         log.info("storing %s as %s", origin, ref)
         links = [self._pin(link) for link in lineage]
         self._check_adapter(source.info, links)
-        stored = self._store(source, [ref], links, origin, progress, actor)
+        stored = self._store(source, [ref], links, origin, progress, actor, action, details)
         return self._admit(stored, actor)
 
     def pull(
@@ -290,6 +294,8 @@ class Intake:
         origin: str,
         progress: Progress | None,
         actor: str | None,
+        action: str = "import",
+        details: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         with self.lock.shared():
             self.store.clean_temporaries()
@@ -317,7 +323,8 @@ class Intake:
                     lineage=lineage,
                     source=origin,
                     actor=actor or self.settings.actor,
-                    details={"source": origin, "size": manifest.size},
+                    action=action,
+                    details={"source": origin, "size": manifest.size, **(details or {})},
                 )
         assert version is not None
         return version

@@ -23,10 +23,12 @@ stored and checked.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,6 +44,7 @@ __all__ = [
     "MAX_REDIRECTS",
     "Answer",
     "ChunkReader",
+    "Hashes",
     "Limits",
     "Remote",
     "check_config_size",
@@ -54,6 +57,7 @@ MAX_REDIRECTS = 5
 """Redirects followed for one request."""
 _ERROR_BODY = 64 * 1024
 """Bytes of an error answer read for its message."""
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class Limits:
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         return cls(timeout=settings.remote_timeout, deadline=settings.pull_deadline)
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """What a downloaded file hashes to (hex): its sha256 and its git blob id."""
+
+    sha256: str
+    git: str
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,37 @@ class Remote:
                                  what=what, tick=lambda: self._check_deadline(what))  # fmt: skip
             return store.put_stream([reader], expected=descriptor.digest, progress=progress)
 
+    def download(self, url: str, what: str, dest: Path, size: int, check: Check, *,
+                 declared_by: str, progress: Progress | None = None) -> Hashes:  # fmt: skip
+        """Stream the body at `url` into the new file `dest`: exactly `size` bytes (more or
+        fewer is refused as it arrives, and `dest` removed). Returns the hashes of what was
+        written, for the caller to compare with what the remote declared."""
+        sha256 = hashlib.sha256()
+        git = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+        buffer = bytearray(_CHUNK)
+        try:
+            timeout = self._timeout(what)
+            with self.guard(what), self.http.stream("GET", url, timeout=timeout) as got:
+                if got.status_code != 200:
+                    check(Answer(got.status_code, got.headers,
+                                 self._read(got, what, _ERROR_BODY, cut=True)), what)  # fmt: skip
+                    raise DepotError(f"{what}: {self.who} answered {got.status_code}")
+                reader = ChunkReader(got.iter_raw(), limit=size, what=what,
+                                     tick=lambda: self._check_deadline(what),
+                                     declared_by=declared_by)  # fmt: skip
+                with open(dest, "xb") as out:
+                    while n := reader.readinto(buffer):
+                        piece = memoryview(buffer)[:n]
+                        sha256.update(piece)
+                        git.update(piece)
+                        out.write(piece)
+                        if progress:
+                            progress(n)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return Hashes(sha256.hexdigest(), git.hexdigest())
+
     # -- limits ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -214,13 +257,15 @@ class ChunkReader:
     the excess arrives). `tick` is called before each chunk (a deadline's check)."""
 
     def __init__(self, chunks: Iterable[bytes], *, limit: int | None = None, what: str = "",
-                 tick: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 tick: Callable[[], None] | None = None,
+                 declared_by: str = "the manifest") -> None:  # fmt: skip
         self._parts = iter(chunks)
         self._pending = b""
         self._limit = limit
         self._what = what
         self._tick = tick
         self._seen = 0
+        self._by = declared_by
 
     def readinto(self, buffer: bytearray, /) -> int:
         while not self._pending:
@@ -231,14 +276,14 @@ class ChunkReader:
             except StopIteration:
                 if self._limit is not None and self._seen < self._limit:
                     raise IntegrityError(f"{self._what}: the stream ended after {self._seen} of "
-                                         f"the {self._limit} bytes the manifest declares, so "
+                                         f"the {self._limit} bytes {self._by} declares, so "
                                          "it cannot match its digest; nothing was "
                                          "stored") from None  # fmt: skip
                 return 0
             self._seen += len(self._pending)
             if self._limit is not None and self._seen > self._limit:
-                raise IntegrityError(f"{self._what}: more than the {self._limit} bytes the "
-                                     "manifest declares arrived, so it cannot match its "
+                raise IntegrityError(f"{self._what}: more than the {self._limit} bytes "
+                                     f"{self._by} declares arrived, so it cannot match its "
                                      "digest; refused, nothing was stored")  # fmt: skip
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]

@@ -4,6 +4,7 @@ gives them now (`judge`, passed in by the depot), so every view shows the same a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from modeldepot.errors import ModelNotFound, UsageError
@@ -26,6 +27,18 @@ class Names:
     def show(self, name: str) -> ModelVersion:
         """The version `name` (NAME[:TAG] or NAME@sha256:...) names; ModelNotFound if none."""
         return self.judge([self.registry.resolve(Reference.parse(name))])[0]
+
+    def by_prefix(self, repository: str, prefix: str) -> ModelVersion:
+        """The version of `repository` whose manifest digest starts with `sha256:PREFIX` (a
+        Hugging Face commit id is its first 40 hex digits); ModelNotFound when no version,
+        or more than one, does."""
+        ref = Reference.parse(repository)
+        if re.fullmatch(r"[0-9a-f]{8,64}", prefix) is None:
+            raise ModelNotFound(f"{prefix!r} is not a version of {ref.repository}")
+        found = [d for d in self.registry.digests(ref) if d.startswith(f"sha256:{prefix}")]
+        if len(set(found)) != 1:
+            raise ModelNotFound(f"{ref.repository} has no version {prefix}")
+        return self.show(f"{ref.repository}@{found[0]}")
 
     def versions(self, *, include_untagged: bool = False) -> list[ModelVersion]:
         return self.judge(self.registry.versions(include_untagged=include_untagged))

@@ -22,6 +22,7 @@ compares the two so they never drift apart.
     api_keys  keys of the HTTP API: scope, quotas (only a hash of each secret is kept)
     remotes   OpenAI-compatible models elsewhere (a proprietary API, another depot)
     aliases   a name served by the first of its targets that answers
+    mirrors   upstream hubs models are pulled through (Hugging Face, Ollama, another depot)
     datasets  training data sets (stored as blobs), by digest
     jobs      long-running work (fine-tuning): its specification, status and progress
     api_files, batches
@@ -51,6 +52,7 @@ __all__ = [
     "lineage",
     "manifests",
     "metadata",
+    "mirrors",
     "models",
     "quota_requests",
     "quota_reservations",
@@ -305,6 +307,18 @@ aliases = sa.Table(
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("targets", sa.JSON, nullable=False),
     sa.Column("updated_at", _NOW, nullable=False),
+)
+
+mirrors = sa.Table(
+    "mirrors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("api_key_env", sa.String(128)),
+    sa.Column("on_demand", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", _NOW, nullable=False),
 )
 
 datasets = sa.Table(

@@ -237,6 +237,18 @@ class Registry:
                 ).all()
             return self._versions(conn, rows, None)
 
+    def digests(self, ref: Reference) -> list[str]:
+        """The manifest digest of every version of `ref`'s model, tagged or not, oldest
+        first (empty when no such model is stored)."""
+        with self.engine.connect() as conn:
+            return list(conn.scalars(
+                sa.select(t.manifests.c.digest)
+                .join(t.versions, t.versions.c.manifest_id == t.manifests.c.id)
+                .join(t.models, t.models.c.id == t.versions.c.model_id)
+                .where(t.models.c.namespace == ref.namespace, t.models.c.name == ref.name)
+                .order_by(t.versions.c.created_at, t.versions.c.id)
+            ))  # fmt: skip
+
     def search(self, terms: Iterable[str]) -> list[ModelVersion]:
         """Tagged versions matching every term in name, tag, format, architecture,
         quantisation, licence or any metadata value (case-insensitive)."""

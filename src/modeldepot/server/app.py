@@ -33,7 +33,7 @@ from modeldepot.registry.keys import keys_from_env
 from modeldepot.registry.quotas import QuotaLedger
 from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.runtime.process import engine_client_limits
-from modeldepot.server import batches, native, openai
+from modeldepot.server import batches, hf, native, openai
 from modeldepot.server.access import RequestLog
 from modeldepot.server.auth import Caller, Gatekeeper, MaybeCaller
 from modeldepot.server.directory import Directory
@@ -140,6 +140,7 @@ def create_app(
     app = FastAPI(title="modeldepot", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)  # fmt: skip
     app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(hf.HubError, hf.hub_error_handler)
     app.add_exception_handler(DepotError, depot_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
@@ -148,6 +149,7 @@ def create_app(
     app.add_middleware(RequestLog)
     app.include_router(openai.router)
     app.include_router(native.router)
+    app.include_router(hf.router)
     app.include_router(batches.router)
     app.include_router(pages.router)
     app.include_router(governance.router)

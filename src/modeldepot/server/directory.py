@@ -68,6 +68,11 @@ class Directory:
         self._resolutions[(name, private)] = (time.monotonic(), found)
         return found
 
+    async def version(self, name: str) -> ModelVersion:
+        """The stored version `name` (NAME[:TAG] or NAME@sha256:...) names, with the gate's
+        status (ModelNotFound / InvalidReference when none)."""
+        return await asyncio.to_thread(self._version, name)
+
     async def gateway(self) -> GatewaySnapshot:
         return await asyncio.to_thread(self._gateway_now)
 

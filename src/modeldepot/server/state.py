@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -34,6 +35,9 @@ class ServerState:
     directory: Directory
     background: set[asyncio.Task[None]] = field(default_factory=set)
     """Work the server runs for requests that returned already (batches)."""
+    pulls: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict)
+    """Models being fetched through an on-demand mirror, by (repository, revision): the
+    requests that ask for one wait on the same pull."""
 
     def accounting(self, key: ApiKey, model: str, endpoint: str) -> Accounting:
         return Accounting(self.metrics, self.gate.spend, self.depot.usage.record, key, model,
