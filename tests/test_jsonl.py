@@ -57,9 +57,12 @@ def test_batch_lines_are_bounded() -> None:
         check_batch(b'{"custom_id": "' + b"x" * 9 * 1024**2 + b'"}\n')
 
 
+# The peak of this process's own memory (VmHWM, in KiB): getrusage's maxrss would carry over the
+# parent's peak across fork and exec, and the parent here is a pytest that has loaded models.
 _MEASURED = (
-    "import resource, sys\nfrom modeldepot.cli import main\ntry:\n    main()\nfinally:\n"
-    "    print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "import re, sys\nfrom modeldepot.cli import main\ntry:\n    main()\nfinally:\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    print('maxrss', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
 )
 
 
