@@ -7,6 +7,7 @@ the result in; tests build `Settings(home=tmp_path)` directly.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Folder of the llama.cpp sources whose conversion scripts (convert_hf_to_gguf.py, "
         "convert_lora_to_gguf.py) the depot runs.",
         "the pinned sources `make setup` links at .venv/share/modeldepot/llama.cpp",
+    ),
+    EnvVar(
+        "DEPOT_GARAK_PYTHON",
+        "Python interpreter of the environment holding garak, which `depot redteam` runs (its "
+        "own environment: garak's pins fight the depot's).",
+        "garak-python beside the depot's interpreter, written by `make garak`",
     ),
     EnvVar(
         "DEPOT_MAX_MEMORY",
@@ -188,11 +195,21 @@ class Settings:
     """Seconds to connect to a remote and to wait for each read of its answer."""
     pull_deadline: float = 6 * 3600.0
     """Seconds a whole pull from a remote may take."""
+    garak_python: Path | None = None
+    """`DEPOT_GARAK_PYTHON`: the interpreter of garak's environment (None: `garak_program`)."""
+    measuring: bool = False
+    """A server run inside an evaluation (`depot eval`, `depot redteam`): the policy's
+    [safety] section refuses nothing there, since measuring is how a version meets it."""
 
     @property
     def layout(self) -> Layout:
         """Where each file under the home lives."""
         return Layout(self.home)
+
+    @property
+    def garak_program(self) -> Path:
+        """The interpreter `depot redteam` runs garak with."""
+        return self.garak_python or Path(sys.executable).parent / "garak-python"
 
     @property
     def queue_limit(self) -> int:
@@ -231,6 +248,7 @@ class Settings:
         home = Path(env.get("DEPOT_HOME") or "~/.modeldepot").expanduser()
         server = env.get("DEPOT_LLAMA_SERVER")
         sources = env.get("DEPOT_LLAMA_CPP")
+        garak = env.get("DEPOT_GARAK_PYTHON")
 
         def number(name: str, default: float, low: float, kind: type = int) -> Any:
             text = env.get(name) or ""
@@ -270,4 +288,5 @@ class Settings:
             editor=env.get("EDITOR") or "vi",
             remote_timeout=number("DEPOT_REMOTE_TIMEOUT", 60, 0.1, float),
             pull_deadline=number("DEPOT_PULL_DEADLINE", 6 * 3600, 1, float),
+            garak_python=Path(garak).expanduser() if garak else None,
         )

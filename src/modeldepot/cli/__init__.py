@@ -10,6 +10,7 @@ from modeldepot.cli import (
     keys,
     models,
     ps,
+    redteam,
     run,
     serve,
     store,
@@ -18,7 +19,8 @@ from modeldepot.cli import (
 from modeldepot.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, models, ps, run, serve, store, trust)
+_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, models, ps, redteam, run, serve, store,
+                    trust)
 
 
 def main() -> None:
