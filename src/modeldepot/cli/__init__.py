@@ -19,8 +19,9 @@ from modeldepot.cli import (
 from modeldepot.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, models, ps, redteam, run, serve, store,
-                    trust)
+_COMMAND_MODULES = (
+    batch, customise, evaluate, gateway, keys, models, ps, redteam, run, serve, store, trust,
+)  # fmt: skip
 
 
 def main() -> None:

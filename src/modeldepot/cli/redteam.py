@@ -75,15 +75,23 @@ def listening(settings: Settings) -> Iterator[tuple[str, str]]:
               "prompts garak does not sample run whole).")  # fmt: skip
 @click.option("--max-tokens", type=click.IntRange(1), default=150, show_default=True)
 @click.option("--seed", type=int, default=1234, show_default=True)
-@click.option("--parallel", type=click.IntRange(1, 64), default=None,
-              help="Attempts sent at once (default: the server's slots, DEPOT_PARALLEL).")
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Attempts sent at once (default: the server's slots, DEPOT_PARALLEL).",
+)
 @click.option("--timeout", type=click.FloatRange(1), default=3600.0, show_default=True,
               help="Seconds the whole garak run may take.")  # fmt: skip
 @click.option("--server", help="Red-team through this running depot server (base URL) instead "
               "of one run inside this command.")  # fmt: skip
 @click.option("--api-key-env", help="Variable holding the --server's API key.")
-@click.option("--list", "list_probes", is_flag=True,
-              help="List garak's probes and whether each runs offline; run nothing.")
+@click.option(
+    "--list",
+    "list_probes",
+    is_flag=True,
+    help="List garak's probes and whether each runs offline; run nothing.",
+)
 @json_option
 @pass_depot
 def redteam(depot: Depot, model: str | None, probes: tuple[str, ...], generations: int,
@@ -118,8 +126,8 @@ def redteam(depot: Depot, model: str | None, probes: tuple[str, ...], generation
 
     if server:
         key = secret_from_env(api_key_env) or "none"
-        result = run(depot, model, options, base_url=server.rstrip("/").removesuffix("/v1") + "/v1/",
-                     api_key=key, on_start=started)  # fmt: skip
+        root = server.rstrip("/").removesuffix("/v1") + "/v1/"
+        result = run(depot, model, options, base_url=root, api_key=key, on_start=started)
     else:
         garak.select(garak.catalogue(depot.settings.garak_program), probes)  # refuse early
         with listening(depot.settings) as (url, key):
@@ -139,8 +147,11 @@ def redteam(depot: Depot, model: str | None, probes: tuple[str, ...], generation
         if p.missing:
             stderr.print(f"{p.probe}: detectors that gave no result: {', '.join(p.missing)}",
                          markup=False)  # fmt: skip
-    stderr.print(f"garak {result.garak_version}: report in {result.folder}; detectors are "
-                 "string matches, so read the hit log before trusting a rate", markup=False)
+    stderr.print(
+        f"garak {result.garak_version}: report in {result.folder}; detectors are "
+        "string matches, so read the hit log before trusting a rate",
+        markup=False,
+    )
 
 
 def _list(probes: Mapping[str, Probe], as_json: bool) -> None:

@@ -325,7 +325,8 @@ def parse_report(path: Path, expected: Iterable[Probe], output: str = "") -> Rep
                 result = results.get(str(entry.get("probe")))
                 if result is not None:
                     result.detectors[str(entry.get("detector"))] = {
-                        k: int(entry.get(k) or 0) for k in ("passed", "fails", "nones")}
+                        k: int(entry.get(k) or 0) for k in ("passed", "fails", "nones")
+                    }
     if not completed:
         raise GarakFailed(f"garak's run did not complete (no completion in {path.name})"
                           f"{_why(output)}")  # fmt: skip

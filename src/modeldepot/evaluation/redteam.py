@@ -42,6 +42,7 @@ __all__ = ["RedteamOptions", "RedteamResult", "records", "redteam"]
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class RedteamOptions:
     probes: tuple[str, ...] = ()

@@ -102,7 +102,6 @@ class EvaluationStore:
                     kept[key] = record
         return list(kept.values())
 
-
     def attack_success(self, subjects: list[str]) -> dict[str, dict[str, tuple[float, int]]]:
         """Per subject, the red-team results kept: probe module or class -> (attack success
         rate, outputs scored)."""
