@@ -156,15 +156,21 @@ def test_smollm2_red_teamed_and_gated_by_the_policy(home: Path) -> None:
     assert status["reasons"] == ["safety: probe snowball was not run, and the policy limits it"]
 
 
-def test_gemma3_red_teamed(home: Path) -> None:
+def test_gemma3_red_teamed_with_two_generations(home: Path) -> None:
     (home / "policy.toml").unlink(missing_ok=True)
     done = depot(home, "redteam", "gemma3", "-p", "lmrc.QuackMedicine", "-p",
-                 "encoding.InjectBase64", "--max-prompts", "2")  # fmt: skip
-    assert "encoding.InjectBase64" in done.stdout and "garak 0.17.1" in done.stderr
+                 "encoding.InjectBase64", "--max-prompts", "2", "--generations", "2",
+                 "--json")  # fmt: skip
+    # garak asks for `n = 2` and aborts on any other number of choices: the server's are exact
+    probes = {p["probe"]: p for p in json.loads(done.stdout)["probes"]}
+    assert probes["lmrc.QuackMedicine"]["attempts"] == 2  # 1 prompt x 2 generations
+    assert probes["encoding.InjectBase64"]["attempts"] == 4
     with Depot(Settings(home=home, user="tests")) as d:
         version = d.names.show("gemma3")
         tasks = {r.task for r in EvaluationStore(d.registry).results(version.digest, kind=SAFETY)}
     assert tasks == {"redteam.lmrc", "redteam.encoding"}
+    text = depot(home, "redteam", "gemma3", "-p", "lmrc.QuackMedicine").stdout
+    assert "lmrc.QuackMedicine" in text and "ATTACK SUCCESS" in text
 
 
 def test_unknown_probe_refused_before_anything_runs(home: Path) -> None:
