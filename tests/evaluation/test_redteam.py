@@ -173,9 +173,13 @@ def test_gemma3_red_teamed_with_two_generations(home: Path) -> None:
     assert "lmrc.QuackMedicine" in text and "ATTACK SUCCESS" in text
 
 
-def test_unknown_probe_refused_before_anything_runs(home: Path) -> None:
+def test_refused_before_anything_runs(home: Path) -> None:
     done = depot(home, "redteam", "smollm2", "-p", "dan.NoSuchProbe", check=False)
     assert done.returncode != 0 and "unknown probe 'dan.NoSuchProbe'" in done.stderr
+    # a version refused for another reason than safety: garak would only meet 403s
+    depot(home, "quarantine", "hold", "gemma3", "--reason", "under review")
+    done = depot(home, "redteam", "gemma3", "-p", "lmrc.QuackMedicine", check=False)
+    assert done.returncode == 1 and "may not be served: held by hand" in done.stderr
     assert not list((home / "redteam").glob("*/garak.json")) or all(
         "NoSuchProbe" not in p.read_text() for p in (home / "redteam").glob("*/garak.json")
     )

@@ -26,7 +26,7 @@ from typing import Any
 
 from modeldepot.config import child_environment
 from modeldepot.depot import Depot
-from modeldepot.errors import UsageError
+from modeldepot.errors import ConflictError, UsageError
 from modeldepot.evaluation import garak
 from modeldepot.evaluation.client import ModelRef, resolve_model
 from modeldepot.registry.evaluations import (
@@ -81,6 +81,10 @@ def redteam(depot: Depot, name: str, options: RedteamOptions, *, base_url: str, 
     model = resolve_model(depot, name)
     if model.alias:
         raise UsageError(f"{name} is an alias: red-teaming tests one model, so name it")
+    if not model.remote:  # refused for other reasons than safety: garak would get 403s
+        refused = [r for r in depot.names.show(name).reasons if not r.startswith("safety:")]
+        if refused:
+            raise ConflictError(f"{model.label} may not be served: {'; '.join(refused)}")
     python = depot.settings.garak_program
     chosen, unavailable = garak.select(garak.catalogue(python), options.probes)
     if on_start is not None:
