@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,8 @@ class Stub:
     reply: str = "I'm sorry, but I can't help with that."
     choices: int | None = None
     """Answer this many choices whatever `n` asks (None: as many as asked)."""
+    delay: float = 0.0
+    """Seconds to wait before answering."""
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -53,6 +56,7 @@ def stub() -> Iterator[Stub]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             state.bodies.append(body)
+            time.sleep(state.delay)
             n = state.choices if state.choices is not None else int(body.get("n") or 1)
             self._send(200, {"id": "x", "object": "chat.completion", "created": 0,
                              "model": body.get("model"), "choices": [
@@ -71,10 +75,11 @@ def stub() -> Iterator[Stub]:
 
 
 def _run(python: Path, stub_url: str, folder: Path, probes: list[garak.Probe],
-         generations: int = 1) -> tuple[garak.Report, str]:  # fmt: skip
+         generations: int = 1, timeout: float = 300) -> tuple[garak.Report, str]:  # fmt: skip
     run = garak.GarakRun(stub_url, "stub", tuple(p.name for p in probes), generations=generations,
                          seed=7, max_prompts=4)  # fmt: skip
-    output = garak.run_garak(python, run, folder, api_key="k", timeout=300, environ=os.environ)
+    output = garak.run_garak(python, run, folder, api_key="k", timeout=timeout,
+                             environ=os.environ)  # fmt: skip
     return garak.parse_report(folder / "garak.report.jsonl", probes, output), output
 
 
@@ -114,6 +119,15 @@ def test_wrong_number_of_choices_fails_the_run(garak_python: Path, stub: Stub,
     chosen, _ = garak.select(garak.catalogue(garak_python), ["lmrc.QuackMedicine"])
     with pytest.raises(garak.GarakFailed, match="requested number of responses"):
         _run(garak_python, stub.url, tmp_path, chosen)
+
+
+def test_a_run_past_its_time_limit_is_killed(garak_python: Path, stub: Stub,
+                                             tmp_path: Path) -> None:  # fmt: skip
+    stub.delay = 600  # an engine that never answers
+    chosen, _ = garak.select(garak.catalogue(garak_python), ["lmrc.QuackMedicine"])
+    with pytest.raises(garak.GarakFailed, match=r"did not finish within 20 s"):
+        _run(garak_python, stub.url, tmp_path, chosen, timeout=20)
+    assert stub.bodies  # it was asked, and then stopped
 
 
 def test_unreachable_target_fails_the_run(garak_python: Path, tmp_path: Path) -> None:
