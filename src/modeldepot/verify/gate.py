@@ -1,6 +1,7 @@
 """The gate: whether a stored version may be served, exported or run, decided now from what is
-stored about it (the findings of its latest scan, its signatures, holds and exceptions) under
-today's policy and advisories. Nothing stores the answer: every view gets versions through
+stored about it (the findings of its latest scan, its signatures, holds and exceptions, and
+its red-team results when the policy has a [safety] section) under today's policy and
+advisories. Nothing stores the answer: every view gets versions through
 `Names`, which asks the gate, and the server, `depot run`, `depot push` and the customising
 commands ask it before they act, so a changed policy, a new advisory or an expired exception
 shows everywhere at once.
