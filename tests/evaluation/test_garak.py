@@ -190,3 +190,18 @@ def test_probes_whose_detectors_download_are_unavailable() -> None:
     assert "Hugging Face Hub" in str(found["m.Model"].unavailable)
     assert "perspective.Toxicity" in str(found["m.Api"].unavailable)
     assert "generates attacks" in str(found["atkgen.Tox"].unavailable)
+
+
+def test_garak_gets_none_of_the_depots_secrets(tmp_path: Path) -> None:
+    program = tmp_path / "fake-python"  # stands in for garak's interpreter: prints its env
+    program.write_text("#!/bin/sh\nenv\n")
+    program.chmod(0o755)
+    run = garak.GarakRun("http://127.0.0.1:1/v1/", "m", ("lmrc.QuackMedicine",))
+    output = garak.run_garak(program, run, tmp_path / "run", api_key="one-time", timeout=60,
+                             environ={"PATH": os.environ["PATH"], "AWS_SECRET_ACCESS_KEY": "s3",
+                                      "DEPOT_API_KEYS": "k1", "LC_ALL": "C"})  # fmt: skip
+    seen = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+    assert "AWS_SECRET_ACCESS_KEY" not in seen and "DEPOT_API_KEYS" not in seen
+    assert seen["OPENAICOMPATIBLE_API_KEY"] == "one-time" and seen["LC_ALL"] == "C"
+    assert seen["HF_HUB_OFFLINE"] == "1"
+    assert seen["XDG_CONFIG_HOME"] == str(tmp_path / "run" / "config")

@@ -56,6 +56,8 @@ _DOWNLOADING_MODULES = {
     "packagehallucination": "its detector downloads package lists from the Hugging Face Hub",
 }
 _DOWNLOADING_DETECTORS = ("perspective.", "packagehallucination.", "judge.")
+_PASSED = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+"""The variables of this process garak runs with (with its own): nothing secret."""
 _NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _READ_CACHE = (
     "import importlib.util, pathlib, sys; "
@@ -218,11 +220,12 @@ def run_garak(python: Path, run: GarakRun, folder: Path, *, api_key: str, timeou
               environ: Mapping[str, str]) -> str:  # fmt: skip
     """Run garak on `run` with its files in `folder`; its output. Offline (Hugging Face's
     offline switches), with its data, cache and configuration folders inside `folder` so no
-    user configuration reaches it, and killed (with its workers) after `timeout` seconds."""
+    user configuration reaches it, none of this process's other variables (keys, credentials),
+    and killed (with its workers) after `timeout` seconds."""
     folder.mkdir(parents=True, exist_ok=True)
     config = write_config(run, folder)
     env = {
-        **environ,
+        **{k: v for k, v in environ.items() if k in _PASSED or k.startswith("LC_")},
         "OPENAICOMPATIBLE_API_KEY": api_key,
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
