@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import pytest
 
 from modeldepot.errors import UsageError
 from modeldepot.evaluation import garak
-from servers import free_port
+from servers import DEPOT, free_port
 
 
 @dataclass
@@ -205,3 +207,34 @@ def test_garak_gets_none_of_the_depots_secrets(tmp_path: Path) -> None:
     assert seen["OPENAICOMPATIBLE_API_KEY"] == "one-time" and seen["LC_ALL"] == "C"
     assert seen["HF_HUB_OFFLINE"] == "1"
     assert seen["XDG_CONFIG_HOME"] == str(tmp_path / "run" / "config")
+
+
+def _garak_processes(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if "-m garak" in command and marker in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_stopped_redteam_stops_garak(garak_python: Path, stub: Stub,
+                                       served_home: Path) -> None:  # fmt: skip
+    stub.delay = 600  # garak waits on the model when the command is stopped
+    env = {**os.environ, "DEPOT_HOME": str(served_home), "STUB_KEY": "k"}
+    env.pop("DEPOT_DATABASE_URL", None)
+    proc = subprocess.Popen([*DEPOT, "redteam", "smollm2", "-p", "lmrc.QuackMedicine",
+                             "--server", stub.url, "--api-key-env", "STUB_KEY"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not stub.bodies and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert stub.bodies, "garak never asked the model"
+    marker = str(served_home / "redteam")
+    assert _garak_processes(marker)
+    proc.terminate()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert _garak_processes(marker) == []  # not left running on its own

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
+import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -111,6 +113,8 @@ def redteam(depot: Depot, model: str | None, probes: tuple[str, ...], generation
         return
     if not model:
         raise UsageError("name the model to red-team: depot redteam MODEL")
+    # Stopped by SIGTERM, the command still ends garak (its own session) and the engines.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     options = RedteamOptions(probes=probes, generations=generations, seed=seed,
                              max_prompts=max_prompts, max_tokens=max_tokens,
                              parallel=parallel or depot.settings.parallel,

@@ -62,15 +62,19 @@ class RedteamResult:
     unavailable: dict[str, str]
     folder: str
     seconds: float
+    """The whole run: checks, garak, its report read back."""
     garak_version: str
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    garak_seconds: float = 0.0
+    """garak's process alone, start to exit."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model.label, "subject": self.model.identity,
                 "probes": [p.to_dict() for p in self.probes],
                 "unavailable": [{"probe": k, "reason": v} for k, v in self.unavailable.items()],
                 "garak": self.garak_version, "artifacts": self.artifacts,
-                "seconds": round(self.seconds, 2)}  # fmt: skip
+                "seconds": round(self.seconds, 2),
+                "garak_seconds": round(self.garak_seconds, 2)}  # fmt: skip
 
 
 def redteam(depot: Depot, name: str, options: RedteamOptions, *, base_url: str, api_key: str,
@@ -85,6 +89,7 @@ def redteam(depot: Depot, name: str, options: RedteamOptions, *, base_url: str, 
         refused = [r for r in depot.names.show(name).reasons if not r.startswith("safety:")]
         if refused:
             raise ConflictError(f"{model.label} may not be served: {'; '.join(refused)}")
+    started = time.perf_counter()
     python = depot.settings.garak_program
     chosen, unavailable = garak.select(garak.catalogue(python), options.probes)
     if on_start is not None:
@@ -96,11 +101,11 @@ def redteam(depot: Depot, name: str, options: RedteamOptions, *, base_url: str, 
         generations=options.generations, seed=options.seed, max_prompts=options.max_prompts,
         max_tokens=options.max_tokens, parallel=options.parallel,
     )  # fmt: skip
-    started = time.perf_counter()
+    launched = time.perf_counter()
     output = garak.run_garak(python, run, folder, api_key=api_key, timeout=options.timeout,
                              environ=child_environment())  # fmt: skip
+    garak_seconds = time.perf_counter() - launched
     report = garak.parse_report(folder / f"{run.prefix}.report.jsonl", chosen, output)
-    seconds = time.perf_counter() - started
     artifacts = {
         kind: {"path": str(path.relative_to(depot.settings.home)),
                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -111,7 +116,8 @@ def redteam(depot: Depot, name: str, options: RedteamOptions, *, base_url: str, 
         if path.is_file()
     }  # fmt: skip
     result = RedteamResult(model, list(report.probes.values()), unavailable, str(folder),
-                           seconds, report.garak_version, artifacts)  # fmt: skip
+                           time.perf_counter() - started, report.garak_version, artifacts,
+                           garak_seconds)  # fmt: skip
     store = EvaluationStore(depot.registry)
     for record in records(result, options):
         store.record(record, actor=depot.settings.actor)
