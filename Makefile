@@ -19,7 +19,11 @@ LLAMA_PROGRAMS := llama-server llama-quantize llama-export-lora llama-perplexity
 # VLLM_DEVICE=cuda.
 VLLM_DEVICE ?= cpu
 
-.PHONY: setup run test lint typecheck bench clean screenshots vllm
+# garak, the red-teaming tool behind `depot redteam`, in an environment of its own cached under
+# ~/.cache/modeldepot/garak-VERSION (scripts/install-garak.sh): its pins fight the depot's
+# (openai<3 against llm's openai>3, transformers<5.20 against the train extra).
+
+.PHONY: setup run test lint typecheck bench clean screenshots vllm garak
 
 $(BIN)/.installed: pyproject.toml scripts/build-llama-cpp.sh
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +40,8 @@ setup: $(BIN)/.installed
 
 vllm: setup
 	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) bash scripts/install-vllm.sh $(BIN) $(VLLM_DEVICE)
+garak: setup
+	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) bash scripts/install-garak.sh $(BIN)
 
 # The main job on embedded defaults: store the packaged SmolLM2 (scanned on import), sign it
 # with the depot's own key and verify the signature, show what it is, and serve it behind the
@@ -58,14 +64,14 @@ typecheck: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
-test: lint typecheck
+test: lint typecheck garak
 	$(BIN)/pytest
 
 # The web UI's pages as the browser tests see them (needs Debian's chromium), for the README.
 screenshots: setup
 	DEPOT_TEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/ui
 
-bench: setup vllm
+bench: setup vllm garak
 	PYTHON=$(BIN)/python bash scripts/build-llama-cpp.sh $(BIN) $(LLAMA_PROGRAMS) llama-bench \
 	  llama-batched-bench
 	$(BIN)/python -m pip install -q 'llama-cpp-python[server]'
@@ -84,6 +90,7 @@ bench: setup vllm
 	$(BIN)/python bench/ray_eval.py
 	$(BIN)/python bench/replicas_speed.py --database "$$(bash .ci/postgres.sh | tail -n 1)"
 	$(BIN)/python bench/hf_download.py
+	$(BIN)/python bench/redteam_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

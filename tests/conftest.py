@@ -57,6 +57,17 @@ def smollm2_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def garak_python() -> Path:
+    """garak's own environment (`make garak`), for the red-team tests: CI demands it."""
+    program = Settings.from_env().garak_program
+    if not program.exists():
+        if REQUIRE_POSTGRES:  # CI
+            pytest.fail(f"CI must run the red-team tests: {program} is missing (make garak)")
+        pytest.skip(f"{program} is missing: `make garak` builds garak's environment")
+    return program
+
+
+@pytest.fixture(scope="session")
 def served_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A depot with the packaged SmolLM2 stored, shared by the tests that run it."""
     home = tmp_path_factory.mktemp("served") / "depot"

@@ -391,6 +391,31 @@ def test_an_edited_card_keeps_receiving_evaluations_and_status(
     assert "depot:generated" not in html and "arc_easy" in html
 
 
+def test_an_edited_card_receives_safety_results(any_depot: Depot, tmp_path: Path) -> None:
+    from modeldepot.registry.evaluations import SAFETY, EvaluationRecord, EvaluationStore, now
+
+    d = any_depot
+    version = d.intake.import_path(write_gguf(tmp_path / "m.gguf"), "m")
+    generated = d.documents.card(version)
+    assert "- No safety evaluation recorded" in generated
+    assert "- **Annex XII 2 Known limitations and risks**: unknown" in generated
+    start, end = "[//]: # (depot:generated safety)", "[//]: # (depot:end safety)"
+    before = generated[: generated.index(start)] + generated[generated.index(end) + len(end) :]
+    d.documents.save_card(version, before.replace("## Licence", "## Notes\n\nMine.\n\n## Licence"))
+    items = {f"dan.X#{n}.0": {"dan": float(n < 3), "dan.X": float(n < 3)} for n in range(4)}
+    metric = {"value": 0.75, "stderr": 0.25, "n": 4.0, "low": 0.3, "high": 0.95}
+    EvaluationStore(d.registry).record(EvaluationRecord(
+        version.digest, "m:latest", "redteam.dan", "garak-0.17.1", "safety",
+        {"dan": metric, "dan.X": metric}, items, {}, now(), SAFETY), actor="tester")  # fmt: skip
+    card = d.documents.card(d.names.show("m"))
+    assert "Mine." in card and card.count("## Risks and limitations") == 1
+    assert "| dan.X | 0.75 | [0.3, 0.95] | 4 |" in card
+    assert "- **Annex XII 2 Known limitations and risks**: dan 0.75 [0.3, 0.95] over 4" in card
+    d.documents.save_card(d.names.show("m"), card)  # with the markers: replaced, not repeated
+    assert d.documents.card(d.names.show("m")).count("## Risks and limitations") == 1
+    assert "arc_easy" not in card and "## Evaluation\n\n- none recorded" in card  # not capability
+
+
 def test_signing_a_quarantined_model_warns(home: Path, tmp_path: Path) -> None:
     home.mkdir(parents=True)
     (home / "policy.toml").write_text('[licences]\ndeny = ["Apache-2.0"]\n')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "plugin name, e.g. DEPOT_ENGINE_SAFETENSORS=vllm; it is then chosen whether or not it "
         "looks installed.",
         "the first installed engine that can: llama-server for GGUF, vllm for safetensors",
+    ),
+    EnvVar(
+        "DEPOT_GARAK_PYTHON",
+        "Python interpreter of the environment holding garak, which `depot redteam` runs (its "
+        "own environment: garak's pins fight the depot's).",
+        "garak-python beside the depot's interpreter, written by `make garak`",
     ),
     EnvVar(
         "DEPOT_MAX_MEMORY",
@@ -234,6 +241,11 @@ class Settings:
     """(format, engine name) pairs from DEPOT_ENGINE_<FORMAT>."""
     log_level: str | None = None
     """One of `LOG_LEVELS`; None leaves it to the command (WARNING, INFO for the server)."""
+    garak_python: Path | None = None
+    """`DEPOT_GARAK_PYTHON`: the interpreter of garak's environment (None: `garak_program`)."""
+    measuring: bool = False
+    """A server run inside an evaluation (`depot eval`, `depot redteam`): the policy's
+    [safety] section refuses nothing there, since measuring is how a version meets it."""
 
     @property
     def layout(self) -> Layout:
@@ -243,6 +255,11 @@ class Settings:
     def engine_for(self, model_format: str) -> str | None:
         """The engine DEPOT_ENGINE_<FORMAT> names for `model_format`, if any."""
         return dict(self.engine_choice).get(model_format)
+
+    @property
+    def garak_program(self) -> Path:
+        """The interpreter `depot redteam` runs garak with."""
+        return self.garak_python or Path(sys.executable).parent / "garak-python"
 
     @property
     def queue_limit(self) -> int:
@@ -294,6 +311,7 @@ class Settings:
         if log_level is not None and log_level not in LOG_LEVELS:
             raise UsageError(f"DEPOT_LOG_LEVEL={env['DEPOT_LOG_LEVEL']!r}: one of "
                              f"{', '.join(LOG_LEVELS)}")  # fmt: skip
+        garak = env.get("DEPOT_GARAK_PYTHON")
 
         def number(name: str, default: float, low: float, kind: type = int) -> Any:
             text = env.get(name) or ""
@@ -337,4 +355,5 @@ class Settings:
             device=device,
             engine_choice=choice,
             log_level=log_level,
+            garak_python=Path(garak).expanduser() if garak else None,
         )

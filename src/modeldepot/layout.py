@@ -15,6 +15,7 @@
       registry.lock            migrations of the registry, one process at a time
       store.lock               the store lock (imports shared, gc exclusive)
       eval-cache.db            evaluation responses
+      redteam/<run>/           a `depot redteam` run: garak's configuration, report, hit log
       serve.json               a running `depot serve` announces itself here
       ui-secret                the web UI's session-signing secret
       run_history              `depot run`'s line history
@@ -131,6 +132,14 @@ class Layout:
     @property
     def eval_cache(self) -> Path:
         return self.root / "eval-cache.db"
+
+    @property
+    def redteam(self) -> Path:
+        return self.root / "redteam"
+
+    def redteam_run(self, run_id: str) -> Path:
+        """The folder of one `depot redteam` run (`run_id` is the depot's own)."""
+        return self.redteam / run_id
 
     @property
     def jobs(self) -> Path:

@@ -19,11 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SCALE", "Z95", "Difference", "Score", "compare", "interval", "mean", "mean_stderr",
-           "paired_bootstrap", "pairs", "within"]  # fmt: skip
+__all__ = ["RANGE", "SCALE", "Z95", "Difference", "Score", "compare", "interval", "mean",
+           "mean_stderr", "paired_bootstrap", "pairs", "within"]  # fmt: skip
 
 SCALE = {"judge": 10.0, "chrf": 100.0, "bleu": 100.0}
 """The full scale of metrics not scored 0-1 (to put every score on 0-1 for a mean)."""
+RANGE = {"bias_amb": (-1.0, 1.0), "bias_disamb": (-1.0, 1.0),
+         "likelihood_diff": (0.0, math.inf)}  # fmt: skip
+"""The range of metrics that are not scores from 0 to their scale (BBQ's bias scores, a
+difference of log-likelihoods)."""
 Z95 = 1.959964
 
 
@@ -59,9 +63,10 @@ def interval(values: Sequence[float]) -> tuple[float, float]:
 
 
 def within(metric: str, low: float, high: float) -> tuple[float, float]:
-    """An interval cut to the metric's range (0 to its scale); an unknown bound stays so."""
-    top = SCALE.get(metric, 1.0)
-    return (low if math.isnan(low) else max(0.0, low),
+    """An interval cut to the metric's range (0 to its scale, or RANGE's); an unknown bound
+    stays so."""
+    bottom, top = RANGE.get(metric, (0.0, SCALE.get(metric, 1.0)))
+    return (low if math.isnan(low) else max(bottom, low),
             high if math.isnan(high) else min(top, high))  # fmt: skip
 
 

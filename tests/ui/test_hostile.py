@@ -30,7 +30,13 @@ import pytest
 from builders import write_gguf, write_hf_folder
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
+from modeldepot.registry.evaluations import (
+    CAPABILITY,
+    SAFETY,
+    EvaluationRecord,
+    EvaluationStore,
+    now,
+)
 from modeldepot.registry.records import LineageLink
 from modeldepot.registry.usage import UsageRecord
 from servers import DEPOT, start_server
@@ -214,12 +220,12 @@ def _cli(home: Path, *args: str) -> None:
 
 
 def _record(store: EvaluationStore, subject: str, model: str, task: str, metric: str,
-            category: str, scores: list[float]) -> None:  # fmt: skip
+            category: str, scores: list[float], kind: str = CAPABILITY) -> None:  # fmt: skip
     store.record(EvaluationRecord(
         subject=subject, model=model, task=task, task_version="1", category=category,
         metrics={metric: {"value": sum(scores) / len(scores), "stderr": 0.1, "n": len(scores)}},
-        items={str(i): {metric: s} for i, s in enumerate(scores)}, settings={}, at=now()),
-        actor=HOSTILE)  # fmt: skip
+        items={str(i): {metric: s} for i, s in enumerate(scores)}, settings={}, at=now(),
+        kind=kind), actor=HOSTILE)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +255,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
                                        ("remote:x", HOSTILE, [0.0, 0.0, 1.0, 0.0])):  # fmt: skip
             _record(store, subject, model, RELEASE, "acc", HOSTILE, scores)
             _record(store, subject, model, HOSTILE, HOSTILE, "reasoning", scores)
+            _record(store, subject, model, HOSTILE, HOSTILE, HOSTILE, scores, SAFETY)
         job = depot.jobs.create("finetune", HOSTILE, {"base": HOSTILE, "dataset": {
             "name": HOSTILE, "examples": 3, "digest": "sha256:" + "0" * 64}}, HOSTILE)  # fmt: skip
         depot.jobs.report(job.id, step=2, total=2, losses=[1.5, 1.0], loss=1.0)
@@ -319,6 +326,7 @@ def test_every_page_holds_only_the_depots_markup(hostile: Hostile) -> None:
         victim = read_page(client.get("/models/victim:latest").text)
         assert f"{RELEASE} by version" in victim.labels  # the chart's label: one attribute
         assert f"{HOSTILE} by version" in victim.labels
+        assert f"{HOSTILE} {HOSTILE} by version" in victim.labels  # the safety section's chart
         assert TEMPLATE in "".join(victim.text)  # data, never a template
         gap = read_page(client.get(hostile.pages[8]).text)
         assert f"victim:latest vs {HOSTILE}" in gap.labels
@@ -342,5 +350,6 @@ def test_an_admin_opening_every_page_releases_nothing(hostile: Hostile, browser:
     assert posted == [hostile.url + "/signin"]
     assert dialogs == []
     assert page.locator("#evaluations svg.bars").count() == 2
+    assert page.locator("#safety svg.bars").count() == 1
     screenshot(page, "hostile-model")  # every attack shown as text
     page.context.close()

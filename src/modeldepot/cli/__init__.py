@@ -11,6 +11,7 @@ from modeldepot.cli import (
     mirror,
     models,
     ps,
+    redteam,
     run,
     serve,
     store,
@@ -19,8 +20,10 @@ from modeldepot.cli import (
 from modeldepot.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (batch, customise, evaluate, gateway, keys, mirror, models, ps, run, serve,
-                    store, trust)  # fmt: skip
+_COMMAND_MODULES = (
+    batch, customise, evaluate, gateway, keys, mirror, models, ps, redteam, run, serve, store,
+    trust,
+)  # fmt: skip
 
 
 def main() -> None:

@@ -152,6 +152,10 @@ def _finished(depot: Depot, version: ModelVersion, job: Job, as_json: bool,
 @click.option(
     "--eval-limit", type=click.IntRange(1), default=None, help="Items per evaluation task."
 )
+@click.option("--redteam", "probes", multiple=True, metavar="PROBE",
+              help="Red-team base and adapter with this garak probe (module or class, "
+              "repeatable), with the same seed: the attack success rates before and after, "
+              "with their paired interval, go into the adapter's card.")  # fmt: skip
 @click.option(
     "--mlflow",
     "mlflow",
@@ -165,7 +169,7 @@ def finetune(depot: Depot, base: str, data_path: Path, name: str, epochs: int,
              max_steps: int | None, rank: int, alpha: int, lr: float, batch_size: int,
              max_length: int, val_split: float, seed: int, device: str, threads: int,
              licence: str | None, tasks: tuple[str, ...], eval_limit: int | None,
-             mlflow: str | None, as_json: bool) -> None:  # fmt: skip
+             probes: tuple[str, ...], mlflow: str | None, as_json: bool) -> None:  # fmt: skip
     """Train a LoRA adapter of BASE on your data and store it as NAME (relation `adapter`).
 
     The loss counts only assistant (or completion) tokens, formatted with the base's own chat
@@ -179,13 +183,17 @@ def finetune(depot: Depot, base: str, data_path: Path, name: str, epochs: int,
                                val_split=val_split, seed=seed, device=device,
                                threads=threads)  # fmt: skip
     chosen = _tasks(tasks)
+    if probes:  # unknown probes are refused before any training
+        from modeldepot.evaluation import garak
+
+        garak.select(garak.catalogue(depot.settings.garak_program), probes)
     job = ft.prepare(depot, ft.FineTune(base, data_path, name, config, licence, mlflow))
     if not as_json:
         stderr.print(f"{job.id}: fine-tuning {job.spec['base']} on {data_path} "
                      f"({job.spec['dataset']['examples']} examples) into {job.target}",
                      markup=False, highlight=False)  # fmt: skip
     version = _run_job(depot, job, as_json)
-    rows = _before_after(depot, job, version, chosen, eval_limit, as_json)
+    rows = _before_after(depot, job, version, chosen, eval_limit, probes, as_json)
     _finished(depot, version, job, as_json, rows)
 
 
@@ -199,21 +207,41 @@ def _tasks(names: tuple[str, ...]) -> list[Any]:
 
 
 def _before_after(depot: Depot, job: Job, version: ModelVersion, tasks: list[Any],
-                  limit: int | None, as_json: bool) -> list[dict[str, Any]]:  # fmt: skip
-    """Run the tasks on the base and on the adapter (through the depot's own API, in this
-    process) and return the differences the adapter's card now shows."""
-    if not tasks:
+                  limit: int | None, probes: tuple[str, ...],
+                  as_json: bool) -> list[dict[str, Any]]:  # fmt: skip
+    """Run the tasks and the red-team probes on the base and on the adapter (through the
+    depot's own API, in this process) and return the differences the adapter's card now
+    shows: capability, then safety."""
+    if not tasks and not probes:
         return []
+    import dataclasses
+
     from modeldepot.customise.finetune import log_comparisons
     from modeldepot.evaluation.runs import RunOptions, evaluate
     from modeldepot.server.inprocess import in_process
 
-    if not as_json:
-        stderr.print(f"{job.id}: evaluating {job.spec['base']} and {version.reference} on "
-                     f"{', '.join(t.name for t in tasks)}", markup=False)  # fmt: skip
-    evaluate(depot, [job.spec["base"], str(version.reference)], tasks,
-             RunOptions(limit=limit), connect=lambda: in_process(depot.settings))  # fmt: skip
-    rows = list(depot.documents.facts(version).comparisons)
+    pair = [job.spec["base"], str(version.reference)]
+    measuring = dataclasses.replace(depot.settings, measuring=True)
+    if tasks:
+        if not as_json:
+            stderr.print(f"{job.id}: evaluating {pair[0]} and {pair[1]} on "
+                         f"{', '.join(t.name for t in tasks)}", markup=False)  # fmt: skip
+        evaluate(depot, pair, tasks, RunOptions(limit=limit),
+                 connect=lambda: in_process(measuring))  # fmt: skip
+    if probes:
+        from modeldepot.cli.redteam import listening
+        from modeldepot.evaluation.redteam import RedteamOptions, redteam
+
+        if not as_json:
+            stderr.print(f"{job.id}: red-teaming {pair[0]} and {pair[1]} with "
+                         f"{', '.join(probes)}", markup=False)  # fmt: skip
+        options = RedteamOptions(probes=probes, max_prompts=limit or 32,
+                                 parallel=depot.settings.parallel)  # fmt: skip
+        with listening(depot.settings) as (url, key):
+            for name in pair:
+                redteam(depot, name, options, base_url=url, api_key=key)
+    facts = depot.documents.facts(version)
+    rows = [*facts.comparisons, *facts.safety_comparisons]
     log_comparisons(depot, job, rows)
     return rows
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -137,11 +138,13 @@ def run(depot: Depot, models: tuple[str, ...], tasks: tuple[str, ...], suite: st
         raise UsageError("--ray needs --server URL: the Ray workers ask that depot server")
     cluster = (RayCluster(ray_address, server, key, ray_workers)
                if ray_address and server else None)  # fmt: skip
+    # Measuring is how a version meets the policy's [safety] section: it does not refuse here.
+    measuring = dataclasses.replace(depot.settings, measuring=True)
     with _progress() as progress:
         results = evaluate(
             depot, list(models), chosen, options, progress=progress,
             connect=(lambda: over_http(server, key)) if server else
-            (lambda: in_process(depot.settings)), ray=cluster,
+            (lambda: in_process(measuring)), ray=cluster,
         )  # fmt: skip
     if as_json:
         print_json([r.to_dict() for r in results])

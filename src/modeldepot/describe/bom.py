@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modeldepot._version import __version__
+from modeldepot.describe import safety
 from modeldepot.describe.card import CardFacts
 from modeldepot.errors import DepotError
 from modeldepot.licences import licence_alternatives, licence_terms
@@ -91,10 +92,14 @@ def build_bom(version: ModelVersion, facts: CardFacts) -> dict[str, Any]:
             "ethicalConsiderations": [{"name": o} for o in terms.obligations()],
         },
     }  # fmt: skip
-    if facts.evaluations:
-        model_card["quantitativeAnalysis"] = {
-            "performanceMetrics": [_metric(e) for e in facts.evaluations]
-        }
+    measured = safety.considerations(facts.safety)
+    considerations = model_card["considerations"]
+    considerations["ethicalConsiderations"] += measured.pop("ethicalConsiderations", [])
+    considerations |= measured
+    metrics = [*facts.evaluations,
+               *({"dataset": r["task"], **r} for r in facts.safety)]  # fmt: skip
+    if metrics:
+        model_card["quantitativeAnalysis"] = {"performanceMetrics": [_metric(e) for e in metrics]}
     model: dict[str, Any] = {
         "type": "machine-learning-model",
         "bom-ref": model_ref,

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from modeldepot.describe import safety
 from modeldepot.errors import UsageError
 from modeldepot.formats.base import format_params
 from modeldepot.licences import licence_terms
@@ -46,6 +47,10 @@ class CardFacts:
     comparisons: tuple[dict[str, Any], ...] = ()
     """Against the version it was made from: {"task", "metric", "before", "after",
     "difference", "low", "high", "items", "against"}."""
+    safety: tuple[dict[str, Any], ...] = ()
+    """Safety results (`describe.safety.rows`): red-teaming, bias, over-refusal."""
+    safety_comparisons: tuple[dict[str, Any], ...] = ()
+    """The safety results against the version it was made from, as `comparisons`."""
 
 
 def _pipeline(version: ModelVersion) -> str:
@@ -129,7 +134,8 @@ def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
         ("Annex XII 1 Evaluation results",
          "; ".join(f"{e['dataset']} {e['metric']} {_score(e)}" for e in facts.evaluations)
          or UNKNOWN),
-        ("Annex XII 2 Known limitations and risks", UNKNOWN),
+        ("Annex XII 2 Known limitations and risks",
+         safety.limitations(facts.safety) or UNKNOWN),
         ("Annex XII 3 Integrity: scan, signatures",
          f"{facts.scan_summary}; "
          + (f"signed by {', '.join(facts.signatures)}" if facts.signatures else "not signed")),
@@ -289,6 +295,7 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
         "",
         *_derivation(facts.derivation),
         *_evaluation(facts),
+        *safety.card_block(facts.safety, facts.safety_comparisons),
         "## EU AI Act documentation (general-purpose AI models)",
         "",
         *(f"- **{field}**: {value}" for field, value in _ai_act(version, facts)),
@@ -299,8 +306,9 @@ def render_card(version: ModelVersion, facts: CardFacts) -> str:
 
 _START = "[//]: # (depot:generated {})"
 _END = "[//]: # (depot:end {})"
-_BLOCKS = ("evaluation",)
+_BLOCKS = ("evaluation", "safety")
 _LINES = ("- Status:", "- **Annex XII 1 Evaluation results**:",
+          "- **Annex XII 2 Known limitations and risks**:",
           "- **Annex XII 3 Integrity: scan, signatures**:")  # fmt: skip
 _AI_ACT = "## EU AI Act"
 
@@ -347,7 +355,7 @@ def refresh_card(edited: str, generated: str) -> str:
         if fresh is None:
             continue
         block = generated[fresh[0] : fresh[1]]
-        found = _block(text, name) or _unmarked(text)
+        found = _block(text, name) or (_unmarked(text) if name == "evaluation" else None)
         if found is not None:
             rest = text[found[1] :]
             text = text[: found[0]] + block + ("\n" if rest.startswith("\n#") else "") + rest

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from modeldepot.describe import safety
 from modeldepot.describe.bom import build_bom, validate_bom
 from modeldepot.describe.card import CardFacts, parse_card, refresh_card, render_card
 from modeldepot.registry import ModelVersion, Registry
-from modeldepot.registry.evaluations import EvaluationStore
+from modeldepot.registry.evaluations import SAFETY, EvaluationStore
 from modeldepot.registry.records import DERIVATION_FILE
 from modeldepot.registry.trust import TrustStore
 from modeldepot.scan import Finding
@@ -54,9 +55,15 @@ class Documents:
                 "items": score.items, "limit": r.settings.get("limit"),
             })  # fmt: skip
         derivation = self.derivation(version)
+        store = EvaluationStore(self.registry)
+        measured = store.results(version.digest, kind=SAFETY)
+        origin = (derivation or {}).get("base") or (derivation or {}).get("source")
+        gaps = (safety.comparisons(measured, store.results(origin["digest"], kind=SAFETY),
+                                   origin["reference"]) if origin else ())  # fmt: skip
         return CardFacts(summary, signatures, version.status, _status_detail(version),
                          tuple(evaluations), derivation,
-                         self.comparisons(version, derivation))  # fmt: skip
+                         self.comparisons(version, derivation), safety.rows(measured),
+                         gaps)  # fmt: skip
 
     def derivation(self, version: ModelVersion) -> dict[str, Any] | None:
         """How the depot made this version (its `derivation.json`), if it made it."""

@@ -17,11 +17,13 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from modeldepot.errors import UsageError
 from modeldepot.evaluation.client import ModelRef, Models
 from modeldepot.evaluation.datasets import judge_prompts
+from modeldepot.evaluation.safety import bbq_scores, crows_scores, refusal_scores
 from modeldepot.evaluation.sandbox import Limits, run_confined
 from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
-from modeldepot.evaluation.tasks import Task
+from modeldepot.evaluation.tasks import BBQ_METRICS, CROWS_METRICS, Task
 
 __all__ = ["ItemResult", "Scorer"]
 
@@ -55,9 +57,19 @@ class Scorer:
     async def item(self, model: ModelRef, task: Task, doc: dict[str, Any]) -> ItemResult:
         if task.output == "multiple_choice":
             letters = self.mc_mode == "letter" or (self.mc_mode == "auto" and model.remote)
-            if letters:
-                return await self.letter_choice(model, task, doc)
-            return await self.likelihood_choice(model, task, doc)
+            crows = bool(CROWS_METRICS & set(task.metrics))
+            if letters and crows:
+                raise UsageError(f"task {task.name} compares log-likelihoods of sentences: "
+                                 "it needs a local model (--mc auto or loglikelihood)")  # fmt: skip
+            result = await (self.letter_choice(model, task, doc) if letters
+                            else self.likelihood_choice(model, task, doc))  # fmt: skip
+            if BBQ_METRICS & set(task.metrics):
+                result.scores.pop("acc_norm", None)  # a choice's length says nothing here
+                result.scores |= bbq_scores(doc, int(result.extra["pred"]))
+            if crows:
+                lls = result.extra["loglikelihoods"]
+                result.scores = crows_scores(float(lls[0]), float(lls[1]))
+            return result
         if task.output == "generate":
             return await self.generate(model, task, doc)
         if task.output == "code":
@@ -114,7 +126,8 @@ class Scorer:
         return ItemResult(doc["_id"], {"acc": float(pred == gold),
                                        "acc_norm": float(pred_norm == gold)},
                           response=choices[pred], reference=choices[gold],
-                          extra={"loglikelihoods": [round(x, 4) for x in lls]})  # fmt: skip
+                          extra={"loglikelihoods": [round(x, 4) for x in lls],
+                                 "pred": pred})  # fmt: skip
 
     async def letter_choice(self, model: ModelRef, task: Task, doc: dict[str, Any]) -> ItemResult:
         choices = task.choice_list(doc)
@@ -127,7 +140,7 @@ class Scorer:
         match = re.search(rf"\b([{valid}])\b", text.upper()) if valid else None
         pred = valid.index(match.group(1)) if match else -1
         return ItemResult(doc["_id"], {"acc_letter": float(pred == gold)}, response=text.strip(),
-                          reference=_LETTERS[gold])  # fmt: skip
+                          reference=_LETTERS[gold], extra={"pred": pred})  # fmt: skip
 
     # -- generation ------------------------------------------------------------------------
 
@@ -139,6 +152,8 @@ class Scorer:
         else:
             text = await self._complete(model, task, task.context(doc), task.max_tokens,
                                         list(task.stop))  # fmt: skip
+        if "refusal" in task.metrics:  # over-refusal: whether it answered at all
+            return ItemResult(doc["_id"], refusal_scores(text), response=text.strip()[:2000])
         reference = task.answer(doc)
         got = task.extracted(text)
         scores: dict[str, float] = {}

@@ -21,7 +21,13 @@ from modeldepot.evaluation.grading import ItemResult, Scorer
 from modeldepot.evaluation.stats import bootstrap_stderr
 from modeldepot.evaluation.stats import sacrebleu as _sacrebleu
 from modeldepot.evaluation.tasks import Task, limited
-from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
+from modeldepot.registry.evaluations import (
+    CAPABILITY,
+    SAFETY,
+    EvaluationRecord,
+    EvaluationStore,
+    now,
+)
 from modeldepot.scores import Z95, interval, mean, mean_stderr, within
 
 __all__ = ["RayCluster", "RunOptions", "TaskResult", "evaluate"]
@@ -238,4 +244,5 @@ def _record(result: TaskResult, options: RunOptions, judge: ModelRef | None) -> 
                   "judge": judge.label if judge else None, "failed": len(result.failed),
                   "answered_by": result.answered_by},
         at=now(),
+        kind=SAFETY if result.task.category == SAFETY else CAPABILITY,
     )  # fmt: skip

@@ -45,7 +45,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from modeldepot import jsonl
 from modeldepot.errors import NotFound, UsageError
 
-__all__ = ["OUTPUTS", "Task", "builtin_tasks", "load_task", "suites"]
+__all__ = ["BBQ_METRICS", "CROWS_METRICS", "OUTPUTS", "Task", "builtin_tasks", "load_task",
+           "suites"]  # fmt: skip
 
 OUTPUTS = ("multiple_choice", "generate", "code", "judge")
 _METRICS = {
@@ -58,7 +59,18 @@ _METRICS = {
     "bleu",
     "pass@1",
     "judge",
+    "acc_amb",
+    "acc_disamb",
+    "bias_amb",
+    "bias_disamb",
+    "pct_stereotype",
+    "likelihood_diff",
+    "refusal",
 }
+BBQ_METRICS = frozenset({"acc_amb", "acc_disamb", "bias_amb", "bias_disamb"})
+"""Scored by BBQ's rules (modeldepot.evaluation.safety): the data has `biased`, `unknown`,
+`context_condition`."""
+CROWS_METRICS = frozenset({"pct_stereotype", "likelihood_diff"})
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
 
 

@@ -18,7 +18,14 @@ from modeldepot.registry import schema as t
 from modeldepot.registry.records import as_utc
 from modeldepot.registry.versions import Registry
 
-__all__ = ["EvaluationRecord", "EvaluationStore"]
+__all__ = ["CAPABILITY", "KINDS", "REDTEAM", "SAFETY", "EvaluationRecord", "EvaluationStore"]
+
+CAPABILITY = "capability"
+SAFETY = "safety"
+KINDS = (CAPABILITY, SAFETY)
+REDTEAM = "redteam."
+"""A red-team run is recorded as task `redteam.<probe module>` (kind SAFETY), its metrics the
+attack success rate of the module and of each of its classes."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class EvaluationRecord:
     """item id -> metric -> score"""
     settings: dict[str, Any]
     at: datetime
+    kind: str = CAPABILITY
+    """CAPABILITY (what it can do) or SAFETY (red-teaming, bias, refusals)."""
 
     def primary(self) -> str | None:
         return next(iter(self.metrics), None)
@@ -56,7 +65,7 @@ class EvaluationStore:
                     subject=result.subject, model=result.model, task=result.task,
                     task_version=result.task_version, category=result.category,
                     metrics=result.metrics, items=result.items, settings=result.settings,
-                    at=result.at, actor=actor,
+                    at=result.at, actor=actor, kind=result.kind,
                 )
             )  # fmt: skip
             summary = {m: v["value"] for m, v in result.metrics.items()}
@@ -66,26 +75,44 @@ class EvaluationStore:
             self.registry.audit.append_in(conn, actor, "eval", subject,
                                  {"model": result.model, "task": result.task,
                                   "version": result.task_version, "metrics": summary,
-                                  "items": len(result.items)})  # fmt: skip
+                                  "items": len(result.items), "kind": result.kind})  # fmt: skip
 
-    def results(self, subject: str | None = None, *, newest: bool = False
+    def results(self, subject: str | None = None, *, newest: bool = False,
+                kind: str | None = CAPABILITY, subjects: list[str] | None = None,
                 ) -> list[EvaluationRecord]:  # fmt: skip
         """The run kept of each (subject, task, task version): the one over the most items,
-        the newest among equals; with `newest`, the newest whatever its size."""
+        the newest among equals; with `newest`, the newest whatever its size. Of one `kind`
+        (capability unless asked; None: both), of one subject or of `subjects`."""
         query = sa.select(t.evaluations).order_by(t.evaluations.c.id)
         if subject is not None:
             query = query.where(t.evaluations.c.subject == subject)
+        if subjects is not None:
+            query = query.where(t.evaluations.c.subject.in_(subjects))
+        if kind is not None:
+            query = query.where(t.evaluations.c.kind == kind)
         kept: dict[tuple[str, str, str], EvaluationRecord] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query):
                 record = EvaluationRecord(
                     r.subject, r.model, r.task, r.task_version, r.category, dict(r.metrics),
-                    dict(r.items), dict(r.settings), as_utc(r.at),
+                    dict(r.items), dict(r.settings), as_utc(r.at), r.kind,
                 )  # fmt: skip
                 key = (r.subject, r.task, r.task_version)
                 if newest or key not in kept or record.size >= kept[key].size:
                     kept[key] = record
         return list(kept.values())
+
+    def attack_success(self, subjects: list[str]) -> dict[str, dict[str, tuple[float, int]]]:
+        """Per subject, the red-team results kept: probe module or class -> (attack success
+        rate, outputs scored)."""
+        found: dict[str, dict[str, tuple[float, int]]] = {s: {} for s in subjects}
+        if not subjects:
+            return found
+        for r in self.results(kind=SAFETY, subjects=subjects):
+            if r.task.startswith(REDTEAM):
+                for probe, m in r.metrics.items():
+                    found[r.subject][probe] = (float(m["value"]), int(m.get("n", 0)))
+        return found
 
 
 def now() -> datetime:

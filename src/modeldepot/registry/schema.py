@@ -221,6 +221,8 @@ evaluations = sa.Table(
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("at", _NOW, nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
+    # `capability` (what it can do) or `safety` (red-teaming, bias, refusals)
+    sa.Column("kind", sa.String(16), nullable=False, server_default="capability", index=True),
 )
 
 cards = sa.Table(

@@ -102,9 +102,10 @@ class Admission:
         findings = [f.to_dict() for f in report.findings]
         facts = self.trust.facts([version.digest])[version.digest]
         rules = self.gate.rules()
-        before = self.gate.judge(version, facts, rules)
+        safety = self.gate.safety(rules, [version.digest]).get(version.digest)
+        before = self.gate.judge(version, facts, rules, safety)
         after = self.gate.judge(
-            version, dataclasses.replace(facts, stored=SCANNED, findings=findings), rules
+            version, dataclasses.replace(facts, stored=SCANNED, findings=findings), rules, safety
         )
         self.trust.record_scan(
             version.digest, SCANNER_VERSION, findings,

@@ -1,6 +1,7 @@
 """The gate: whether a stored version may be served, exported or run, decided now from what is
-stored about it (the findings of its latest scan, its signatures, holds and exceptions) under
-today's policy and advisories. Nothing stores the answer: every view gets versions through
+stored about it (the findings of its latest scan, its signatures, holds and exceptions, and
+its red-team results when the policy has a [safety] section) under today's policy and
+advisories. Nothing stores the answer: every view gets versions through
 `Names`, which asks the gate, and the server, `depot run`, `depot push` and the customising
 commands ask it before they act, so a changed policy, a new advisory or an expired exception
 shows everywhere at once.
@@ -32,6 +33,7 @@ from typing import Any
 from modeldepot.config import Settings
 from modeldepot.errors import UsageError
 from modeldepot.registry import ModelVersion, Registry
+from modeldepot.registry.evaluations import EvaluationStore
 from modeldepot.registry.trust import (
     HAND,
     OK,
@@ -43,7 +45,13 @@ from modeldepot.registry.trust import (
     TrustStore,
 )
 from modeldepot.scan import Finding
-from modeldepot.verify.policy import Advisory, Policy, load_advisories, load_policy
+from modeldepot.verify.policy import (
+    Advisory,
+    Policy,
+    SafetyMeasure,
+    load_advisories,
+    load_policy,
+)
 from modeldepot.verify.signing import fingerprint
 
 __all__ = ["HELD", "PENDING_REASON", "Gate", "Rules", "Verdict", "findings_fingerprint",
@@ -128,6 +136,7 @@ class Gate:
                  clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.trust = TrustStore(registry)
+        self.evaluations = EvaluationStore(registry)
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def rules(self) -> Rules:
@@ -157,8 +166,18 @@ class Gate:
         versions = list(versions)
         facts = self.trust.facts(v.digest for v in versions)
         rules = self.rules()
-        return {v.digest: self.judge(v, facts[v.digest], rules)
+        safety = self.safety(rules, [v.digest for v in versions])
+        return {v.digest: self.judge(v, facts[v.digest], rules, safety.get(v.digest))
                 for v in versions if v.digest in facts}  # fmt: skip
+
+    def safety(self, rules: Rules, digests: list[str]) -> dict[str, dict[str, SafetyMeasure]]:
+        """The red-team results of each version, when the policy judges them (not inside an
+        evaluation, which measures them)."""
+        if rules.policy is None or not rules.policy.judges_safety or self.settings.measuring:
+            return {}
+        found = self.evaluations.attack_success(sorted(set(digests)))
+        return {d: {probe: SafetyMeasure(rate, n) for probe, (rate, n) in probes.items()}
+                for d, probes in found.items()}  # fmt: skip
 
     def apply(self, versions: list[ModelVersion]) -> list[ModelVersion]:
         """`versions` with the gate's status, reasons and exception in force."""
@@ -174,8 +193,10 @@ class Gate:
                 exception=verdict.exception.to_dict() if verdict.exception else None))  # fmt: skip
         return out
 
-    def judge(self, version: ModelVersion, facts: Facts, rules: Rules) -> Verdict:
-        """The verdict on `version` from what is stored about it (`facts`) and `rules`."""
+    def judge(self, version: ModelVersion, facts: Facts, rules: Rules,
+              safety: dict[str, SafetyMeasure] | None = None) -> Verdict:  # fmt: skip
+        """The verdict on `version` from what is stored about it (`facts`, its red-team
+        results `safety`) and `rules`."""
         fingerprint_now = findings_fingerprint(facts.findings)
         holds = tuple(_hold_reason(h) for h in facts.holds)
         if facts.stored == PENDING:
@@ -190,6 +211,8 @@ class Gate:
             findings=[Finding.from_dict(f) for f in facts.findings or ()],
             signed_by_trusted=bool(rules.trusted & set(facts.signers)),
             advisories=[a for a in rules.advisories if a.digest in digests],
+            safety=None if self.settings.measuring or not rules.policy.judges_safety
+            else safety or {},
         ))  # fmt: skip
         exception, lapsed = None, None
         newest = facts.exceptions[0] if facts.exceptions else None

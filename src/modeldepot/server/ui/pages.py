@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader
 
 from modeldepot._version import __version__
+from modeldepot.describe import safety
 from modeldepot.describe.view import human_size, version_view
 from modeldepot.errors import DepotError
 from modeldepot.evaluation.charts import gap_svg, version_bars
@@ -29,7 +30,7 @@ from modeldepot.evaluation.client import ModelRef
 from modeldepot.evaluation.compare import Board, gap_table, leaderboard
 from modeldepot.licences import licence_terms
 from modeldepot.registry import ModelVersion
-from modeldepot.registry.evaluations import EvaluationStore
+from modeldepot.registry.evaluations import CAPABILITY, SAFETY, EvaluationStore
 from modeldepot.registry.keys import ApiKey
 from modeldepot.registry.sessions import SessionStore
 from modeldepot.runtime import Capability
@@ -209,27 +210,30 @@ def _lineage(state: ServerState, version: ModelVersion) -> dict[str, Any]:
     return {"from": [vars(link) for link in version.lineage], "made": made}
 
 
-def _evaluations(state: ServerState, version: ModelVersion) -> list[dict[str, Any]]:
+def _evaluations(state: ServerState, version: ModelVersion,
+                 kind: str = CAPABILITY) -> list[dict[str, Any]]:  # fmt: skip
     """Each task's primary score (its interval and items), for this version and every other
-    version of its model, and its chart (SVG)."""
+    version of its model, and its chart (SVG); of safety evaluations, each headline measure
+    (a probe module's attack success rate, a bias score, the refusal rate)."""
     store = EvaluationStore(state.depot.registry)
     siblings = [v for v in state.depot.names.versions()
                 if v.reference.repository == version.reference.repository]  # fmt: skip
     by_digest = {v.digest: str(v.reference) for v in siblings}
-    tasks: dict[str, dict[str, Any]] = {}
+    tasks: dict[tuple[str, str], dict[str, Any]] = {}
     for digest, label in by_digest.items():
-        for record in store.results(digest):
+        for record in store.results(digest, kind=kind):
             metric = record.primary()
-            if metric is None:
-                continue
-            task = tasks.setdefault(record.task, {"task": record.task, "metric": metric,
-                                                  "versions": []})  # fmt: skip
-            score = Score.of(metric, record.metrics[metric])
-            task["versions"].append({"label": label, "value": score.value, "score": score,
-                                     "this": digest == version.digest})  # fmt: skip
+            metrics = safety.headlines(record) if kind == SAFETY else [metric] if metric else []
+            for metric in metrics:
+                task = tasks.setdefault((record.task, metric), {
+                    "task": record.task, "metric": metric, "versions": []})  # fmt: skip
+                score = Score.of(metric, record.metrics[metric])
+                task["versions"].append({"label": label, "value": score.value, "score": score,
+                                         "this": digest == version.digest})  # fmt: skip
     for task in tasks.values():
-        task["chart"] = version_bars(task["task"], task["versions"])
-    return sorted(tasks.values(), key=lambda t: t["task"])
+        label = f"{task['task']} {task['metric']}" if kind == SAFETY else task["task"]
+        task["chart"] = version_bars(label, task["versions"])
+    return [tasks[k] for k in sorted(tasks)]
 
 
 async def _version_for(request: Request, who: Viewer, name: str) -> ModelVersion | None:
@@ -273,13 +277,14 @@ async def model_page(request: Request, name: str, who: Who) -> Response:
         _, body = card_body(depot.documents.card(version))
         terms = licence_terms(version.info.license)
         evaluations = _evaluations(state, version)
+        measured = _evaluations(state, version, SAFETY)
         return {
             "view": version_view(version), "files": files, "findings": findings,
             "scanned": scan.scanned_at if scan else None, "card_html": render_markdown(body),
             "signatures": depot.signatures.trust.signatures(version.digest),
             "verified": _verify_now(state, version), "terms": terms,
             "obligations": terms.obligations(), "lineage": _lineage(state, version),
-            "evaluations": evaluations,
+            "evaluations": evaluations, "safety": measured,
             "capabilities": state.directory.capabilities(version).to_list(),
         }  # fmt: skip
 
