@@ -148,6 +148,7 @@ def create_app(
     app.add_middleware(RequestLog)
     app.include_router(openai.router)
     app.include_router(native.router)
+    app.include_router(native.legacy)
     app.include_router(batches.router)
     app.include_router(pages.router)
     app.include_router(governance.router)
