@@ -52,6 +52,8 @@ class EngineProcess:
     started_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
+    keep_alive: float | None = None
+    """Seconds to stay loaded once idle, as the last request asked (None: the pool's)."""
 
     @classmethod
     def start(
