@@ -4,7 +4,8 @@ line, so it can stand in for it through DEPOT_LLAMA_SERVER). Each answer names t
 request count and the `max_tokens` it was asked for; `fake_delay` (seconds) makes it work that
 long first, stopping early, as llama-server does, when the client closes the connection. A
 `stream` request is answered with `fake_events` events (default 3), `fake_delay` apart, then
-one with the usage. `GET /stats` counts answered and cancelled requests."""
+one with the usage. `GET /stats` counts answered and cancelled requests; `GET /last` is the last
+request's body, as the engine received it."""
 
 from __future__ import annotations
 
@@ -38,11 +39,14 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     counter = itertools.count(1)
     stats = {"answered": 0, "cancelled": 0}
+    last: dict[str, Any] = {}
 
     class Handler(JSONHandler):
         def do_GET(self) -> None:
             if self.path == "/stats":
                 self.reply(200, dict(stats))
+            elif self.path == "/last":
+                self.reply(200, dict(last))
             else:
                 super().do_GET()
 
@@ -80,9 +84,21 @@ def main() -> None:
 
         def do_POST(self) -> None:
             body: dict[str, Any] = self.read_json()
+            last.clear()
+            last.update(body, path=self.path)
             n = next(counter)
             if body.get("stream"):
                 self._stream(n, body)
+                return
+            if self.path == "/v1/embeddings":
+                texts = body.get("input")
+                texts = [texts] if isinstance(texts, str) else list(texts or [])
+                self.reply(200, {"object": "list", "model": body.get("model"),
+                                 "data": [{"object": "embedding", "index": i,
+                                           "embedding": [3.0, 4.0, float(len(t))]}
+                                          for i, t in enumerate(texts)],
+                                 "usage": {"prompt_tokens": len(texts),
+                                           "total_tokens": len(texts)}})  # fmt: skip
                 return
             if self._client_gone(float(body.get("fake_delay") or 0)):
                 stats["cancelled"] += 1

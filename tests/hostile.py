@@ -82,9 +82,9 @@ class ModelPack:
         depot from before `/depot/api` answers under `/api`) and as an OCI registry
         (`/v2/evil/...`, tag `v1`) would give them."""
         named = {"x-depot-digest": self.digest, "docker-content-digest": self.digest}
+        shown = json.dumps({"digest": self.digest, "lineage": []}).encode()
         routes: dict[str, Answer] = {
-            f"{api}/models/evil": body(json.dumps({"digest": self.digest,
-                                                   "lineage": []}).encode()),  # fmt: skip
+            f"{api}/models/evil": body(shown),
             f"{api}/manifests/evil": body(self.manifest, named),
             "/v2/evil/manifests/v1": body(self.manifest, named),
         }

@@ -126,6 +126,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "21600 (6 hours)",
     ),
     EnvVar(
+        "DEPOT_MAX_UPLOAD",
+        "Largest file a client may upload through the Ollama API's `POST /api/blobs` (bytes, "
+        "or with K/M/G suffix).",
+        "64G",
+    ),
+    EnvVar(
         "EDITOR",
         "Editor `depot card NAME --edit` opens the model card in.",
         "vi",
@@ -188,6 +194,8 @@ class Settings:
     """Seconds to connect to a remote and to wait for each read of its answer."""
     pull_deadline: float = 6 * 3600.0
     """Seconds a whole pull from a remote may take."""
+    max_upload: int = 64 * 1024**3
+    """Bytes one upload to `/api/blobs` may hold."""
 
     @property
     def layout(self) -> Layout:
@@ -237,7 +245,8 @@ class Settings:
             if not text:
                 return kind(default)
             try:
-                value = (_parse_size(text) if name in ("DEPOT_MAX_MEMORY", "DEPOT_BLOB_CACHE")
+                value = (_parse_size(text) if name in ("DEPOT_MAX_MEMORY", "DEPOT_BLOB_CACHE",
+                                                       "DEPOT_MAX_UPLOAD")
                      else kind(text))  # fmt: skip
             except ValueError:
                 raise UsageError(
@@ -270,4 +279,5 @@ class Settings:
             editor=env.get("EDITOR") or "vi",
             remote_timeout=number("DEPOT_REMOTE_TIMEOUT", 60, 0.1, float),
             pull_deadline=number("DEPOT_PULL_DEADLINE", 6 * 3600, 1, float),
+            max_upload=number("DEPOT_MAX_UPLOAD", 64 * 1024**3, 0),
         )

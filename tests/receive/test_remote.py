@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hostile import Hostile as Server
 from hostile import DEPOT_API, ModelPack, endless, hostile_server, redirect, truncated
+from hostile import Hostile as Server
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, FormatError, IntegrityError, ModelNotFound, UnsafePath
