@@ -173,7 +173,7 @@ async def show(request: Request, key: Caller) -> dict[str, Any]:
         path = await asyncio.to_thread(state.depot.store.local_path, weights.digest)
     info = await asyncio.to_thread(views.model_info, version, path, verbose=asked.verbose)
     shown: dict[str, Any] = {
-        "modelfile": views.modelfile(version, preset, template),
+        "modelfile": views.modelfile(version, preset),
         "details": views.details(version, views.parent_of(version)),
         "model_info": info,
         "capabilities": views.capabilities(state.directory.capabilities(version)),
