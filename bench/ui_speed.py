@@ -1,7 +1,7 @@
 """The web UI's speed, one run:
 
 - a catalogue of 10,000 versions: server time for a catalogue page (HTML) against the
-  `/api/catalogue` call that returns the same page as JSON;
+  `/depot/api/catalogue` call that returns the same page as JSON;
 - the playground: time from the API's first streamed token reaching the browser to its
   appearance on screen (the next frame after it is in the page), in Debian's chromium.
 
@@ -131,7 +131,7 @@ def main() -> None:
         page_seconds, api_seconds = [], []
         for _ in range(3):  # interleaved
             page_seconds.append(timed(f"{url}/{query}", args.rounds))
-            api_seconds.append(timed(f"{url}/api/catalogue{query}", args.rounds))
+            api_seconds.append(timed(f"{url}/depot/api/catalogue{query}", args.rounds))
         latencies = playground_latency(url, args.chats)
     finally:
         server.terminate()
@@ -149,7 +149,7 @@ def main() -> None:
         "",
         "| what | measured | compared with | ratio |",
         "|---|---|---|---|",
-        f"| catalogue page (HTML), server time | {page_s * 1000:.0f} ms | `/api/catalogue`, "
+        f"| catalogue page (HTML), server time | {page_s * 1000:.0f} ms | `/depot/api/catalogue`, "
         f"the same page as JSON: {api_s * 1000:.0f} ms | **{page_s / api_s:.2f}x** (limit 2x) |",
         f"| catalogue page, first load after the registry changed (every row rebuilt) | "
         f"{cold * 1000:.0f} ms | | |",

@@ -4,9 +4,9 @@ line, so it can stand in for it through DEPOT_LLAMA_SERVER). Each answer names t
 request count and the `max_tokens` it was asked for; `fake_delay` (seconds) makes it work that
 long first, stopping early, as llama-server does, when the client closes the connection. A
 `stream` request is answered with `fake_events` events (default 3), `fake_delay` apart, then
-one with the usage. `GET /stats` counts answered and cancelled requests. `--child-linger S`
-starts a child process that takes S seconds to exit once asked (as vLLM's engine core and
-worker do); /stats names its pid."""
+one with the usage. `GET /stats` counts answered and cancelled requests; `GET /last` is the last
+request's body, as the engine received it. `--child-linger S` starts a child process that takes
+S seconds to exit once asked (as vLLM's engine core and worker do); /stats names its pid."""
 
 from __future__ import annotations
 
@@ -47,11 +47,14 @@ def main() -> None:
                   f"signal.signal(signal.SIGTERM, lambda *_: (time.sleep({args.child_linger}),"
                   f" sys.exit(0)))\ntime.sleep(600)\n")  # fmt: skip
         stats["child"] = subprocess.Popen([sys.executable, "-c", linger]).pid
+    last: dict[str, Any] = {}
 
     class Handler(JSONHandler):
         def do_GET(self) -> None:
             if self.path == "/stats":
                 self.reply(200, dict(stats))
+            elif self.path == "/last":
+                self.reply(200, dict(last))
             else:
                 super().do_GET()
 
@@ -89,9 +92,21 @@ def main() -> None:
 
         def do_POST(self) -> None:
             body: dict[str, Any] = self.read_json()
+            last.clear()
+            last.update(body, path=self.path)
             n = next(counter)
             if body.get("stream"):
                 self._stream(n, body)
+                return
+            if self.path == "/v1/embeddings":
+                texts = body.get("input")
+                texts = [texts] if isinstance(texts, str) else list(texts or [])
+                self.reply(200, {"object": "list", "model": body.get("model"),
+                                 "data": [{"object": "embedding", "index": i,
+                                           "embedding": [3.0, 4.0, float(len(t))]}
+                                          for i, t in enumerate(texts)],
+                                 "usage": {"prompt_tokens": len(texts),
+                                           "total_tokens": len(texts)}})  # fmt: skip
                 return
             if self._client_gone(float(body.get("fake_delay") or 0)):
                 stats["cancelled"] += 1

@@ -1,4 +1,4 @@
-"""A hostile remote on loopback: a real HTTP server that speaks the depot's `/api` and the OCI
+"""A hostile remote on loopback: a real HTTP server that speaks the depot's API and the OCI
 distribution API, and answers with whatever a test tells it to (paths that climb out of the
 store, endless bodies, blobs longer than declared, redirect loops, silence)."""
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEPOT_API",
     "Answer",
     "Hostile",
     "ModelPack",
@@ -27,6 +28,8 @@ __all__ = [
 Answer = Callable[[http.server.BaseHTTPRequestHandler], None]
 """Writes a whole answer (status, headers, body) to the handler."""
 
+DEPOT_API = "/depot/api"
+"""Where a depot's own API answers."""
 ENDLESS_LIMIT = 256 * 1024 * 1024
 """An "endless" body stops here, so that a puller without bounds fails the test rather than
 the machine."""
@@ -74,17 +77,19 @@ class ModelPack:
         """The digest of the first file."""
         return str(json.loads(self.manifest)["layers"][0]["digest"])
 
-    def routes(self) -> dict[str, Answer]:
-        """Honest answers for this model, as another depot (`/api`, name `evil`) and as an
-        OCI registry (`/v2/evil/...`, tag `v1`) would give them."""
+    def routes(self, api: str = DEPOT_API) -> dict[str, Answer]:
+        """Honest answers for this model, as another depot (under `api`, name `evil`: a
+        depot from before `/depot/api` answers under `/api`) and as an OCI registry
+        (`/v2/evil/...`, tag `v1`) would give them."""
         named = {"x-depot-digest": self.digest, "docker-content-digest": self.digest}
+        shown = json.dumps({"digest": self.digest, "lineage": []}).encode()
         routes: dict[str, Answer] = {
-            "/api/models/evil": body(json.dumps({"digest": self.digest, "lineage": []}).encode()),
-            "/api/manifests/evil": body(self.manifest, named),
+            f"{api}/models/evil": body(shown),
+            f"{api}/manifests/evil": body(self.manifest, named),
             "/v2/evil/manifests/v1": body(self.manifest, named),
         }
         for digest, data in self.blobs.items():
-            routes[f"/api/blobs/{digest}"] = body(data)
+            routes[f"{api}/blobs/{digest}"] = body(data)
             routes[f"/v2/evil/blobs/{digest}"] = body(data)
         return routes
 

@@ -168,6 +168,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "WARNING; INFO for `depot serve`",
     ),
     EnvVar(
+        "DEPOT_MAX_UPLOAD",
+        "Largest file a client may upload through the Ollama API's `POST /api/blobs` (bytes, "
+        "or with K/M/G suffix).",
+        "64G",
+    ),
+    EnvVar(
         "EDITOR",
         "Editor `depot card NAME --edit` opens the model card in.",
         "vi",
@@ -246,6 +252,8 @@ class Settings:
     measuring: bool = False
     """A server run inside an evaluation (`depot eval`, `depot redteam`): the policy's
     [safety] section refuses nothing there, since measuring is how a version meets it."""
+    max_upload: int = 64 * 1024**3
+    """Bytes one upload to `/api/blobs` may hold."""
 
     @property
     def layout(self) -> Layout:
@@ -318,7 +326,8 @@ class Settings:
             if not text:
                 return kind(default)
             try:
-                value = (_parse_size(text) if name in ("DEPOT_MAX_MEMORY", "DEPOT_BLOB_CACHE")
+                value = (_parse_size(text) if name in ("DEPOT_MAX_MEMORY", "DEPOT_BLOB_CACHE",
+                                                       "DEPOT_MAX_UPLOAD")
                      else kind(text))  # fmt: skip
             except ValueError:
                 raise UsageError(
@@ -356,4 +365,5 @@ class Settings:
             engine_choice=choice,
             log_level=log_level,
             garak_python=Path(garak).expanduser() if garak else None,
+            max_upload=number("DEPOT_MAX_UPLOAD", 64 * 1024**3, 0),
         )

@@ -33,7 +33,7 @@ def _chat(url: str, model: str, **extra: Any) -> dict[str, Any]:
 
 
 def _engines(url: str) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{url}/api/ps", timeout=10).json())
+    return list(httpx.get(f"{url}/depot/api/ps", timeout=10).json())
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from hostile import DEPOT_API, ModelPack, endless, hostile_server, redirect, truncated
 from hostile import Hostile as Server
-from hostile import ModelPack, endless, hostile_server, redirect, truncated
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
-from modeldepot.errors import DepotError, FormatError, IntegrityError, UnsafePath
+from modeldepot.errors import DepotError, FormatError, IntegrityError, ModelNotFound, UnsafePath
 from modeldepot.receive.remote import MAX_JSON
 from servers import DEPOT
 
@@ -103,7 +103,7 @@ def test_an_endless_json_answer_is_cut_at_its_cap(
 ) -> None:
     pack = ModelPack(["ok.txt"])
     hostile.routes.update(pack.routes())
-    route = "/api/models/evil" if kind == "depot" else "/v2/evil/manifests/v1"
+    route = f"{DEPOT_API}/models/evil" if kind == "depot" else "/v2/evil/manifests/v1"
     hostile.routes[route] = endless(b'{"digest": "', b"a" * 65536)
     with Depot(Settings(home=_home(tmp_path), user="t")) as depot:
         with pytest.raises(FormatError, match=f"more than {MAX_JSON // 1024**2} MiB"):
@@ -118,7 +118,7 @@ def test_a_blob_longer_than_declared_is_refused_as_it_arrives(
     pack = ModelPack(["weights.bin"])
     hostile.routes.update(pack.routes())
     declared = len(pack.blobs[pack.layer])
-    for prefix in ("/api/blobs/", "/v2/evil/blobs/"):
+    for prefix in (f"{DEPOT_API}/blobs/", "/v2/evil/blobs/"):
         hostile.routes[prefix + pack.layer] = endless(pack.blobs[pack.layer], b"\0" * 65536)
     with Depot(Settings(home=_home(tmp_path), user="t")) as depot:
         with pytest.raises(IntegrityError, match=f"more than the {declared} bytes the manifest"):
@@ -130,7 +130,7 @@ def test_a_blob_shorter_than_declared_is_refused(hostile: Server, tmp_path: Path
     pack = ModelPack(["weights.bin"])
     hostile.routes.update(pack.routes())
     data = pack.blobs[pack.layer]
-    hostile.routes[f"/api/blobs/{pack.layer}"] = truncated(data[:5])
+    hostile.routes[f"{DEPOT_API}/blobs/{pack.layer}"] = truncated(data[:5])
     with Depot(Settings(home=_home(tmp_path), user="t")) as depot:
         with pytest.raises(IntegrityError, match=f"ended after 5 of the {len(data)} bytes"):
             _pull(hostile, "depot")(depot)
@@ -139,7 +139,7 @@ def test_a_blob_shorter_than_declared_is_refused(hostile: Server, tmp_path: Path
 
 @pytest.mark.parametrize("kind", ["depot", "oci"])
 def test_a_redirect_loop_is_a_clean_error(hostile: Server, tmp_path: Path, kind: str) -> None:
-    route = "/api/models/evil" if kind == "depot" else "/v2/evil/manifests/v1"
+    route = f"{DEPOT_API}/models/evil" if kind == "depot" else "/v2/evil/manifests/v1"
     hostile.routes[route] = redirect(route)
     with Depot(Settings(home=_home(tmp_path), user="t")) as depot:
         with pytest.raises(DepotError, match="redirected more than 5 times"):
@@ -148,7 +148,7 @@ def test_a_redirect_loop_is_a_clean_error(hostile: Server, tmp_path: Path, kind:
 
 
 def test_a_remote_that_never_answers_times_out(hostile: Server, tmp_path: Path) -> None:
-    hostile.routes["/api/models/evil"] = hostile.silence()
+    hostile.routes[f"{DEPOT_API}/models/evil"] = hostile.silence()
     settings = Settings(home=_home(tmp_path), user="t", remote_timeout=0.5)
     with Depot(settings) as depot:
         with pytest.raises(DepotError, match=r"did not answer within 0.5 s"):
@@ -157,9 +157,32 @@ def test_a_remote_that_never_answers_times_out(hostile: Server, tmp_path: Path) 
 
 
 def test_a_remote_that_trickles_meets_the_deadline(hostile: Server, tmp_path: Path) -> None:
-    hostile.routes["/api/models/evil"] = endless(b'{"digest": "', b"a", pause=0.05)
+    hostile.routes[f"{DEPOT_API}/models/evil"] = endless(b'{"digest": "', b"a", pause=0.05)
     settings = Settings(home=_home(tmp_path), user="t", remote_timeout=30, pull_deadline=1)
     with Depot(settings) as depot:
         with pytest.raises(DepotError, match="took longer than 1 s in all"):
             _pull(hostile, "depot")(depot)
         _nothing_kept(depot)
+
+
+def test_a_depot_from_before_the_move_is_pulled_from_its_old_paths(
+    hostile: Server, tmp_path: Path
+) -> None:
+    """A depot that answers only `/api/...` (before `/depot/api`): the pull asks the new path,
+    hears 404, and takes everything from the old one."""
+    pack = ModelPack(["ok.txt"])
+    hostile.routes.update(pack.routes(api="/api"))
+    with Depot(Settings(home=_home(tmp_path), user="t")) as depot:
+        version = depot.intake.pull(f"{hostile.url}/evil")
+        assert version.digest == pack.digest
+    assert hostile.asked[:3] == [f"GET {DEPOT_API}/models/evil", "GET /api/models/evil",
+                                 "GET /api/manifests/evil"]  # fmt: skip
+    assert not any(a.startswith(f"GET {DEPOT_API}/blobs/") for a in hostile.asked)
+
+
+def test_a_model_neither_path_knows_is_not_found(hostile: Server, tmp_path: Path) -> None:
+    with Depot(Settings(home=_home(tmp_path), user="t")) as depot:
+        with pytest.raises(ModelNotFound, match="not found on the other depot"):
+            depot.intake.pull(f"{hostile.url}/evil")
+        _nothing_kept(depot)
+    assert hostile.asked == [f"GET {DEPOT_API}/models/evil", "GET /api/models/evil"]

@@ -160,3 +160,22 @@ def test_real_chat_templates_scan_without_noise(source: Path, tmp_path: Path) ->
     loud = [f for f in report.findings if f.severity > Severity.INFO]
     assert not loud, [f.to_dict() for f in loud]
     assert "template.render-error" not in {f.code for f in report.findings}, report.to_dict()
+
+
+def test_the_import_scans_each_file_as_what_its_name_says(tmp_path: Path) -> None:
+    """Stored files are scanned from their blobs, whose own names are digests: the file's name
+    in the model still decides what it is scanned as (a `chat_template.jinja` as a template)."""
+    from builders import write_hf_folder
+    from modeldepot.config import Settings
+    from modeldepot.depot import Depot
+
+    folder = write_hf_folder(tmp_path / "repo")
+    (folder / "chat_template.jinja").write_text(
+        "{{ messages.__class__.__mro__ }}{% for m in messages %}{{ m.content }}{% endfor %}"
+    )
+    with Depot(Settings(home=tmp_path / "depot", user="t")) as depot:
+        version = depot.intake.import_path(folder, "m")
+        reasons = depot.admission.refusals(version)
+    assert version.status == "quarantined"
+    assert any("template.internal-attribute" in r and "chat_template.jinja" in r
+               for r in reasons), reasons  # fmt: skip

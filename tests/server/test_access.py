@@ -23,12 +23,14 @@ from fake_engine import llama_server_stand_in
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.server.batches import FORM_SLACK, MAX_BYTES
+from modeldepot.server.ollama.errors import OllamaRoute
 from servers import asgi_depot, start_server
 
 MIB = 1024 * 1024
 CHAT = [{"role": "user", "content": "hi"}]
 PUBLIC = {"/health", "/signin"}
-"""Routes anyone may call (the sign-in page must be reachable to sign in)."""
+"""Routes anyone may call (the sign-in page must be reachable to sign in; `/` answers
+`Ollama is running` to anyone but a browser, who gets the sign-in page like every page)."""
 
 
 @pytest.fixture
@@ -80,12 +82,22 @@ def test_every_route_knows_its_caller_first(keyed: tuple[Settings, dict[str, str
                 if route.path in PUBLIC:
                     continue
                 path = re.sub(r"\{[^}]+\}", "x", route.path)
-                for method in sorted(route.methods - {"HEAD"}):
-                    reply = await client.request(method, path, content=b"{}")
+                ollama = isinstance(route, OllamaRoute) and route.path != "/"  # a browser: UI
+                for method in sorted(route.methods - {"HEAD"}) or ["HEAD"]:
+                    reply = await client.request(method, path, content=b"{}",
+                                                 headers={"Accept": "text/html"})  # fmt: skip
                     checked += 1
-                    if path.startswith(("/v1/", "/api/", "/metrics", "/openapi")):
+                    if ollama:  # Ollama's API: its clients' error shape
+                        assert reply.status_code == 401, (method, path)
+                        if method != "HEAD":
+                            assert "API key" in reply.json()["error"], (method, path)
+                    elif path.startswith(("/v1/", "/depot/api/", "/api/", "/metrics",
+                                          "/openapi")):  # fmt: skip
                         error = _openai_error(reply, 401)
                         assert error["code"] == "missing_api_key", (method, path)
+                    elif path.startswith("/hf/"):  # the Hub's: a missing repo to its clients
+                        assert reply.status_code == 401, (method, path)
+                        assert reply.headers["x-error-code"] == "RepoNotFound", (method, path)
                     elif path.startswith("/ui/"):
                         assert reply.status_code == 401, (method, path)
                     else:  # a page: to the sign-in page
@@ -222,7 +234,7 @@ def test_a_depot_without_keys_answers_only_to_its_own_names(tmp_path: Path) -> N
                               base_url="http://127.0.0.1:8000") as (_, client):  # fmt: skip
             for host in ("attacker.example:8000", "attacker.example", "localhost:9999",
                          "127.0.0.1.attacker.example:8000", "", "[::1]:8000@evil"):  # fmt: skip
-                for method, path in (("GET", "/v1/models"), ("GET", f"/api/blobs/{weights}"),
+                for method, path in (("GET", "/v1/models"), ("GET", f"/depot/api/blobs/{weights}"),
                                      ("GET", "/governance/quarantine"),
                                      ("POST", "/governance/quarantine/release"),
                                      ("GET", "/metrics")):  # fmt: skip
@@ -233,10 +245,10 @@ def test_a_depot_without_keys_answers_only_to_its_own_names(tmp_path: Path) -> N
                 assert (await client.get("/v1/models", headers={"Host": host})).status_code == 200
             # a page of another origin may not change anything, even by a loopback name
             for origin in ("http://attacker.example", "null", "http://localhost:9999"):
-                reply = await client.post("/api/stop", json={"model": "m"},
+                reply = await client.post("/depot/api/stop", json={"model": "m"},
                                           headers={"Origin": origin})  # fmt: skip
                 assert _openai_error(reply, 403)["code"] == "origin_not_allowed", origin
-            same = await client.post("/api/stop", json={"model": "m"},
+            same = await client.post("/depot/api/stop", json={"model": "m"},
                                      headers={"Origin": "http://127.0.0.1:8000"})  # fmt: skip
             assert same.status_code == 200
         extra = Settings(home=home, user="t", allowed_hosts="depot.example, other.example:81")

@@ -51,7 +51,7 @@ def test_governance_views(tmp_path: Path) -> None:
         unknown = httpx.get(f"{url}/governance/audit", params={"action": "bogus"})
         assert unknown.status_code == 400 and "not an action the depot records" in unknown.text
 
-        board = httpx.get(f"{url}/api/leaderboard").json()
+        board = httpx.get(f"{url}/depot/api/leaderboard").json()
         (entry,) = board["models"]
         assert entry["model"] == "m:latest" and entry["rank"] == 1
         assert entry["tasks"]["arc_easy"] | {"at": None} == {
@@ -59,7 +59,7 @@ def test_governance_views(tmp_path: Path) -> None:
             "items": 10, "at": None, "limit": None}  # fmt: skip
         html = httpx.get(f"{url}/leaderboard").text
         assert "0.500 [0.240, 0.760] n=10" in html
-        assert httpx.get(f"{url}/api/leaderboard", params={"task": "nope"}).status_code == 404
+        assert httpx.get(f"{url}/depot/api/leaderboard", params={"task": "nope"}).status_code == 404
 
         (home / "policy.toml").write_text('[licences]\ndeny = ["MIT"]\n')
         policy = httpx.get(f"{url}/governance/policy")

@@ -181,7 +181,9 @@ def test_blobs_only_through_a_model_the_key_may_use(
     own = next(f.digest for f in mine.files if f.kind == "weights")
 
     def get(secret: str, digest: str) -> httpx.Response:
-        return httpx.get(f"{url}/api/blobs/{digest}", headers={"Authorization": f"Bearer {secret}"})
+        return httpx.get(
+            f"{url}/depot/api/blobs/{digest}", headers={"Authorization": f"Bearer {secret}"}
+        )
 
     _is_openai_error(get(secrets["mine"], weights), 404)
     assert get(secrets["mine"], own).status_code == 200

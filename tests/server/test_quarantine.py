@@ -27,12 +27,12 @@ def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> Non
             "model": "held", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
         assert chat.status_code == 403
         assert chat.json()["error"]["code"] == "model_quarantined"
-        assert httpx.get(f"{url}/api/manifests/held").status_code == 403
+        assert httpx.get(f"{url}/depot/api/manifests/held").status_code == 403
         weights = next(f.digest for f in held.files if f.kind == "weights")
-        assert httpx.get(f"{url}/api/blobs/{weights}").status_code == 403
+        assert httpx.get(f"{url}/depot/api/blobs/{weights}").status_code == 403
         shared = next(f.digest for f in fine.files if f.kind == "weights")
-        assert httpx.get(f"{url}/api/blobs/{shared}").status_code == 200
-        assert httpx.get(f"{url}/api/manifests/fine").status_code == 200
+        assert httpx.get(f"{url}/depot/api/blobs/{shared}").status_code == 200
+        assert httpx.get(f"{url}/depot/api/manifests/fine").status_code == 200
 
         # The policy changes while serving: `fine` is now refused too (no trusted signature).
         (home / "policy.toml").write_text("[signatures]\nrequired = true\n")
@@ -44,8 +44,8 @@ def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> Non
         assert "no valid signature" in refused.json()["error"]["message"]
         # ... and no view lists it as servable any more: the one gate answers everywhere.
         assert "fine:latest" not in {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
-        assert httpx.get(f"{url}/api/models").json() == []
-        catalogue = httpx.get(f"{url}/api/catalogue").json()["rows"]
+        assert httpx.get(f"{url}/depot/api/models").json() == []
+        catalogue = httpx.get(f"{url}/depot/api/catalogue").json()["rows"]
         assert {r["reference"]: r["status"] for r in catalogue}["fine:latest"] == "quarantined"
 
         # A release is an exception the server honours (and `held` stays held).
@@ -54,8 +54,8 @@ def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> Non
         time.sleep(2.5)
         listed = {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
         assert "fine:latest" in listed and "held:latest" not in listed
-        assert httpx.get(f"{url}/api/manifests/fine").status_code == 200
-        shown = httpx.get(f"{url}/api/models/fine").json()
+        assert httpx.get(f"{url}/depot/api/manifests/fine").status_code == 200
+        shown = httpx.get(f"{url}/depot/api/models/fine").json()
         assert shown["status"] == "ok" and shown["exception"]["actor"] == "officer"
     finally:
         proc.terminate()

@@ -44,9 +44,9 @@ class _Liar(http.server.BaseHTTPRequestHandler):
     digest: str = ""
 
     def do_GET(self) -> None:
-        if self.path.startswith("/api/models/"):
+        if self.path.startswith("/depot/api/models/"):
             body = json.dumps({"digest": self.digest, "lineage": []}).encode()
-        elif self.path.startswith("/api/manifests/"):
+        elif self.path.startswith("/depot/api/manifests/"):
             body = self.manifest
         else:
             body = b"these are not the bytes you are looking for"

@@ -46,8 +46,8 @@ async def _ask(settings: Settings) -> tuple[list[str], int, int]:
         transport = in_process_transport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://depot") as client:
             models = [m["id"] for m in (await client.get("/v1/models")).json()["data"]]
-            exported = (await client.get("/api/models/half")).status_code
-            listed = len((await client.get("/api/models")).json())
+            exported = (await client.get("/depot/api/models/half")).status_code
+            listed = len((await client.get("/depot/api/models")).json())
     return models, exported, listed
 
 

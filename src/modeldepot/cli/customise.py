@@ -1,5 +1,6 @@
 """`depot data check FILE`, `depot finetune BASE --data FILE --name NAME`, `depot jobs`
-(list, show, cancel, resume)."""
+(list, show, cancel, resume), `depot merge / quantize / convert`, and `depot create NAME -f
+Modelfile` (a preset)."""
 
 from __future__ import annotations
 
@@ -392,3 +393,26 @@ def convert(depot: Depot, source: str, to: str, outtype: str | None, name: str |
     version = transforms.convert(depot, source, to=to, outtype=outtype, name=name)
     what = "a Hugging Face folder" if to == "hf" else "GGUF"
     _made(version, as_json, f"{source} converted to {what} ({version.info.quantization})")
+
+
+@app.command()
+@click.argument("name")
+@click.option("-f", "--file", "modelfile", required=True,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="The Modelfile (FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE, "
+              "MESSAGE).")  # fmt: skip
+@json_option
+@pass_depot
+def create(depot: Depot, name: str, modelfile: Path, as_json: bool) -> None:
+    """Make NAME[:TAG] a preset, the Ollama way: its base's files (not copied) served with the
+    Modelfile's system prompt, template, parameters and messages; relation `preset`. Scanned
+    and admitted like any import."""
+    from modeldepot.customise.modelfile import read_modelfile
+    from modeldepot.customise.presets import create_preset
+
+    version = create_preset(depot, name, read_modelfile(modelfile))
+    _made(version, as_json, f"a preset made from {modelfile}")
+    if version.status != "ok":
+        for reason in version.reasons:
+            stderr.print(f"  {reason}", markup=False)
+        raise CommandError(f"{version.reference} is {version.status}: stored, never served", 1)

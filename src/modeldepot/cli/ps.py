@@ -29,7 +29,7 @@ def _server(depot: Depot) -> RunningServer:
 @pass_depot
 def ps(depot: Depot, as_json: bool) -> None:
     """Models the running server has loaded: engine, memory, requests in flight, idle time."""
-    loaded: list[dict[str, Any]] = _server(depot).call("GET", "/api/ps")
+    loaded: list[dict[str, Any]] = _server(depot).call("GET", "/depot/api/ps")
     if as_json:
         print_json(loaded)
         return
@@ -51,7 +51,7 @@ def ps(depot: Depot, as_json: bool) -> None:
 @pass_depot
 def stop(depot: Depot, model: str, as_json: bool) -> None:
     """Unload MODEL from the running server (its engines stop; the next request loads it)."""
-    stopped: list[dict[str, Any]] = _server(depot).call("POST", "/api/stop", {"model": model})
+    stopped: list[dict[str, Any]] = _server(depot).call("POST", "/depot/api/stop", {"model": model})
     if as_json:
         print_json(stopped)
     elif stopped:

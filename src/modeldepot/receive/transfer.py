@@ -1,4 +1,8 @@
-"""Pulling a model from another depot over its `/api`, checking every digest.
+"""Pulling a model from another depot over its own API, checking every digest.
+
+The depot's API lives under `/depot/api`; a depot from before the move answers under `/api`
+only, so a model the new path does not find (404) is asked for there before the pull gives
+up, and the rest of the pull uses whichever answered.
 
 The manifest's bytes must hash to the digest the server names, and every blob must hash to the
 digest the manifest names; blobs already stored are not fetched again. The manifest is checked
@@ -31,6 +35,9 @@ from modeldepot.store import BlobStore, Manifest, Progress
 __all__ = ["RemoteModel", "fetch", "fetch_folder", "size_of", "split_url"]
 
 _WHO = "the other depot"
+API = "/depot/api"
+LEGACY_API = "/api"
+"""Where depots before `/depot/api` answer (a newer depot answers there too, read-only)."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +93,19 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def _shown(remote: Remote, base: str, name: str, url: str) -> _Shown:
-    answer = remote.get(f"{base}/api/models/{quote(name, safe='/:@')}", url)
+def _shown(remote: Remote, base: str, name: str, url: str) -> tuple[_Shown, str]:
+    """The other depot's description of the model, and the root of the API that gave it
+    (`base` + `/depot/api`, or `/api` for a depot from before it)."""
+    path = f"/models/{quote(name, safe='/:@')}"
+    root = base + API
+    answer = remote.get(root + path, url)
+    if answer.status == 404:
+        legacy = remote.get(base + LEGACY_API + path, url)
+        if legacy.status != 404:
+            root, answer = base + LEGACY_API, legacy
     _check(answer, url)
     try:
-        return _Shown.model_validate(answer.json(url))
+        return _Shown.model_validate(answer.json(url)), root
     except ValidationError as exc:
         raise FormatError(f"{url}: the other depot's description of the model is not one "
                           f"({exc.errors()[0]['msg']})") from None  # fmt: skip
@@ -102,7 +117,7 @@ def size_of(url: str, *, api_key: str | None = None, limits: Limits | None = Non
     base, name = split_url(url)
     try:
         with Remote(_WHO, limits, headers=_headers(api_key)) as remote:
-            return _shown(remote, base, name, url).size
+            return _shown(remote, base, name, url)[0].size
     except DepotError:
         return None
 
@@ -118,8 +133,8 @@ def fetch(
 ) -> RemoteModel:
     base, name = split_url(url)
     with Remote(_WHO, limits, headers=_headers(api_key), transport=transport) as remote:
-        about = _shown(remote, base, name, url)
-        raw = remote.get(f"{base}/api/manifests/{quote(name, safe='/:@')}", url)
+        about, root = _shown(remote, base, name, url)
+        raw = remote.get(f"{root}/manifests/{quote(name, safe='/:@')}", url)
         _check(raw, url)
         digest = f"sha256:{hashlib.sha256(raw.body).hexdigest()}"
         claimed = raw.headers.get("x-depot-digest")
@@ -139,7 +154,7 @@ def fetch(
                 if progress:
                     progress(descriptor.size)
                 continue
-            remote.blob(f"{base}/api/blobs/{descriptor.digest}",
+            remote.blob(f"{root}/blobs/{descriptor.digest}",
                         f"{url}: blob {descriptor.digest}", descriptor, blobs, _check,
                         progress)  # fmt: skip
         info = read_config(blobs, manifest, url)

@@ -14,6 +14,7 @@ __all__ = [
     "BASE_RELATIONS",
     "OK",
     "PENDING",
+    "PRESET",
     "QUARANTINED",
     "RELATIONS",
     "SCANNED",
@@ -52,9 +53,10 @@ class FileRecord:
 @dataclass(frozen=True)
 class LineageLink:
     """`relation` says how this version came from `target`: `dataset` (trained or evaluated
-    on it), or, for a base model, Hugging Face's `base_model_relation` values: `finetune`,
-    `adapter`, `quantized`, `merge`, or plain `base_model` when unknown. `target` names it as
-    the user gave it; `target_digest` pins it when it is a model of this depot."""
+    on it), `preset` (the same files with a system prompt, template or parameters of its own:
+    customise/presets.py), or, for a base model, Hugging Face's `base_model_relation` values:
+    `finetune`, `adapter`, `quantized`, `merge`, or plain `base_model` when unknown. `target`
+    names it as the user gave it; `target_digest` pins it when it is a model of this depot."""
 
     relation: str
     target: str
@@ -63,7 +65,10 @@ class LineageLink:
 
 BASE_RELATIONS = ("base_model", "finetune", "adapter", "quantized", "merge", "converted")
 """How a version can derive from a base model (Hugging Face's `base_model_relation`)."""
-RELATIONS = (*BASE_RELATIONS, "dataset")
+PRESET = "preset"
+"""A version that serves its base's files with its own system prompt, template, parameters
+or messages (`depot create`)."""
+RELATIONS = (*BASE_RELATIONS, PRESET, "dataset")
 DERIVATION_FILE = "derivation.json"
 """The file of a version the depot made (fine-tuned, merged, quantised, converted) recording
 how: its kind, inputs by digest, parameters, library versions and measurements."""

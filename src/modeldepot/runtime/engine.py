@@ -111,6 +111,8 @@ class EngineSpec:
     """Estimated bytes per accelerator (`cuda:0` ...), for GPU engines."""
     chat_template: str | None = None
     """A built-in template name, for models whose file has none."""
+    chat_template_file: Path | None = None
+    """A Jinja chat template to use instead of the model's own (a preset's)."""
     full_swa_cache: bool = False
     """Keep the whole context in sliding-window layers' cache too, so a repeated prefix can
     be reused (llama.cpp cannot cut a sliding-window cache back to an arbitrary prefix)."""
@@ -125,9 +127,10 @@ class EngineSpec:
 
     @property
     def key(self) -> str:
-        """The pool's key: one process per version, kind and set of adapters (a base that
-        gains an adapter gets a new engine; the old one finishes its requests)."""
-        base = f"{self.digest}:{self.kind}"
+        """The pool's key: one process per version, kind, context and set of adapters (a base
+        that gains an adapter, or a request asking another context, gets a new engine; the
+        old one finishes its requests)."""
+        base = f"{self.digest}:{self.kind}:{self.context}"
         if not self.adapters:
             return base
         names = hashlib.sha256("\n".join(a.name or str(a.path) for a in self.adapters).encode())

@@ -180,7 +180,9 @@ class LlamaServer:
             "--no-webui",
             "--metrics",
         ]  # fmt: skip
-        if spec.chat_template:
+        if spec.chat_template_file is not None:  # a preset's own (Jinja, scanned at admission)
+            command += ["--jinja", "--chat-template-file", str(spec.chat_template_file)]
+        elif spec.chat_template:
             # A built-in template by name, rendered by llama.cpp itself: with jinja (on by
             # default) the name would be taken for the template's text. Tools for such models
             # go through the depot.

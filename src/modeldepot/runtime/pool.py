@@ -61,8 +61,12 @@ class EnginePool:
         self._retired: set[str] = set()
 
     @contextlib.asynccontextmanager
-    async def use(self, spec: EngineSpec) -> AsyncIterator[EngineProcess]:
-        """The running engine for `spec`, started if needed, counted busy while in use."""
+    async def use(
+        self, spec: EngineSpec, keep_alive: float | None = None
+    ) -> AsyncIterator[EngineProcess]:
+        """The running engine for `spec`, started if needed, counted busy while in use.
+        `keep_alive`: seconds it stays loaded once idle from now on (0: unloaded as soon as
+        its last request ends; infinite: until stopped), as Ollama's `keep_alive` asks."""
         engine = await self._get(spec)
         if engine.active >= self.queue_limit:
             raise QueueFull(
@@ -75,8 +79,12 @@ class EnginePool:
         finally:
             engine.active -= 1
             engine.last_used = time.monotonic()
+            if keep_alive is not None:
+                engine.keep_alive = keep_alive
             if engine.active == 0 and spec.key in self._retired:
                 await self._unload(spec.key, "superseded by a new set of adapters")
+            elif engine.active == 0 and engine.keep_alive == 0:
+                await self._unload(spec.key, "its last request asked to unload it")
 
     async def _get(self, spec: EngineSpec) -> EngineProcess:
         lock = self._loading.setdefault(spec.key, asyncio.Lock())
@@ -132,18 +140,32 @@ class EnginePool:
         """Unload models idle longer than the keep-alive time, and forget dead engines."""
         now = time.monotonic()
         for digest, engine in list(self._loaded.items()):
+            keep = self.keep_alive if engine.keep_alive is None else engine.keep_alive
             if not engine.alive:
                 _died(engine)
                 await self._unload(digest, "its engine died")
             elif engine.active == 0 and digest in self._retired:
                 await self._unload(digest, "superseded by a new set of adapters")
-            elif engine.active == 0 and now - engine.last_used > self.keep_alive:
-                await self._unload(digest, f"idle for {self.keep_alive:g} s")
+            elif engine.active == 0 and now - engine.last_used > keep:
+                await self._unload(digest, f"idle for {keep:g} s")
 
     async def run_reaper(self, every: float = 5.0) -> None:
         while True:
             await asyncio.sleep(every)
             await self.reap()
+
+    def expires(self, engine: EngineProcess) -> float | None:
+        """Seconds until `engine` is unloaded if no request comes (None: never; 0 while a
+        request holds it counts from its end)."""
+        keep = self.keep_alive if engine.keep_alive is None else engine.keep_alive
+        if keep == float("inf"):
+            return None
+        idle = 0.0 if engine.active else time.monotonic() - engine.last_used
+        return max(0.0, keep - idle)
+
+    def engines(self) -> list[EngineProcess]:
+        """The loaded engines, least recently used first."""
+        return list(self._loaded.values())
 
     async def stop(self, digest: str) -> list[PoolStatus]:
         """Unload every engine of the version `digest` (waiting for none of its requests: they

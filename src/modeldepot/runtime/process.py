@@ -56,6 +56,8 @@ class EngineProcess:
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
     stop_grace: float = 5.0
+    keep_alive: float | None = None
+    """Seconds to stay loaded once idle, as the last request asked (None: the pool's)."""
 
     @classmethod
     def start(

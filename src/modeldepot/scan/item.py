@@ -32,9 +32,12 @@ class Item:
 
     @classmethod
     def from_path(cls, path: Path, location: str) -> Item:
+        """The file at `path`, named as `location` names it (a stored blob's own file name is
+        its digest; its name in the model is what hints at its kind)."""
         with open(path, "rb") as f:
             head = f.read(HEAD_SIZE)
-        return cls(path.name, location, head, lambda: open(path, "rb"), path.stat().st_size, path)
+        name = PurePosixPath(location).name or path.name
+        return cls(name, location, head, lambda: open(path, "rb"), path.stat().st_size, path)
 
     @classmethod
     def from_bytes(cls, name: str, location: str, data: bytes, depth: int) -> Item:

@@ -310,7 +310,10 @@ def _reference_findings(source: str, architecture: str | None, where: str) -> It
                       f"{ratio:.0%} like the {best.name} template")  # fmt: skip
 
 
-def check_template(source: str, where: str, architecture: str | None = None) -> list[Finding]:
+def check_template(source: str, where: str, architecture: str | None = None, *,
+                   compare: bool = True) -> list[Finding]:  # fmt: skip
+    """Findings on a template's text (with `compare`, also how it differs from the templates
+    its architecture ships)."""
     try:
         tree = _environment().parse(source)
     except TemplateSyntaxError as exc:
@@ -319,7 +322,8 @@ def check_template(source: str, where: str, architecture: str | None = None) -> 
     found = list(_ast_findings(tree, where))
     if not any(f.severity >= Severity.HIGH for f in found):
         found += _render_findings(source, where)
-    found += _reference_findings(source, architecture, where)
+    if compare:
+        found += _reference_findings(source, architecture, where)
     return found
 
 
@@ -349,12 +353,15 @@ class ChatTemplateScanner:
 
 
 class JinjaFileScanner:
-    """A chat template shipped as its own file (`chat_template.jinja` beside the weights)."""
+    """A chat template shipped as its own file (`chat_template.jinja` beside the weights, a
+    preset's `preset/template.jinja`), and a preset's system prompt (`preset/system.txt`),
+    which is checked as template text too: what reaches the prompt is scanned either way."""
 
     name: ClassVar[str] = "jinja"
 
     def accepts(self, item: Item) -> bool:
-        return item.suffix == ".jinja" and item.size < 1024 * 1024
+        named = item.suffix == ".jinja" or item.location.endswith("/preset/system.txt")
+        return named and item.size < 1024 * 1024
 
     def scan(self, item: Item, nested: Nested) -> list[Finding]:
         del nested
@@ -363,4 +370,4 @@ class JinjaFileScanner:
         except UnicodeDecodeError:
             return [Finding(item.location, "template.not-text", Severity.MEDIUM,
                             "a .jinja file that is not UTF-8 text")]  # fmt: skip
-        return check_template(text, item.location)
+        return check_template(text, item.location, compare=item.suffix == ".jinja")

@@ -33,7 +33,7 @@ from modeldepot.registry.keys import keys_from_env
 from modeldepot.registry.quotas import QuotaLedger
 from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.runtime.process import engine_client_limits
-from modeldepot.server import batches, hf, native, openai
+from modeldepot.server import batches, hf, native, ollama, openai
 from modeldepot.server.access import RequestLog
 from modeldepot.server.auth import Caller, Gatekeeper, MaybeCaller
 from modeldepot.server.directory import Directory
@@ -150,6 +150,8 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(hf.router)
+    app.include_router(native.legacy)
+    app.include_router(ollama.router)
     app.include_router(batches.router)
     app.include_router(pages.router)
     app.include_router(governance.router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from modeldepot.customise.presets import Preset, preset_of
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError
 from modeldepot.refs import Reference
@@ -30,6 +31,7 @@ class Directory:
         self._capabilities: dict[str, Capabilities] = {}
         self._bases: dict[str, tuple[float, ModelVersion | None]] = {}
         self._adapters: tuple[float, dict[str, list[ModelVersion]]] = (-1e9, {})
+        self._presets: dict[str, Preset | None] = {}
         self.resolver = Resolver(self._version, self._gateway_now, self._refusals_of)
 
     def _fresh(self, at: float) -> bool:
@@ -108,6 +110,29 @@ class Directory:
         except DepotError:
             base = None
         self._bases[link.target_digest or ""] = (time.monotonic(), base)
+        return base
+
+    def preset(self, version: ModelVersion) -> Preset | None:
+        """The preset `version` carries, if it is one (versions are immutable: kept)."""
+        if version.digest not in self._presets:
+            self._presets[version.digest] = preset_of(version, self.depot.store.read_bytes)
+        return self._presets[version.digest]
+
+    def preset_base(self, version: ModelVersion) -> ModelVersion | None:
+        """The admitted version a preset was made from, holding the same weights (so the two
+        can share one engine); None when it is gone, refused, or not the same files."""
+        link = next((x for x in version.lineage if x.relation == "preset" and x.target_digest),
+                    None)  # fmt: skip
+        if link is None or version.is_adapter:
+            return None
+        try:
+            repository = Reference.parse(link.target).repository
+            base = self.depot.names.show(f"{repository}@{link.target_digest}")
+        except DepotError:
+            return None
+        mine = {f.digest for f in version.files if f.kind == "weights"}
+        if self._refusals_of(base) or mine != {f.digest for f in base.files if f.kind == "weights"}:
+            return None
         return base
 
     def adapters_of(self, base: ModelVersion) -> list[ModelVersion]:

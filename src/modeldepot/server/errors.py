@@ -86,12 +86,16 @@ async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own errors (unknown route, wrong method) in OpenAI's shape."""
+    """Starlette's own errors (unknown route, wrong method) in OpenAI's shape, or under
+    `/api/` (Ollama's API) in Ollama's: `{"error": "<message>"}`."""
     assert isinstance(exc, StarletteHTTPException)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
     message = (f"no route {_request.method} {_request.url.path}" if exc.status_code in (404, 405)
                else str(exc.detail))  # fmt: skip
+    if _request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=exc.status_code,
+                            headers=_headers(exc.status_code))  # fmt: skip
     return JSONResponse(error_body(message, kind, code), status_code=exc.status_code,
                         headers=_headers(exc.status_code))  # fmt: skip
 

@@ -1,13 +1,20 @@
-"""The depot's own API (`/api/...`): what another depot needs to pull a model from this one.
+"""The depot's own API (`/depot/api/...`): what another depot needs to pull a model from this
+one, and what `depot ps` / `depot stop` ask of a running server.
 
-    GET /api/models                  admitted versions (as `depot list --json`)
-    GET /api/leaderboard             the leaderboard (as `depot leaderboard --json`: `task`,
-                                     `newest`), of the models the key may see
-    GET /api/models/{name}           one version's metadata, files and lineage
-    GET /api/manifests/{name}        the manifest's exact bytes; `x-depot-digest` names them
-    GET /api/blobs/{digest}          a blob's bytes
-    GET /api/ps                      the engines loaded now (`depot ps`)
-    POST /api/stop {"model": NAME}   unload a model's engines (`depot stop`)
+    GET /depot/api/models                 admitted versions (as `depot list --json`)
+    GET /depot/api/catalogue              a page of the web UI's catalogue, as JSON
+    GET /depot/api/leaderboard            the leaderboard (as `depot leaderboard --json`:
+                                          `task`, `newest`), of the models the key may see
+    GET /depot/api/models/{name}          one version's metadata, files and lineage
+    GET /depot/api/manifests/{name}       the manifest's exact bytes; `x-depot-digest` names them
+    GET /depot/api/blobs/{digest}         a blob's bytes
+    GET /depot/api/ps                     the engines loaded now (`depot ps`)
+    POST /depot/api/stop {"model": NAME}  unload a model's engines (`depot stop`)
+
+The root's `/api/...` is Ollama's (server/ollama/). Depots before the move pulled from
+`/api/models/{name}`, `/api/manifests/{name}` and `/api/blobs/{digest}`: those three stay as
+read-only aliases (`legacy`, GET only: Ollama's own blob routes are HEAD and POST), deprecated,
+so an older depot still pulls from this one.
 
 The puller re-hashes everything it receives, so a damaged or dishonest server cannot plant
 anything: a byte that does not match its digest fails the pull and nothing is recorded. This
@@ -35,9 +42,12 @@ from modeldepot.server.requests import read_json
 from modeldepot.server.state import ServerState
 from modeldepot.store.manifests import MANIFEST_MEDIA_TYPE
 
-__all__ = ["router"]
+__all__ = ["PREFIX", "legacy", "router"]
 
-router = APIRouter(prefix="/api")
+PREFIX = "/depot/api"
+router = APIRouter(prefix=PREFIX)
+legacy = APIRouter(prefix="/api", deprecated=True)
+"""The paths older depots pull from (GET only), answered as the new ones are."""
 
 
 async def _version_named(state: ServerState, name: str) -> ModelVersion:
@@ -99,11 +109,13 @@ async def leaderboard(request: Request, key: Caller) -> dict[str, Any]:
 
 
 @router.get("/models/{name:path}")
+@legacy.get("/models/{name:path}")
 async def model(request: Request, name: str, key: Caller) -> dict[str, Any]:
     return version_view(await _version(request, name, key))
 
 
 @router.get("/manifests/{name:path}")
+@legacy.get("/manifests/{name:path}")
 async def manifest(request: Request, name: str, key: Caller) -> Response:
     state: ServerState = request.app.state.depot
     version = await _version(request, name, key)
@@ -114,6 +126,7 @@ async def manifest(request: Request, name: str, key: Caller) -> Response:
 
 
 @router.get("/blobs/{digest}")
+@legacy.get("/blobs/{digest}")
 async def blob(request: Request, digest: str, key: Caller) -> Response:
     """A blob, to a caller whose key may use an admitted version that holds it (a blob is
     reached through a model, never by digest alone)."""

@@ -132,15 +132,21 @@ async def models_for(request: Request, key: ApiKey,
     return await _models(request, key, capability)
 
 
-async def forward_as(request: Request, path: str, key: ApiKey) -> Response:
-    """A request already authenticated (the web UI's playground, by its session), answered
-    exactly as the API answers it: the same checks, scope, quotas, routing and accounting."""
-    return await _forward(request, path, key)
+async def forward_as(request: Request, path: str, key: ApiKey,
+                     body: dict[str, Any] | None = None,
+                     serving: routing.Serving | None = None) -> Response:  # fmt: skip
+    """A request already authenticated (the web UI's playground, by its session; an Ollama
+    request, translated into `body`), answered exactly as the API answers it: the same
+    checks, scope, quotas, routing and accounting. `serving`: how a local engine should run
+    for it (Ollama's keep-alive and context)."""
+    return await _forward(request, path, key, body, serving)
 
 
-async def _forward(request: Request, path: str, key: ApiKey) -> Response:
+async def _forward(request: Request, path: str, key: ApiKey, body: dict[str, Any] | None = None,
+                   serving: routing.Serving | None = None) -> Response:  # fmt: skip
     state: ServerState = request.app.state.depot
-    body = await read_json(request)
+    body = await read_json(request) if body is None else body
+    serving = serving or routing.Serving()
     chat = path.endswith("/chat/completions")
     if chat:
         check_chat(body)
@@ -172,7 +178,7 @@ async def _forward(request: Request, path: str, key: ApiKey) -> Response:
             else:
                 assert target.version is not None
                 response = await _local(state, target.version, path, dict(body), account,
-                                        request)  # fmt: skip
+                                        request, serving)  # fmt: skip
         except (ModelUnavailable, QueueFull) as exc:  # may be answered by the next target
             response = depot_error_response(exc)
         account.status = response.status_code
@@ -206,27 +212,33 @@ async def _local(
     body: dict[str, Any],
     account: Accounting,
     request: Request,
+    serving: routing.Serving,
 ) -> Response:
     chat = path.endswith("/chat/completions")
     can = state.directory.capabilities(version)
     if not chat and body.get("echo"):  # prompt scoring: an engine of its own
         return await echo.score(state, version, body, account)
-    wanted = Capability.EMBEDDINGS if path.endswith("/embeddings") else (
+    embeddings = path.endswith("/embeddings")
+    wanted = Capability.EMBEDDINGS if embeddings else (
         Capability.CHAT if chat else Capability.COMPLETION)  # fmt: skip
-    spec = routing.engine_spec(state, version, wanted)
+    preset = state.directory.preset(version)
+    if preset is not None and not embeddings:  # its system prompt, messages, parameters
+        body = preset.apply(body, chat=chat)
+    spec = routing.engine_spec(state, version, wanted, serving.context)
     check_fits(body, max(1, spec.context // max(1, spec.parallel)), spec.name)
     body["model"] = spec.name
     body.pop("metadata", None)
     body.pop("lora", None)  # which adapter applies is the model's name, never the client's
     if spec.adapters:
         body.update(spec.selection(version.digest))
+    keep_alive = serving.keep_alive
     if chat and body.get("tools") and not can.native_tools:
-        return await _generic_tools(state, spec, body, account, request)
+        return await _generic_tools(state, spec, body, account, request, keep_alive)
     if int(body.get("n") or 1) > 1 and not body.get("stream") and not can.native_n:
         return await _fan_out(state, spec, path, body, account, request)
     stack = contextlib.AsyncExitStack()
     try:
-        engine = await stack.enter_async_context(state.pool.use(spec))
+        engine = await stack.enter_async_context(state.pool.use(spec, keep_alive))
     except BaseException:
         await stack.aclose()
         raise
@@ -407,11 +419,12 @@ async def _fan_out(state: ServerState, spec: EngineSpec, path: str, body: dict[s
 
 
 async def _generic_tools(state: ServerState, spec: EngineSpec, body: dict[str, Any],
-                         account: Accounting, request: Request) -> Response:  # fmt: skip
+                         account: Accounting, request: Request,
+                         keep_alive: float | None = None) -> Response:  # fmt: skip
     """Tool calling through a JSON schema, for templates without tools (see `tools`)."""
 
     async def ask() -> httpx.Response:
-        async with state.pool.use(spec) as engine:
+        async with state.pool.use(spec, keep_alive) as engine:
             return await state.client.post(
                 f"{engine.base_url}/v1/chat/completions", json=tools.encode_request(body)
             )
