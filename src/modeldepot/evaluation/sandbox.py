@@ -187,7 +187,8 @@ def run_confined(program: str, *, limits: Limits | None = None) -> Outcome:
 
 def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -> Outcome:
     """Run the launcher, reading at most `limits.output` bytes of each stream (the rest is never
-    read: the process is killed) until both close or `limits.seconds` pass."""
+    read: the process is killed), until it ends or `limits.seconds` pass (then it and its
+    process group are killed), whether or not its streams are still open."""
     process = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
@@ -213,6 +214,13 @@ def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -
                         exceeded = True
                     else:
                         kept_here += chunk
+        if not (timed_out or exceeded):
+            # Both streams closed, but the program may still run (it can close its own):
+            # the time limit holds until it ends.
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                timed_out = True
         if timed_out or exceeded:
             _kill(process)
         returncode = process.wait()
