@@ -18,13 +18,14 @@ side checks too: a blob whose stored bytes changed since they were admitted is r
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from modeldepot.describe import version_view
-from modeldepot.errors import InvalidReference, ModelNotFound, NotFound
+from modeldepot.errors import IntegrityError, InvalidReference, ModelNotFound, NotFound
 from modeldepot.refs import parse_digest
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.keys import ApiKey
@@ -37,6 +38,7 @@ from modeldepot.store.manifests import MANIFEST_MEDIA_TYPE
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
 
 
@@ -137,6 +139,10 @@ async def blob(request: Request, digest: str, key: Caller) -> Response:
         path = await asyncio.to_thread(state.depot.store.verified_path, digest)
     except NotFound:
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found") from None
+    except IntegrityError as exc:  # where the blob lies is the log's to say, not the client's
+        log.error("%s", exc)
+        message = f"blob {digest}: its stored bytes changed since it was admitted; not served"
+        raise APIError(500, message, "server_error", "stored_bytes_changed") from None
     return FileResponse(path, media_type="application/octet-stream")
 
 
