@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry.gateway import Alias, Remote
-from modeldepot.registry.records import ModelVersion
+from modeldepot.registry.records import PENDING, ModelVersion
 
 __all__ = ["Resolution", "Resolver", "Target"]
 
@@ -48,7 +48,8 @@ class Resolution:
     withheld: tuple[str, ...] = ()
     """Remote targets left out because the request is private."""
     refused: tuple[str, ...] = ()
-    """`reference: reason` of local versions the policy refuses to serve."""
+    """`reference is quarantined: reason` (or `is pending: ...`) of local versions that may
+    not be served."""
 
     @property
     def found(self) -> bool:
@@ -94,7 +95,8 @@ class Resolver:
                 continue
             reasons = self._refusals(version)
             if reasons:
-                refused.append(f"{version.reference}: {reasons[0]}")
+                what = reasons[0] if version.status == PENDING else f"quarantined: {reasons[0]}"
+                refused.append(f"{version.reference} is {what}")
                 continue
             found.append(Target(str(version.reference), version=version))
         return Resolution(name, alias, tuple(found), tuple(withheld), tuple(refused))
