@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from modeldepot.registry import schema as t
 from modeldepot.registry.records import Event, as_utc
+from modeldepot.spans import parse_span
 
 __all__ = ["ACTIONS", "AuditLog", "ChainProblem", "ChainReport", "chain_hash", "parse_since",
            "readable"]  # fmt: skip
@@ -33,18 +33,15 @@ ACTIONS = (
 )  # fmt: skip
 """Every action the depot records. A filter by action also takes a family (`quarantine`
 matches `quarantine.release`)."""
-_SPAN = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
-_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """`1h`, `30m`, `2d`, `1w` ago, or an ISO date or time (UTC unless it says otherwise);
-    ValueError otherwise."""
-    text = text.strip()
-    span = _SPAN.fullmatch(text)
-    if span:
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(span[1]) * _UNITS[span[2]])
-    at = datetime.fromisoformat(text)
+    """`1h`, `30m`, `2d`, `1w` ago (`modeldepot.spans`), or an ISO date or time (UTC unless it
+    says otherwise); ValueError otherwise."""
+    span = parse_span(text)
+    if span is not None:
+        return (now or datetime.now(UTC)) - span
+    at = datetime.fromisoformat(text.strip())
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
