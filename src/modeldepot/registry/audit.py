@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modeldepot.errors import UsageError
 from modeldepot.registry import schema as t
 from modeldepot.registry.records import Event, as_utc
 from modeldepot.spans import parse_span
@@ -146,6 +147,21 @@ class AuditLog:
                 Event(r.id, as_utc(r.at), r.actor, r.action, r.subject, dict(r.details))
                 for r in conn.execute(query)
             ]
+
+    def actions(self) -> list[str]:
+        """Every action the depot records, and any other the chain holds, sorted."""
+        with self.engine.connect() as conn:
+            recorded = conn.scalars(sa.select(t.events.c.action).distinct()).all()
+        return sorted(set(ACTIONS) | set(recorded))
+
+    def check_action(self, action: str) -> str:
+        """`action` itself when it is an action or a family of actions (`quarantine`) that
+        `actions` lists; UsageError naming them otherwise."""
+        known = self.actions()
+        if action not in known and not any(a.startswith(f"{action}.") for a in known):
+            raise UsageError(f"{action!r} is not an action the depot records; one of: "
+                             f"{', '.join(known)}")  # fmt: skip
+        return action
 
     def head(self) -> tuple[int, str]:
         """How many events the chain holds, and the hash of the last."""
