@@ -20,7 +20,7 @@ So an accepted path is already in its normal form: two different accepted paths 
 different files.
 
 A local folder being imported is checked too (`check_links`): a link inside it that leads out
-of it (`weights.safetensors -> /home/me/.ssh/id_rsa`) would have the depot read and store a
+of it (`weights.safetensors -> ~/.ssh/id_rsa`) would have the depot read and store a
 file nobody meant to give it, so the whole folder is refused.
 """
 
