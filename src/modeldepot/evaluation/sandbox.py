@@ -38,7 +38,7 @@ from pathlib import Path
 
 from modeldepot.errors import DepotError
 
-logger = logging.getLogger("modeldepot.evaluation")
+log = logging.getLogger("modeldepot.evaluation")
 
 __all__ = ["Limits", "Outcome", "SandboxUnavailable", "confinement", "run_confined"]
 
@@ -232,7 +232,7 @@ def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -
         process.stderr.close()
     stdout, stderr = (_text(bytes(b)) for b in kept.values())
     if exceeded:
-        logger.warning("a sandboxed program wrote more than %d bytes: killed", limits.output)
+        log.warning("a sandboxed program wrote more than %d bytes: killed", limits.output)
     return Outcome(None if timed_out else returncode, stdout, stderr, exceeded)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from modeldepot.registry.audit import AuditLog, ChainProblem, ChainReport
 
-logger = logging.getLogger("modeldepot.verify")
+log = logging.getLogger("modeldepot.verify")
 
 __all__ = ["CHECKPOINT_ACTION", "Anchors", "Checkpoint"]
 
@@ -96,14 +96,14 @@ class Anchors:
         if not events or (last is not None and (last.events, last.head) == (events, head)):
             return None
         if last is None:
-            logger.warning("audit checkpoint not written: %s holds no checkpoint but the chain "
-                        "holds %d events (depot audit verify)", self.path, events)  # fmt: skip
+            log.warning("audit checkpoint not written: %s holds no checkpoint but the chain "
+                     "holds %d events (depot audit verify)", self.path, events)  # fmt: skip
             return None
         try:
             written = audit.count(CHECKPOINT_ACTION)
             audit.append("depot", CHECKPOINT_ACTION, self.path.name, {"checkpoint": written + 1})
         except SQLAlchemyError as exc:  # a registry busy past its timeout: anchor next time
-            logger.warning("audit checkpoint not written: %s", exc)
+            log.warning("audit checkpoint not written: %s", exc)
             return None
         events, head = audit.head()  # the checkpoint anchors its own event
         return self._write(Checkpoint(events, head, datetime.now(UTC).isoformat()))
