@@ -31,8 +31,7 @@ from servers import asgi_depot
 RAISED: list[tuple[Exception, int, str]] = [
     (StorageUnavailable("s3://depot: cannot reach the object store"), 503, "server_error"),
     (DepotError("cannot reach the registry database"), 500, "server_error"),
-    (IntegrityError("blob sha256:ab in /srv/depot/blobs has changed on disk"), 500,
-     "server_error"),
+    (IntegrityError("blob sha256:ab in /srv/depot/blobs has changed on disk"), 500, "server_error"),
     (StoreLocked("another process holds the store"), 503, "server_error"),
     (ModelUnavailable("the engine died"), 503, "server_error"),
     (QueueFull("16 requests in flight"), 429, "rate_limit_error"),

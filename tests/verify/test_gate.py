@@ -12,8 +12,8 @@ import pytest
 from builders import write_gguf
 from modeldepot.depot import Depot
 from modeldepot.errors import ConflictError, UsageError
-from modeldepot.scan import Finding, ScanReport, Severity
 from modeldepot.registry.audit import parse_since
+from modeldepot.scan import Finding, ScanReport, Severity
 from modeldepot.verify.quarantine import parse_until
 
 

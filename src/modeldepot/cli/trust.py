@@ -26,7 +26,7 @@ from modeldepot.cli.render import (
 )
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
-from modeldepot.registry.audit import ACTIONS, parse_since, readable
+from modeldepot.registry.audit import parse_since, readable
 from modeldepot.registry.records import QUARANTINED
 from modeldepot.scan import ScanReport, Severity, scan_path
 from modeldepot.verify.policy import load_policy

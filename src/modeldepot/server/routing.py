@@ -50,7 +50,7 @@ async def targets_for(state: ServerState, model: str, *, private: bool,
     if found.refused:
         raise APIError(
             403,
-            '; '.join(found.refused),
+            "; ".join(found.refused),
             "permission_error",
             "model_quarantined",
         )
