@@ -273,6 +273,21 @@ def _safetensors_trailing(path: Path) -> None:
         f.write(_reduce_call("os", "system"))
 
 
+def _safetensors_padded(path: Path) -> None:
+    """A header behind leading whitespace (a lenient JSON parser skips it; the safetensors
+    library refuses the file) with a pickle after the last tensor."""
+    raw = b"  \n" + json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
+                                ).encode()  # fmt: skip
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 16 + _reduce_call("os", "system"))
+
+
+def _safetensors_padded_bomb(path: Path) -> None:
+    """A header bomb behind leading whitespace."""
+    raw = b" " + json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
+                            ).encode()  # fmt: skip
+    path.write_bytes(struct.pack("<Q", 1 << 40) + raw + b"\0" * 16)
+
+
 def _hf_folder(auto_map: dict[str, str], code: bool) -> Callable[[Path], None]:
     def build(path: Path) -> None:
         from builders import write_hf_folder
@@ -448,6 +463,12 @@ HOSTILE: tuple[Case, ...] = (
          "safetensors.bad-header", "header nested 100,000 levels deep"),
     Case("safetensors-trailing-bytes", "model.safetensors", _safetensors_trailing,
          "safetensors.trailing-bytes", "bytes (a pickle) after the last tensor"),
+    Case("safetensors-padded-header", "model.safetensors", _safetensors_padded,
+         "safetensors.bad-header", "header behind whitespace, a pickle after the tensors"),
+    Case("safetensors-padded-unnamed", "weights.bin", _safetensors_padded,
+         "safetensors.bad-header", "the same, under a name that is not .safetensors"),
+    Case("safetensors-padded-bomb", "model.safetensors", _safetensors_padded_bomb,
+         "safetensors.header-bomb", "header bomb behind whitespace"),
     Case("zip-encrypted-flag", "model.pt", _zip_encrypted, "zip.encrypted-member",
          "PyTorch zip member flagged encrypted in both headers, stored in the clear"),
     Case("hf-auto-map", "repo", _hf_folder({"AutoModel": "modeling_evil.EvilModel"}, True),

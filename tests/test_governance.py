@@ -277,7 +277,8 @@ def test_anchored_checkpoints_catch_truncation_and_rewriting(
         d.intake.import_path(write_gguf(tmp_path / "a.gguf"), "a")
         d.names.tag("a", "a:v2")
     with Depot(settings) as d:  # closing the first anchored the chain, signed
-        (checkpoint,) = d.anchors.checkpoints()
+        genesis, checkpoint = d.anchors.checkpoints()  # the empty chain's, and the first close's
+        assert (genesis.events, genesis.head) == (0, "") and genesis.signature
         assert checkpoint.signature and checkpoint.events == d.audit.head()[0]
         assert d.anchors.verify(d.audit).intact
         # Removing the newest event leaves a valid chain, but not the anchored one.
@@ -307,7 +308,7 @@ def test_anchored_checkpoints_catch_truncation_and_rewriting(
         assert not rewritten.intact and "rewritten" in rewritten.problems[0].message
         # A forged checkpoint does not verify with the depot's key.
         lines = d.anchors.path.read_text().splitlines()
-        forged = json.loads(lines[0]) | {"events": 1}
+        forged = json.loads(lines[1]) | {"events": 1}
         d.anchors.path.write_text(json.dumps(forged) + "\n")
         assert "forged" in d.anchors.verify(d.audit).problems[-1].message
 
@@ -331,7 +332,7 @@ def test_a_deleted_checkpoint_file_is_detected(database_url: str | None, tmp_pat
         d.names.tag("a", "a:v2")
     assert verify().exit_code == 0
     with Depot(settings) as d:
-        assert len(d.anchors.checkpoints()) == 2
+        assert len(d.anchors.checkpoints()) == 3  # the empty chain's, and two closes'
         events = d.audit.events()
         with d.registry.engine.begin() as conn:  # forge: another actor, every hash recomputed
             previous = ""
@@ -349,8 +350,48 @@ def test_a_deleted_checkpoint_file_is_detected(database_url: str | None, tmp_pat
     assert missing.exit_code == 1
     assert f"the checkpoint file {settings.home / 'audit' / 'checkpoints.jsonl'} is missing" in (
         missing.output.replace("\n", " ")), missing.output  # fmt: skip
-    again = verify()  # the anchor its close wrote does not launder the loss
-    assert again.exit_code == 1 and "checkpoints were removed" in again.output, again.output
+    again = verify()  # its close wrote no anchor that would launder the loss
+    assert again.exit_code == 1 and "is missing" in again.output, again.output
+
+
+def test_a_chain_stripped_of_its_checkpoints_is_detected(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    """A forger who deletes the checkpoint file and every `audit.checkpoint` event too leaves a
+    chain with events and no anchor at all, which every depot command would have written: it
+    does not verify clean, and no later command anchors the forged chain afresh."""
+    from modeldepot.registry.audit import chain_hash
+    from modeldepot.verify.anchors import CHECKPOINT_ACTION
+
+    settings = Settings(home=tmp_path / "depot", user="auditor", database_url=database_url)
+    env = {"DEPOT_HOME": str(settings.home), "DEPOT_DATABASE_URL": database_url or ""}
+
+    def verify() -> Result:
+        return CliRunner().invoke(__import__("modeldepot.cli").cli.app, ["audit", "verify"],
+                                  env=env, catch_exceptions=False)  # fmt: skip
+
+    with Depot(settings) as d:
+        d.intake.import_path(write_gguf(tmp_path / "a.gguf"), "a")
+    with Depot(settings) as d:
+        d.names.tag("a", "a:v2")
+    assert verify().exit_code == 0
+    with Depot(settings) as d, d.registry.engine.begin() as conn:
+        conn.execute(sa.delete(t.events).where(t.events.c.action == CHECKPOINT_ACTION))
+        previous = ""  # and every hash recomputed, another actor on the import
+        for row in conn.execute(sa.select(t.events).order_by(t.events.c.id)).all():
+            actor = "mallory" if row.action == "import" else row.actor
+            new = chain_hash(previous, row.at, actor, row.action, row.subject, row.details)
+            conn.execute(t.events.update().where(t.events.c.id == row.id)
+                         .values(actor=actor, prev_hash=previous, hash=new))  # fmt: skip
+            previous = new
+        d.anchors.path.unlink()
+    with Depot(settings) as d:
+        assert d.audit.verify().intact  # the chain alone is consistent
+    for _ in range(2):  # the second time after the first's close
+        stripped = verify()
+        assert stripped.exit_code == 1, stripped.output
+        assert "holds no checkpoint: it was deleted" in stripped.output.replace("\n", " ")
+    assert not (settings.home / "audit" / "checkpoints.jsonl").exists()
 
 
 def test_an_edited_card_keeps_receiving_evaluations_and_status(
@@ -377,8 +418,8 @@ def test_an_edited_card_keeps_receiving_evaluations_and_status(
     card = d.documents.card(d.names.show("m"))
     assert "Support chats in Dutch only." in card  # the edited prose stays
     assert "pipeline_tag: conversational" in card  # so does the edited front matter
-    assert "- arc_easy: acc = 0.75, 95% interval [0.3, 0.95], 4 items" in card
-    assert "arc_easy acc 0.75 [0.3, 0.95] over 4 items" in card  # Annex XII 1
+    assert "- arc_easy acc 0.750 [0.300, 0.950] n=4\n" in card  # as the leaderboard writes it
+    assert "Evaluation results**: arc_easy acc 0.750 [0.300, 0.950] n=4" in card  # Annex XII 1
     assert "- Status: quarantined (held by hand by tester: supplier review)" in card
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["model-index"][0]["results"][0]["metrics"] == [{"type": "acc", "value": 0.75}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,33 @@ def test_paths_that_could_leave_their_folder_are_refused(path: str, reason: str)
 def test_a_path_that_is_not_text_is_refused(value: object) -> None:
     with pytest.raises(UnsafePath, match="not text"):
         check_relpath(value)
+
+
+def test_a_folder_linking_out_of_itself_is_refused_and_nothing_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link leading out of an imported folder is refused with one line, whatever it names;
+    a link that stays inside the folder is imported as the file it names."""
+    from click.testing import CliRunner
+
+    from builders import write_hf_folder
+    from modeldepot.cli import app
+
+    monkeypatch.setenv("DEPOT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DEPOT_DATABASE_URL", raising=False)
+    folder = write_hf_folder(tmp_path / "model")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the depot must never store this\n")
+    (folder / "notes.txt").symlink_to(secret)
+    refused = CliRunner().invoke(app, ["import", str(folder), "-n", "m"])
+    assert refused.exit_code == 1, refused.output
+    lines = refused.output.strip().splitlines()
+    assert len(lines) == 1 and "notes.txt is refused" in lines[0], refused.output
+    assert "outside" in lines[0]
+    assert CliRunner().invoke(app, ["list", "--json"]).output.strip() == "[]"
+    stored = [p.read_bytes() for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert not any(b"never store this" in data for data in stored)
+
+    (folder / "notes.txt").unlink()
+    (folder / "notes.txt").symlink_to("README.md")  # inside: an ordinary file of the model
+    assert CliRunner().invoke(app, ["import", str(folder), "-n", "m"]).exit_code == 0

@@ -1,7 +1,7 @@
 import pytest
 
 from modeldepot.errors import InvalidReference
-from modeldepot.refs import Reference, parse_digest
+from modeldepot.refs import Reference, gives_version, parse_digest
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -52,3 +52,11 @@ def test_parse_digest_accepts_bare_hex() -> None:
     assert parse_digest("ab" * 32) == DIGEST
     with pytest.raises(InvalidReference):
         parse_digest("sha256:XYZ")
+
+
+def test_whether_a_name_says_which_version() -> None:
+    """One answer for `depot rm NAME` (a tag left to default) and `rm --all-tags` (a name alone)."""
+    for text in ("smollm2:q4", f"smollm2@{DIGEST}", "acme/bot:v3", f"acme/bot:v3@{DIGEST}"):
+        assert gives_version(text), text
+    for text in ("smollm2", "acme/bot", "acme/support-bot"):
+        assert not gives_version(text), text

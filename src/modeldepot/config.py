@@ -158,7 +158,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "DEPOT_PULL_DEADLINE",
-        "Seconds a whole pull or fetch from a remote may take, however steadily bytes arrive.",
+        "Seconds a whole pull, push or fetch (another depot, an OCI registry, a mirror's "
+        "upstream) may take, however steadily bytes arrive.",
         "21600 (6 hours)",
     ),
     EnvVar(
@@ -239,7 +240,7 @@ class Settings:
     remote_timeout: float = 60.0
     """Seconds to connect to a remote and to wait for each read of its answer."""
     pull_deadline: float = 6 * 3600.0
-    """Seconds a whole pull from a remote may take."""
+    """Seconds a whole pull, push or fetch may take (`DEPOT_PULL_DEADLINE`)."""
     vllm_python: Path | None = None
     device: str = "cpu"
     """`cpu` or `cuda[:N]`: where vLLM runs models."""

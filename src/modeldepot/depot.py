@@ -77,7 +77,10 @@ class Depot:
     @cached_property
     def registry(self) -> Registry:
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        return Registry.open(self.settings.registry_url, self.settings.layout.lock_dir)
+        registry = Registry.open(self.settings.registry_url, self.settings.layout.lock_dir)
+        with contextlib.suppress(OSError):  # a read-only home still reads its registry
+            self.anchors.start(registry.audit)
+        return registry
 
     @cached_property
     def lock(self) -> StoreLock:

@@ -9,6 +9,8 @@
       run/<digest prefix>/     a version's files under their own names (links to blobs)
       logs/                    engine logs
       jobs/<id>/               fine-tuning work folders
+      work/<prefix><random>/   scratch of work in progress (a conversion, a merge, a mirror's
+                               download, signing), removed when it ends
       keys/depot               the depot's signing key (and keys/depot.pub)
       audit/checkpoints.jsonl  anchors of the audit chain
       registry.db              the registry (SQLite; unless DEPOT_DATABASE_URL names another)
@@ -29,6 +31,7 @@ from outside and are checked by `modeldepot.paths` first.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,3 +150,13 @@ class Layout:
 
     def job(self, job_id: str) -> Path:
         return self.jobs / job_id
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def scratch(self, prefix: str = "tmp") -> tempfile.TemporaryDirectory[str]:
+        """A folder for work in progress under `work/`, removed when done: on the home's
+        filesystem, so what it produces moves into the store without a copy."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=self.work)

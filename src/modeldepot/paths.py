@@ -18,16 +18,23 @@ A path is accepted when it is:
 
 So an accepted path is already in its normal form: two different accepted paths name two
 different files.
+
+A local folder being imported is checked too (`check_links`): a link inside it that leads out
+of it (`weights.safetensors -> ~/.ssh/id_rsa`) would have the depot read and store a
+file nobody meant to give it, so the whole folder is refused.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from pathlib import Path
 
 from modeldepot.errors import UnsafePath
 
-__all__ = ["MAX_PATH_DEPTH", "MAX_PATH_LENGTH", "MAX_SEGMENT_BYTES", "check_relpath"]
+__all__ = ["MAX_PATH_DEPTH", "MAX_PATH_LENGTH", "MAX_SEGMENT_BYTES", "check_links",
+           "check_relpath"]  # fmt: skip
 
 MAX_PATH_LENGTH = 1024
 """Characters in a whole path."""
@@ -79,3 +86,17 @@ def check_relpath(path: object, what: str = "file path") -> str:
         raise UnsafePath(f"{what} {shown} is refused: {problem}")
     assert isinstance(path, str)
     return path
+
+
+def check_links(folder: Path) -> None:
+    """Raises UnsafePath, with one line, when a link anywhere under `folder` (links to folders
+    are not followed) resolves to a place outside it."""
+    root = folder.resolve()
+    for here, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            entry = Path(here, name)
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                raise UnsafePath(
+                    f"{entry} is refused: it links to {os.readlink(entry)}, outside {folder} "
+                    "(copy the files into the folder, e.g. `hf download --local-dir`)"
+                )

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_TAG",
     "Reference",
+    "gives_version",
     "is_digest",
     "parse_digest",
 ]
@@ -34,6 +35,12 @@ _COMPONENT = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _MAX_COMPONENT = 64
+
+
+def gives_version(text: str) -> bool:
+    """Whether the name `text`, as typed, says which version (a tag, a digest), rather than
+    leaving its tag to default to `latest`."""
+    return "@" in text or ":" in text.rsplit("/", 1)[-1]
 
 
 def is_digest(text: str) -> bool:

@@ -25,11 +25,11 @@ TASK = next(iter(builtin_tasks().values()))
 
 
 def _record(store: EvaluationStore, model: str, task: str, correct: list[float],
-            *, limit: int | None = None, minutes: int = 0) -> None:  # fmt: skip
+            *, limit: int | None = None, minutes: int = 0, version: str = "1") -> None:  # fmt: skip
     items = {f"i{n}": {"acc": v} for n, v in enumerate(correct)}
     results = [ItemResult(i, {"acc": v}) for i, v in zip(items, correct, strict=True)]
     store.record(EvaluationRecord(
-        subject=f"remote:{model}", model=model, task=task, task_version="1", category="test",
+        subject=f"remote:{model}", model=model, task=task, task_version=version, category="test",
         metrics=aggregate(TASK, results), items=items, settings={"limit": limit},
         at=datetime.now(UTC) + timedelta(minutes=minutes)), actor="tester")  # fmt: skip
 
@@ -74,6 +74,24 @@ def test_a_later_partial_run_does_not_replace_the_full_one(any_depot: Depot) -> 
     assert (kept.value, kept.items) == (1.0, 2)
     assert kept.text() == "1.000 [0.342, 1.000] n=2"  # not a certainty from two items
     assert newest.runs["easy"]["limit"] == 2
+
+
+def test_a_partial_run_of_a_new_task_version_is_its_own_column(any_depot: Depot) -> None:
+    """A `--limit 2` run of version 2 of a task neither replaces nor outranks the full runs of
+    version 1: the two versions are two columns, and only models that ran one are ranked on it."""
+    store = _board(any_depot)
+    _record(store, "weak", "easy", [1.0, 1.0], limit=2, minutes=5, version="2")  # 1.000 of 2
+    board = leaderboard(store)
+    assert board.tasks == ["easy v1", "easy v2", "hard"] and board.ranked_on == ["easy v1"]
+    assert [(s.model, s.rank) for s in board.standings] == [
+        ("strong", 1), ("narrow", 2), ("weak", 3)]  # fmt: skip
+    weak = board.standings[2]
+    assert (weak.scores["easy v1"].value, weak.scores["easy v1"].items) == (0.6, 10)
+    assert weak.runs["easy v2"] | {"at": None} == {"at": None, "version": "2", "limit": 2}
+    newest = leaderboard(store, newest=True)
+    assert newest.ranked_on == ["easy v1"] and newest.standings[0].model == "strong"
+    alone = leaderboard(store, task="easy v2")
+    assert (alone.standings[0].model, alone.standings[0].rank) == ("weak", 1)
 
 
 def test_the_cli_and_the_json_show_intervals_and_item_counts(tmp_path: Path) -> None:

@@ -107,6 +107,14 @@ def test_limits_stop_runaway_code() -> None:
     assert not threads.passed
 
 
+def test_time_limit_holds_after_the_program_closes_its_output() -> None:
+    """A program that closes stdout and stderr and then waits is still stopped at its time
+    limit, not waited for until it chooses to end."""
+    program = "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(60)\n"
+    quiet = run_confined(program, limits=Limits(seconds=2))
+    assert quiet.returncode is None and not quiet.passed, quiet
+
+
 @pytest.mark.parametrize("size", [32 * 1024**2])
 def test_file_size_limit(size: int) -> None:
     outcome = run_confined(f"open('big', 'wb').write(b'0' * {size})",

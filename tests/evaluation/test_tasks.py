@@ -10,7 +10,14 @@ import pytest
 
 from modeldepot.errors import UsageError
 from modeldepot.evaluation.stats import pass_at_k
-from modeldepot.evaluation.tasks import builtin_tasks, load_task, resolve, suites
+from modeldepot.evaluation.tasks import (
+    MAX_DATA_BYTES,
+    builtin_tasks,
+    load_task,
+    read_rows,
+    resolve,
+    suites,
+)
 from modeldepot.scores import mean_stderr, paired_bootstrap
 
 
@@ -117,3 +124,23 @@ def test_task_data_is_read_within_bounds(tmp_path: Path) -> None:
     (tmp_path / "json.yaml").write_text(f"name: js\ndata: deep.json\n{prompt}")
     with pytest.raises(UsageError, match="nested deeper than 64 levels"):
         load_task(tmp_path / "json.yaml").items()
+
+
+def test_task_data_is_capped_once_decompressed(tmp_path: Path) -> None:
+    """A small .gz that expands past the cap (a gzip bomb, in small) is refused with one clear
+    error, whatever its format, before it is read whole; the same data within the cap loads."""
+    import gzip
+
+    row = b'{"q": "' + b"0" * 4000 + b'", "a": "1"}\n'
+    for name, data in (("rows.jsonl.gz", row * 64), ("rows.json.gz", b"[" + b"1," * 40_000 + b"1]"),
+                       ("rows.csv.gz", b"q,a\n" + b"0" * 200_000 + b",1\n")):  # fmt: skip
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(data))
+        assert path.stat().st_size < 2048 < len(data)
+        with pytest.raises(UsageError, match="more than 65536 bytes once decompressed"):
+            read_rows(path, max_bytes=65536)
+    path = tmp_path / "rows.jsonl.gz"
+    assert len(read_rows(path, max_bytes=MAX_DATA_BYTES)) == 64
+    (tmp_path / "broken.jsonl.gz").write_bytes(gzip.compress(row)[:-12])
+    with pytest.raises(UsageError, match="cannot be read"):
+        read_rows(tmp_path / "broken.jsonl.gz")

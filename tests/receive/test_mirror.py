@@ -239,6 +239,6 @@ def test_a_hostile_hub_stores_nothing(case: str, error: type[Exception], words: 
         assert depot.names.versions(include_untagged=True) == []
         assert not [e for e in depot.audit.events() if e.action == "pull"]
     assert not (tmp_path / "outside.json").exists()
-    assert not list((tmp_path / "depot").glob("mirror-*"))  # the staging folder went too
+    assert not list((tmp_path / "depot" / "work").glob("mirror-*"))  # the staging folder went too
     if case == "page-elsewhere":
         assert not any("meta-data" in asked for asked in hostile.asked)

@@ -58,6 +58,7 @@ def test_real_packaged_ggufs_are_clean(tmp_path: Path) -> None:
         ("safetensors-header-bomb", "header claims"),
         ("safetensors-deep-header", "nested deeper than 64 levels"),
         ("safetensors-trailing-bytes", None),
+        ("safetensors-padded-header", "does not start with"),
         ("zip-encrypted-flag", None),
     ],
 )
@@ -88,6 +89,15 @@ def test_what_the_scan_blocks_the_import_blocks(name: str, refused: str | None,
         version = depot.intake.import_path(source, "m")
         reasons = depot.admission.refusals(version)
     assert any(f"scan: high {case.expect} " in r for r in reasons), reasons
+
+
+def test_a_padded_header_is_still_checked_whole(tmp_path: Path) -> None:
+    """Whitespace before the header is reported, and does not hide what follows the tensors."""
+    for case in (c for c in HOSTILE if c.name.startswith("safetensors-padded-")):
+        codes = {f.code for f in scan_path(build(case, tmp_path)).findings}
+        assert case.expect in codes, (case.name, codes)
+        if case.name != "safetensors-padded-bomb":
+            assert "safetensors.trailing-bytes" in codes, (case.name, codes)
 
 
 def test_getattr_chain_resolves_to_the_name_it_reaches(tmp_path: Path) -> None:

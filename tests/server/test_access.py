@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -364,3 +365,27 @@ def test_a_batch_stops_when_its_key_is_revoked_and_logs_each_failure(
     asyncio.run(scenario())
     logged = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert any("'q3' failed" in m and "revoked" in m for m in logged), logged
+
+
+def test_the_request_line_is_built_only_when_it_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With INFO off for the access log, a request costs no line: its scope is not even read."""
+    from modeldepot.server.access import RequestLog
+
+    class Scope(dict[str, Any]):
+        def __init__(self, **items: Any) -> None:
+            super().__init__(**items)
+            self.read: list[str] = []
+
+        def get(self, key: str, default: Any = None) -> Any:
+            self.read.append(key)
+            return super().get(key, default)
+
+    scope = Scope(type="http", method="GET", path="/v1/models", client=("127.0.0.1", 1))
+    caplog.set_level(logging.WARNING, logger="modeldepot.server.access")
+    RequestLog._line(scope, 200, 0.01)
+    assert scope.read == [] and caplog.records == []
+    caplog.set_level(logging.INFO, logger="modeldepot.server.access")
+    RequestLog._line(scope, 200, 0.01)
+    assert scope.read and '"GET /v1/models" 200' in caplog.text

@@ -11,6 +11,7 @@ import httpx
 from builders import write_gguf
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.registry import schema as t
 from modeldepot.registry.evaluations import EvaluationRecord, EvaluationStore, now
 from modeldepot.verify.signing import Signer, generate_key
 from server.conftest import start_server
@@ -50,13 +51,24 @@ def test_governance_views(tmp_path: Path) -> None:
         assert "quarantine.hold" in family.text and "quarantine.release" in family.text
         unknown = httpx.get(f"{url}/governance/audit", params={"action": "bogus"})
         assert unknown.status_code == 400 and "not an action the depot records" in unknown.text
+        # The chain is checked again when it grows or when asked, not rehashed on every view.
+        assert "Chain intact" in httpx.get(f"{url}/governance/audit").text
+        with Depot(Settings(home=home)) as d, d.registry.engine.begin() as conn:
+            conn.execute(t.events.update().where(t.events.c.id == events[1].id)
+                         .values(actor="mallory"))  # fmt: skip
+        assert "Chain intact" in httpx.get(f"{url}/governance/audit").text
+        checked = httpx.get(f"{url}/governance/audit", params={"verify": "1"}).text
+        assert "Chain broken" in checked and "was edited" in checked
+        with Depot(Settings(home=home)) as d, d.registry.engine.begin() as conn:
+            conn.execute(t.events.update().where(t.events.c.id == events[1].id)
+                         .values(actor=events[1].actor))  # fmt: skip
 
         board = httpx.get(f"{url}/depot/api/leaderboard").json()
         (entry,) = board["models"]
         assert entry["model"] == "m:latest" and entry["rank"] == 1
         assert entry["tasks"]["arc_easy"] | {"at": None} == {
             "metric": "acc", "value": 0.5, "low": 0.24, "high": 0.76, "stderr": 0.17,
-            "items": 10, "at": None, "limit": None}  # fmt: skip
+            "items": 10, "at": None, "version": "1", "limit": None}  # fmt: skip
         html = httpx.get(f"{url}/leaderboard").text
         assert "0.500 [0.240, 0.760] n=10" in html
         assert httpx.get(f"{url}/depot/api/leaderboard", params={"task": "nope"}).status_code == 404

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from builders import write_gguf
 from modeldepot.config import Settings
@@ -22,7 +24,9 @@ async def _get(settings: Settings, *paths: str) -> list[httpx.Response]:
         return [await client.get(path) for path in paths]
 
 
-def test_a_blob_whose_stored_bytes_changed_is_refused_not_served(tmp_path: Path) -> None:
+def test_a_blob_whose_stored_bytes_changed_is_refused_not_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = Settings(home=tmp_path / "depot", user="t")
     with Depot(settings) as depot:
         version = depot.intake.import_path(write_gguf(tmp_path / "m.gguf"), "m")
@@ -35,11 +39,15 @@ def test_a_blob_whose_stored_bytes_changed_is_refused_not_served(tmp_path: Path)
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
     stored.write_bytes(bytes(data))
-    (refused,) = asyncio.run(_get(settings, f"/depot/api/blobs/{weights}"))
+    with caplog.at_level(logging.ERROR):
+        (refused,) = asyncio.run(_get(settings, f"/depot/api/blobs/{weights}"))
     assert refused.status_code == 500
     error = refused.json()["error"]
     assert error["code"] == "stored_bytes_changed" and weights in error["message"]
     assert bytes(data) not in refused.content
+    # Where the store lies is the server's log's to say, never the client's.
+    assert str(tmp_path) not in refused.text
+    assert str(settings.home) in caplog.text
 
 
 async def _upload(settings: Settings, filename: str, content: bytes) -> httpx.Response:

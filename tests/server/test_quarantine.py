@@ -27,6 +27,8 @@ def test_quarantined_model_is_neither_served_nor_exported(tmp_path: Path) -> Non
             "model": "held", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
         assert chat.status_code == 403
         assert chat.json()["error"]["code"] == "model_quarantined"
+        message = chat.json()["error"]["message"]
+        assert message.startswith("held:latest is quarantined: held by hand"), message
         assert httpx.get(f"{url}/depot/api/manifests/held").status_code == 403
         weights = next(f.digest for f in held.files if f.kind == "weights")
         assert httpx.get(f"{url}/depot/api/blobs/{weights}").status_code == 403

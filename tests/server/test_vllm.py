@@ -257,7 +257,7 @@ def test_a_client_that_leaves_stops_the_work(served: str, hf_home: Path) -> None
 def test_stop_leaves_no_vllm_process_behind(served: str, hf_home: Path) -> None:
     _client(served).chat.completions.create(model="smollm2-hf", messages=QUESTION, max_tokens=1)
     (engine,) = _ps(hf_home)
-    stopped = httpx.post(f"{served}/api/stop", json={"model": "smollm2-hf"}, timeout=300)
+    stopped = httpx.post(f"{served}/depot/api/stop", json={"model": "smollm2-hf"}, timeout=300)
     assert [e["pid"] for e in stopped.json()] == [engine["pid"]]
     # vLLM's engine core and worker run in the session its server leads: all gone by the time
     # the stop is answered (their memory is free for the next model)

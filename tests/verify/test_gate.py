@@ -12,6 +12,7 @@ import pytest
 from builders import write_gguf
 from modeldepot.depot import Depot
 from modeldepot.errors import ConflictError, UsageError
+from modeldepot.registry.audit import parse_since
 from modeldepot.scan import Finding, ScanReport, Severity
 from modeldepot.verify.quarantine import parse_until
 
@@ -149,6 +150,10 @@ def test_until_takes_spans_dates_and_refuses_the_past() -> None:
     assert parse_until("2w", now) == now + timedelta(weeks=2)
     assert parse_until("2026-12-31", now) == datetime(2027, 1, 1, tzinfo=UTC)
     assert parse_until(None, now) == now + timedelta(days=30)
+    # One reading of a span, whether it reaches forward (--until) or back (--since).
+    for span, delta in (("30min", timedelta(minutes=30)), ("90s", timedelta(seconds=90)),
+                        ("2d", timedelta(days=2)), (" 1w ", timedelta(weeks=1))):  # fmt: skip
+        assert parse_until(span, now) - now == now - parse_since(span, now) == delta
     for bad in ("2026-11-01", "soon"):
         with pytest.raises(UsageError):
             parse_until(bad, now)

@@ -141,8 +141,10 @@ def _check(depot: Depot, model: str) -> str:
         return found.targets[0].name if found.alias is None else model
     for refusal in found.refused:
         stderr.print(f"  {refusal}", markup=False)
-    what = found.refused[0].split(": ", 1) if found.refused else [model, "nothing answers"]
-    raise CommandError(f"{what[0]} may not be run: {what[-1]}", 1)
+    if not found.refused:
+        raise CommandError(f"{model} may not be run: nothing answers", 1)
+    reference, why = found.refused[0].split(" is ", 1)  # `REF is quarantined: reason`
+    raise CommandError(f"{reference} may not be run: it is {why}", 1)
 
 
 @app.command()

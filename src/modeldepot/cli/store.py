@@ -15,7 +15,7 @@ from modeldepot.cli.render import (
 )
 from modeldepot.depot import Depot
 from modeldepot.describe import version_view
-from modeldepot.refs import Reference
+from modeldepot.refs import Reference, gives_version
 
 __all__: list[str] = []
 
@@ -58,7 +58,7 @@ def rm(depot: Depot, names: tuple[str, ...], all_tags: bool, as_json: bool) -> N
         if as_json:
             continue
         stdout.print(f"removed {ref} ({version.digest})", markup=False)
-        if ref.digest is None and ":" not in name.rsplit("/", 1)[-1] and others:
+        if not gives_version(name) and others:
             stdout.print(f"only the tag {ref.tag!r} went: {ref.repository} still has "
                          f"{', '.join(others)} (`depot rm {ref.repository} --all-tags` removes "
                          "every tag)", markup=False)  # fmt: skip

@@ -26,7 +26,7 @@ from modeldepot.cli.render import (
 )
 from modeldepot.depot import Depot
 from modeldepot.errors import DepotError, UsageError
-from modeldepot.registry.audit import ACTIONS, parse_since, readable
+from modeldepot.registry.audit import parse_since, readable
 from modeldepot.registry.records import QUARANTINED
 from modeldepot.scan import ScanReport, Severity, scan_path
 from modeldepot.verify.policy import load_policy
@@ -420,12 +420,10 @@ def _since(text: str | None) -> datetime | None:
 def _action(depot: Depot, action: str | None) -> str | None:
     if action is None:
         return None
-    recorded = {e.action for e in depot.audit.events()}
-    known = set(ACTIONS) | recorded
-    if action not in known and not any(a.startswith(f"{action}.") for a in known):
-        raise UsageError(f"--action {action!r} is not an action the depot records; one of: "
-                         f"{', '.join(sorted(known))}")  # fmt: skip
-    return action
+    try:
+        return depot.audit.check_action(action)
+    except UsageError as exc:
+        raise UsageError(f"--action {exc}") from None
 
 
 @app.group(invoke_without_command=True)

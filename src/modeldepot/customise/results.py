@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,7 +96,7 @@ def store_result(
     """Store `outputs` as version `name` with the derivation record and provenance; admit it,
     and sign it with the depot's key when there is one."""
     finished = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(dir=depot.settings.home) as tmp:
+    with depot.settings.layout.scratch() as tmp:
         folder = Path(tmp)
         derived = folder / DERIVATION_FILE
         body = {"kind": kind, **record, "libraries": dict(libraries or {}),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def merge(depot: Depot, adapter_name: str, *, name: str | None = None, scale: fl
     target = _target(name, f"{adapter.reference.repository}-merged:{adapter.reference.tag}")
     filename, base_path = _weights(depot, base)
     adapter_path = depot.store.verified_path(adapter.adapter_file.digest)
-    with tempfile.TemporaryDirectory(dir=depot.settings.home) as tmp:
+    with depot.settings.layout.scratch() as tmp:
         out = Path(tmp) / f"{Reference.parse(target).name}.gguf"
         llamacpp.export_lora(base_path, adapter_path, out, depot.settings, scale)
         info = read_gguf_info(out)
@@ -111,7 +110,7 @@ def quantize(depot: Depot, source_name: str, kind: str, *, name: str | None = No
     started = datetime.now(UTC)
     target = _target(name, f"{source.reference.repository}:{wanted.lower()}")
     requantize = (source.info.quantization or "").upper() not in _UNQUANTISED
-    with tempfile.TemporaryDirectory(dir=depot.settings.home) as tmp:
+    with depot.settings.layout.scratch() as tmp:
         stem = filename.rsplit(".gguf", 1)[0]
         out = Path(tmp) / f"{stem}.{wanted}.gguf"
         llamacpp.quantize(source_path, out, wanted, depot.settings, requantize=requantize)
@@ -160,7 +159,7 @@ def convert(depot: Depot, source_name: str, *, to: str = "gguf", outtype: str | 
     started = datetime.now(UTC)
     target = _target(name, f"{source.reference.repository}:{source.reference.tag}-gguf")
     folder = base_files(depot, source)
-    with tempfile.TemporaryDirectory(dir=depot.settings.home) as tmp:
+    with depot.settings.layout.scratch() as tmp:
         out = Path(tmp) / f"{Reference.parse(target).name}.{outtype.upper()}.gguf"
         llamacpp.convert_hf(folder, out, outtype, depot.settings)
         info = read_gguf_info(out)
@@ -197,7 +196,7 @@ def _to_hf(depot: Depot, source_name: str, outtype: str, name: str | None,
     if not source.info.chat_template:
         template = BUILTIN_TEMPLATES.get(ARCHITECTURE_TEMPLATES.get(architecture, "chatml"))
     base = training.Base(base_files(depot, source), filename, architecture, template)
-    with tempfile.TemporaryDirectory(dir=depot.settings.home) as tmp:
+    with depot.settings.layout.scratch() as tmp:
         out = Path(tmp) / "hf"
         training.export_hf(base, out, outtype)
         made = HuggingFaceFormat().read(out)

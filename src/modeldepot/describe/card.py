@@ -132,7 +132,7 @@ def _ai_act(version: ModelVersion, facts: CardFacts) -> list[tuple[str, str]]:
         ("Annex XI 2(d) Computational resources used to train", UNKNOWN),
         ("Annex XI 2(e) Known or estimated energy consumption", UNKNOWN),
         ("Annex XII 1 Evaluation results",
-         "; ".join(f"{e['dataset']} {e['metric']} {_score(e)}" for e in facts.evaluations)
+         "; ".join(_result(e) for e in facts.evaluations)
          or UNKNOWN),
         ("Annex XII 2 Known limitations and risks",
          safety.limitations(facts.safety) or UNKNOWN),
@@ -194,28 +194,11 @@ def _derivation(record: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _score(e: dict[str, Any]) -> str:
-    """`0.62 [0.52, 0.71] over 100 items`, and whether the run left items out."""
-    text = f"{e['value']}"
-    if e.get("low") is not None and e.get("high") is not None:
-        text += f" [{e['low']}, {e['high']}]"
-    if e.get("items"):
-        text += f" over {e['items']} items"
-    if e.get("limit"):
-        text += f" (a partial run: the first {e['limit']} items)"
-    return text
-
-
-def _evaluation_line(e: dict[str, Any]) -> str:
-    """`- arc_easy: acc = 0.62, 95% interval [0.52, 0.71], 100 items`."""
-    line = f"- {e['dataset']}: {e['metric']} = {e['value']}"
-    if e.get("low") is not None and e.get("high") is not None:
-        line += f", 95% interval [{e['low']}, {e['high']}]"
-    if e.get("items"):
-        line += f", {e['items']} items"
-    if e.get("limit"):
-        line += f" (a partial run: the first {e['limit']} items)"
-    return line
+def _result(e: dict[str, Any]) -> str:
+    """`arc_easy acc 0.620 [0.521, 0.713] n=100` (the score as `Score.text` writes it
+    everywhere), and whether the run left items out."""
+    partial = f" (a partial run: the first {e['limit']} items)" if e.get("limit") else ""
+    return f"{e['dataset']} {e['metric']} {e['text']}{partial}"
 
 
 def _evaluation(facts: CardFacts) -> list[str]:
@@ -225,7 +208,7 @@ def _evaluation(facts: CardFacts) -> list[str]:
         "",
         "## Evaluation",
         "",
-        *([_evaluation_line(e) for e in facts.evaluations] or ["- none recorded"]),
+        *([f"- {_result(e)}" for e in facts.evaluations] or ["- none recorded"]),
         "",
         *_comparisons(facts.comparisons),
         _END.format("evaluation"),

@@ -52,7 +52,7 @@ class Documents:
                 "stderr": None if score.stderr != score.stderr else round(score.stderr, 4),
                 "low": round(score.low, 4) if score.known else None,
                 "high": round(score.high, 4) if score.known else None,
-                "items": score.items, "limit": r.settings.get("limit"),
+                "items": score.items, "limit": r.settings.get("limit"), "text": score.text(),
             })  # fmt: skip
         derivation = self.derivation(version)
         store = EvaluationStore(self.registry)

@@ -138,7 +138,8 @@ class Standing:
     """Over the tasks ranked on, each on 0-1 (None when ranked on one task, or not ranked)."""
     rank: int | None = None
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """task -> the run shown: when it ran and its limit (None: every item)."""
+    """task -> the run shown: when it ran, the task's version and its limit (None: every
+    item)."""
 
     def to_dict(self, tasks: list[str]) -> dict[str, Any]:
         return {"rank": self.rank, "model": self.model, "subject": self.subject,
@@ -176,17 +177,25 @@ def _mean(scores: list[Score]) -> Score:
 def leaderboard(store: EvaluationStore, *, task: str | None = None, newest: bool = False,
                 include: Callable[[str], bool] = lambda model: True) -> Board:  # fmt: skip
     """Every evaluated model `include` accepts (by its label), ranked by the mean over the
-    tasks every one of them ran (scores on 0-1) or, with `task`, by that task alone. Each
+    tasks every one of them ran (scores on 0-1) or, with `task`, by that task alone. A task is
+    a task at one version: runs of two versions are two columns (`easy v1`, `easy v2`; just
+    `easy` while the board holds one version of it), never compared with each other. Each
     score is the run kept (the one over the most items; with `newest`, the newest run)."""
+    results = [r for r in store.results(newest=newest)
+               if r.primary() is not None and include(r.model)]  # fmt: skip
+    versions: dict[str, set[str]] = {}
+    for r in results:
+        versions.setdefault(r.task, set()).add(r.task_version)
     scores: dict[str, dict[str, Score]] = {}
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     labels: dict[str, str] = {}
-    for r in store.results(newest=newest):
+    for r in results:
         metric = r.primary()
-        if metric is None or not include(r.model):
-            continue
-        scores.setdefault(r.subject, {})[r.task] = Score.of(metric, r.metrics[metric])
-        runs.setdefault(r.subject, {})[r.task] = {"at": r.at.isoformat(),
+        assert metric is not None
+        column = r.task if len(versions[r.task]) == 1 else f"{r.task} v{r.task_version}"
+        scores.setdefault(r.subject, {})[column] = Score.of(metric, r.metrics[metric])
+        runs.setdefault(r.subject, {})[column] = {"at": r.at.isoformat(),
+                                                  "version": r.task_version,
                                                   "limit": r.settings.get("limit")}  # fmt: skip
         labels[r.subject] = r.model
     tasks = sorted({t for by_task in scores.values() for t in by_task})

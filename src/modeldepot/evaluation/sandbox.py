@@ -38,7 +38,7 @@ from pathlib import Path
 
 from modeldepot.errors import DepotError
 
-logger = logging.getLogger("modeldepot.evaluation")
+log = logging.getLogger("modeldepot.evaluation")
 
 __all__ = ["Limits", "Outcome", "SandboxUnavailable", "confinement", "run_confined"]
 
@@ -187,7 +187,8 @@ def run_confined(program: str, *, limits: Limits | None = None) -> Outcome:
 
 def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -> Outcome:
     """Run the launcher, reading at most `limits.output` bytes of each stream (the rest is never
-    read: the process is killed) until both close or `limits.seconds` pass."""
+    read: the process is killed), until it ends or `limits.seconds` pass (then it and its
+    process group are killed), whether or not its streams are still open."""
     process = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
@@ -213,6 +214,13 @@ def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -
                         exceeded = True
                     else:
                         kept_here += chunk
+        if not (timed_out or exceeded):
+            # Both streams closed, but the program may still run (it can close its own):
+            # the time limit holds until it ends.
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                timed_out = True
         if timed_out or exceeded:
             _kill(process)
         returncode = process.wait()
@@ -224,7 +232,7 @@ def _run(command: list[str], folder: str, env: dict[str, str], limits: Limits) -
         process.stderr.close()
     stdout, stderr = (_text(bytes(b)) for b in kept.values())
     if exceeded:
-        logger.warning("a sandboxed program wrote more than %d bytes: killed", limits.output)
+        log.warning("a sandboxed program wrote more than %d bytes: killed", limits.output)
     return Outcome(None if timed_out else returncode, stdout, stderr, exceeded)
 
 

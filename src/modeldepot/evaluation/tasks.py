@@ -45,10 +45,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from modeldepot import jsonl
 from modeldepot.errors import NotFound, UsageError
 
-__all__ = ["BBQ_METRICS", "CROWS_METRICS", "OUTPUTS", "Task", "builtin_tasks", "load_task",
+__all__ = ["BBQ_METRICS", "CROWS_METRICS", "MAX_DATA_BYTES", "OUTPUTS", "Task", "builtin_tasks",
+           "load_task", "read_rows",
            "suites"]  # fmt: skip
 
 OUTPUTS = ("multiple_choice", "generate", "code", "judge")
+MAX_DATA_BYTES = 256 * 1024**2
+"""The most bytes a task's data file may hold, once decompressed for a `.gz` one: it is read
+whole, so a bigger one (a gzip bomb among them) is refused rather than read."""
 _METRICS = {
     "acc",
     "acc_norm",
@@ -120,7 +124,7 @@ class Task:
     def examples(self) -> list[dict[str, Any]]:
         if not self.fewshot:
             return []
-        source = list(_read_rows(self.fewshot_data)) if self.fewshot_data else _load(self)
+        source = list(read_rows(self.fewshot_data)) if self.fewshot_data else _load(self)
         return source[: self.fewshot]
 
     # -- rendering -------------------------------------------------------------------------
@@ -222,14 +226,24 @@ def _literal(text: str) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _read_rows(path: Path | None) -> tuple[dict[str, Any], ...]:
-    """A data file's rows, read once per process (every item's prompt asks for them)."""
+def read_rows(path: Path | None, *, max_bytes: int = MAX_DATA_BYTES) -> tuple[dict[str, Any], ...]:
+    """A data file's rows, read once per process (every item's prompt asks for them); a file
+    of more than `max_bytes` (once decompressed) is refused."""
     if path is None:
         return ()
     if not path.is_file():
         raise NotFound(f"{path}: no such data file")
     name = path.name.removesuffix(".gz")
-    with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
+    try:
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as whole:
+            raw = whole.read(max_bytes + 1)
+    except (OSError, EOFError) as exc:  # a damaged or truncated .gz
+        raise UsageError(f"{path}: cannot be read ({exc})") from None
+    if len(raw) > max_bytes:
+        unpacked = " once decompressed" if path.suffix == ".gz" else ""
+        raise UsageError(f"{path}: more than {max_bytes} bytes{unpacked}, the most task data "
+                         "may hold")  # fmt: skip
+    with io.BytesIO(raw) as f:
         if name.endswith(".csv"):
             try:
                 rows = [dict(r) for r in csv.DictReader(io.TextIOWrapper(f, encoding="utf-8"))]
@@ -259,7 +273,7 @@ def _load(task: Task) -> list[dict[str, Any]]:
         from modeldepot.evaluation import datasets
 
         return list(datasets.load(task.loader))
-    return list(_read_rows(task.data))
+    return list(read_rows(task.data))
 
 
 def _strings(value: Any) -> tuple[str, ...]:

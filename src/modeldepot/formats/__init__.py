@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modeldepot.errors import NotFound, UnsupportedFormat, UsageError
 from modeldepot.formats.base import ModelFormat, ModelInfo, ModelSource, SourceFile
+from modeldepot.paths import check_links
 from modeldepot.plugins import load, ranked
 
 __all__ = ["Formats", "ModelFormat", "ModelInfo", "ModelSource", "SourceFile"]
@@ -53,5 +54,9 @@ class Formats:
         )
 
     def read(self, path: Path, format_name: str | None = None) -> ModelSource:
+        """Read a model file or folder; a folder holding a link that leads out of it is
+        refused before any reader opens a file of it."""
+        if path.is_dir():
+            check_links(path)
         fmt = self.get(format_name) if format_name else self.detect(path)
         return fmt.read(path)

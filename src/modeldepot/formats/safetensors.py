@@ -97,6 +97,8 @@ def read_header(path: Path) -> SafetensorsHeader:
             raw = f.read(length)
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file") from None
+    if raw[:1] != b"{":  # as the safetensors library demands: no padding to hide behind
+        raise FormatError(f"{path}: safetensors header does not start with '{{'")
     try:
         header: dict[str, Any] = jsonl.loads(raw)
     except ValueError as exc:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,7 +210,7 @@ class Mirroring:
                                        actor=actor)  # fmt: skip
             return self.signatures.endorse(version, actor=actor)
         limits = Limits.of(self.settings)
-        with tempfile.TemporaryDirectory(prefix="mirror-", dir=self.settings.home) as tmp:
+        with self.settings.layout.scratch("mirror-") as tmp:
             folder = Path(tmp) / want.repository.rsplit("/", 1)[-1]  # a folder's name is
             folder.mkdir()  # the model's name when its files give none
             if mirror.kind == "hf":

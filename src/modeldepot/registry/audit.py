@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from modeldepot.errors import UsageError
 from modeldepot.registry import schema as t
 from modeldepot.registry.records import Event, as_utc
+from modeldepot.spans import parse_span
 
 __all__ = ["ACTIONS", "AuditLog", "ChainProblem", "ChainReport", "chain_hash", "parse_since",
            "readable"]  # fmt: skip
@@ -33,18 +34,15 @@ ACTIONS = (
 )  # fmt: skip
 """Every action the depot records. A filter by action also takes a family (`quarantine`
 matches `quarantine.release`)."""
-_SPAN = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
-_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """`1h`, `30m`, `2d`, `1w` ago, or an ISO date or time (UTC unless it says otherwise);
-    ValueError otherwise."""
-    text = text.strip()
-    span = _SPAN.fullmatch(text)
-    if span:
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(span[1]) * _UNITS[span[2]])
-    at = datetime.fromisoformat(text)
+    """`1h`, `30m`, `2d`, `1w` ago (`modeldepot.spans`), or an ISO date or time (UTC unless it
+    says otherwise); ValueError otherwise."""
+    span = parse_span(text)
+    if span is not None:
+        return (now or datetime.now(UTC)) - span
+    at = datetime.fromisoformat(text.strip())
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
@@ -149,6 +147,21 @@ class AuditLog:
                 Event(r.id, as_utc(r.at), r.actor, r.action, r.subject, dict(r.details))
                 for r in conn.execute(query)
             ]
+
+    def actions(self) -> list[str]:
+        """Every action the depot records, and any other the chain holds, sorted."""
+        with self.engine.connect() as conn:
+            recorded = conn.scalars(sa.select(t.events.c.action).distinct()).all()
+        return sorted(set(ACTIONS) | set(recorded))
+
+    def check_action(self, action: str) -> str:
+        """`action` itself when it is an action or a family of actions (`quarantine`) that
+        `actions` lists; UsageError naming them otherwise."""
+        known = self.actions()
+        if action not in known and not any(a.startswith(f"{action}.") for a in known):
+            raise UsageError(f"{action!r} is not an action the depot records; one of: "
+                             f"{', '.join(known)}")  # fmt: skip
+        return action
 
     def head(self) -> tuple[int, str]:
         """How many events the chain holds, and the hash of the last."""

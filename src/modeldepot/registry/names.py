@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from modeldepot.errors import ModelNotFound, UsageError
-from modeldepot.refs import Reference
+from modeldepot.refs import Reference, gives_version
 from modeldepot.registry.records import ModelVersion
 from modeldepot.registry.versions import Registry
 
@@ -63,7 +63,7 @@ class Names:
 
     def remove_model(self, name: str, *, actor: str | None = None) -> list[ModelVersion]:
         """Remove every tag and version of the model `name` (given without a tag)."""
-        if ":" in name.rsplit("/", 1)[-1] or "@" in name:
+        if gives_version(name):
             raise UsageError(f"{name!r}: give the model's name alone to remove all its tags")
         ref = Reference.parse(name)
         model = (ref.namespace, ref.name)

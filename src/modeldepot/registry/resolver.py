@@ -10,9 +10,16 @@ from dataclasses import dataclass
 
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry.gateway import Alias, Remote
-from modeldepot.registry.records import ModelVersion
+from modeldepot.registry.records import PENDING, ModelVersion
 
-__all__ = ["Resolution", "Resolver", "Target"]
+__all__ = ["Resolution", "Resolver", "Target", "refusal"]
+
+
+def refusal(version: ModelVersion, reasons: list[str]) -> str:
+    """How a refused version is named everywhere it is refused: `REF is quarantined: reason`,
+    or `REF is pending: ...` while its checks have not finished."""
+    what = reasons[0] if version.status == PENDING else f"quarantined: {reasons[0]}"
+    return f"{version.reference} is {what}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ class Resolution:
     withheld: tuple[str, ...] = ()
     """Remote targets left out because the request is private."""
     refused: tuple[str, ...] = ()
-    """`reference: reason` of local versions the policy refuses to serve."""
+    """`reference is quarantined: reason` (or `is pending: ...`) of local versions that may
+    not be served."""
 
     @property
     def found(self) -> bool:
@@ -94,7 +102,7 @@ class Resolver:
                 continue
             reasons = self._refusals(version)
             if reasons:
-                refused.append(f"{version.reference}: {reasons[0]}")
+                refused.append(refusal(version, reasons))
                 continue
             found.append(Target(str(version.reference), version=version))
         return Resolution(name, alias, tuple(found), tuple(withheld), tuple(refused))

@@ -22,7 +22,7 @@ from modeldepot.store.blobs import Progress
 __all__ = ["ENTRY_POINT_GROUP", "SCANNER_VERSION", "accepting", "scan_files", "scan_path"]
 
 ENTRY_POINT_GROUP = "modeldepot.scanners"
-SCANNER_VERSION = "2"
+SCANNER_VERSION = "3"
 """Raised whenever a rule changes, so `depot verify --all` knows old results are stale."""
 _ORDER = ("gguf", "jinja", "safetensors", "zip", "tar", "7z", "numpy", "keras-h5", "keras-config",
           "pickle", "onnx", "compressed")  # fmt: skip

@@ -22,22 +22,31 @@ _MAX_HEADER = 100 * 1024 * 1024
 _MAX_RANK = 16
 _MAX_ELEMENTS = 1 << 44  # 17.6 trillion: no real tensor comes near
 _SUB_BYTE = {"F4", "F6_E2M3", "F6_E3M2"}
+_PADDING = b" \t\r\n\xef\xbb\xbf"  # JSON whitespace, and a UTF-8 byte-order mark
 
 
 class SafetensorsScanner:
     name: ClassVar[str] = "safetensors"
 
     def accepts(self, item: Item) -> bool:
-        """A header length in bounds followed by `{`; named `.safetensors`, any length (what
-        the importer reads as safetensors, a header bomb included)."""
-        if len(item.head) < 9 or item.head[8:9] != b"{":
+        """Every file named `.safetensors`, whatever it holds (what the importer reads as
+        safetensors, a header bomb included); any other whose first 8 bytes are a header length
+        in bounds followed by `{`, or by whitespace before one (which a lenient JSON parser
+        skips and the safetensors library refuses), so padding cannot hide a header."""
+        if item.suffix == ".safetensors":
+            return True
+        if len(item.head) < 9:
             return False
         (length,) = struct.unpack("<Q", item.head[:8])
-        return 2 <= length <= _MAX_HEADER or item.suffix == ".safetensors"
+        rest = item.head[8:].lstrip(_PADDING)
+        return 2 <= length <= _MAX_HEADER and rest[:1] in (b"{", b"")
 
     def scan(self, item: Item, nested: Nested) -> list[Finding]:
         del nested
         where = item.location
+        if item.size < 8:
+            return [Finding(where, "safetensors.bad-header", Severity.HIGH,
+                            f"{item.size} bytes: shorter than the header length")]  # fmt: skip
         (length,) = struct.unpack("<Q", item.head[:8])
         if length > _MAX_HEADER:
             message = (f"header claims {length} bytes; the format allows at most {_MAX_HEADER}, "
@@ -55,15 +64,20 @@ class SafetensorsScanner:
         with item.opener() as f:  # fmt: skip
             f.seek(8)
             raw = f.read(length)
+        out = []
+        if raw[:1] != b"{":  # the rest is still checked: padding may hide a payload
+            message = ("header does not start with '{': the safetensors library refuses it, "
+                       "and leading bytes can hide it from scanners")  # fmt: skip
+            out.append(Finding(where, "safetensors.bad-header", Severity.HIGH, message))
         try:
             header = jsonl.loads(raw)
         except ValueError as exc:
-            return [Finding(where, "safetensors.bad-header", Severity.HIGH,
-                            f"header: {exc}")]  # fmt: skip
+            return [*out, Finding(where, "safetensors.bad-header", Severity.HIGH,
+                                  f"header: {exc}")]  # fmt: skip
         if not isinstance(header, dict):
-            return [Finding(where, "safetensors.bad-header", Severity.HIGH,
-                            "header is not a JSON object")]  # fmt: skip
-        return _check(where, header, item.size - 8 - length)
+            return [*out, Finding(where, "safetensors.bad-header", Severity.HIGH,
+                                  "header is not a JSON object")]  # fmt: skip
+        return out + _check(where, header, item.size - 8 - length)
 
 
 def _check(where: str, header: dict[str, Any], data_size: int) -> list[Finding]:

@@ -63,6 +63,8 @@ class RequestLog:
 
     @staticmethod
     def _line(scope: Scope, status: int, seconds: float) -> None:
+        if not log.isEnabledFor(logging.INFO):  # nobody reads it: not even built
+            return
         notes: dict[str, Any] = scope.get(_NOTES) or {}
         client = scope.get("client")
         path = scope.get("path", "")

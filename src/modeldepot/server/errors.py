@@ -1,6 +1,6 @@
 """Errors in OpenAI's shape: `{"error": {"message", "type", "code"}}` with the right status:
 an `APIError`'s own, a `DepotError`'s class's `http_status`, 500 for anything unexpected (its
-traceback logged, its message kept from the client)."""
+traceback logged, its message kept from the client, as a `DepotError`'s 500 message is)."""
 
 from __future__ import annotations
 
@@ -124,13 +124,24 @@ def _kind(status: int) -> str:
     return {403: "permission_error", 429: "rate_limit_error"}.get(status, "invalid_request_error")
 
 
+_KEPT_FROM_CLIENT = {
+    "stored_bytes_changed": "stored bytes changed since they were admitted and are not served; "
+    "the server's log says which",
+}
+
+
 def depot_error_response(exc: DepotError) -> JSONResponse:
-    """A DepotError as the HTTP answer a client of the OpenAI API expects: its class's status."""
+    """A DepotError as the HTTP answer a client of the OpenAI API expects: its class's status.
+    A 500's message (which may name the server's files) goes to the log only; the client is
+    told what failed, not where."""
     status = exc.http_status
     code = next((c for cls, c in _CODES if isinstance(exc, cls)), None)
+    message = str(exc)
     if status >= 500 and not isinstance(exc, ModelUnavailable | QueueFull):
         log.error("%s: %s", type(exc).__name__, exc)
-    return JSONResponse(error_body(str(exc), _kind(status), code), status_code=status,
+    if status == 500:
+        message = _KEPT_FROM_CLIENT.get(code or "", "the server failed to answer; its log says why")
+    return JSONResponse(error_body(message, _kind(status), code), status_code=status,
                         headers=_headers(status))  # fmt: skip
 
 

@@ -25,16 +25,18 @@ side checks too: a blob whose stored bytes changed since they were admitted is r
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from modeldepot.describe import version_view
-from modeldepot.errors import InvalidReference, ModelNotFound, NotFound
+from modeldepot.errors import IntegrityError, InvalidReference, ModelNotFound, NotFound
 from modeldepot.refs import parse_digest
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.keys import ApiKey
+from modeldepot.registry.resolver import refusal
 from modeldepot.registry.trust import TrustStore
 from modeldepot.server.auth import Caller
 from modeldepot.server.errors import APIError
@@ -44,6 +46,7 @@ from modeldepot.store.manifests import MANIFEST_MEDIA_TYPE
 
 __all__ = ["PREFIX", "legacy", "router"]
 
+log = logging.getLogger(__name__)
 PREFIX = "/depot/api"
 router = APIRouter(prefix=PREFIX)
 legacy = APIRouter(prefix="/api", deprecated=True)
@@ -63,14 +66,14 @@ async def _version(request: Request, name: str, key: ApiKey) -> ModelVersion:
     state: ServerState = request.app.state.depot
     version = await _version_named(state, name)
     state.gate.authorize(key, str(version.reference))
-    if await state.directory.refusals(version):
-        raise _refused(str(version.reference))
+    refused = await state.directory.refusals(version)
+    if refused:
+        raise _refused(f"{refusal(version, refused)}: not exported")
     return version
 
 
-def _refused(what: str) -> APIError:
-    return APIError(403, f"{what} is quarantined by the depot's policy and is not exported",
-                    "permission_error", "model_quarantined")  # fmt: skip
+def _refused(message: str) -> APIError:
+    return APIError(403, message, "permission_error", "model_quarantined")
 
 
 @router.get("/models")
@@ -145,11 +148,17 @@ async def blob(request: Request, digest: str, key: Caller) -> Response:
                    for names, manifest in mine)  # fmt: skip
 
     if not await asyncio.to_thread(servable):
-        raise _refused(f"blob {digest}")
+        raise _refused(
+            f"blob {digest} belongs only to versions that are quarantined or pending: not exported"
+        )
     try:  # the bytes as admitted, or 500 `stored_bytes_changed` (never changed bytes)
         path = await asyncio.to_thread(state.depot.store.verified_path, digest)
     except NotFound:
         raise APIError(404, f"no blob {digest}", "invalid_request_error", "not_found") from None
+    except IntegrityError as exc:  # where the blob lies is the log's to say, not the client's
+        log.error("%s", exc)
+        message = f"blob {digest}: its stored bytes changed since it was admitted; not served"
+        raise APIError(500, message, "server_error", "stored_bytes_changed") from None
     return FileResponse(path, media_type="application/octet-stream")
 
 

@@ -68,7 +68,7 @@ async def targets_for(state: ServerState, model: str, *, private: bool,
     if found.refused:
         raise APIError(
             403,
-            f"the depot's policy refuses to serve {'; '.join(found.refused)}",
+            "; ".join(found.refused),
             "permission_error",
             "model_quarantined",
         )

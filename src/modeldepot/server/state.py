@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import httpx
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
 from modeldepot.monitor import Accounting, Metrics
+from modeldepot.registry.audit import ChainReport
 from modeldepot.registry.keys import ApiKey
 from modeldepot.runtime import EnginePool, Engines, StoredFiles
 from modeldepot.server.auth import Gatekeeper
@@ -38,6 +40,8 @@ class ServerState:
     pulls: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict)
     """Models being fetched through an on-demand mirror, by (repository, revision): the
     requests that ask for one wait on the same pull."""
+    chain_checked: tuple[tuple[int, str], ChainReport, datetime] | None = None
+    """The audit chain's last check: its head (events, last hash) then, the report, when."""
 
     def accounting(self, key: ApiKey, model: str, endpoint: str) -> Accounting:
         return Accounting(self.metrics, self.gate.spend, self.depot.usage.record, key, model,

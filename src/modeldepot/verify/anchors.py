@@ -8,8 +8,10 @@ anchored head no longer matches. A checkpoint is added when a depot command or s
 
 The chain itself records each checkpoint as it is written (an `audit.checkpoint` event, which
 the checkpoint then anchors), so the file cannot quietly go: a chain that counts N checkpoints
-needs a file holding at least N. Without that, deleting the file together with forging the
-chain left nothing to compare with. A depot that never wrote a checkpoint needs no file."""
+needs a file holding at least N. The file begins with the chain: while the chain is empty, the
+depot writes a first checkpoint of no events when it opens (`start`), so a chain with events
+and no checkpoint at all was anchored once and lost its file, whatever its own events say.
+Such a chain fails the check, and is not anchored afresh (that would launder the loss)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from modeldepot.registry.audit import AuditLog, ChainProblem, ChainReport
 
-logger = logging.getLogger("modeldepot.verify")
+log = logging.getLogger("modeldepot.verify")
 
 __all__ = ["CHECKPOINT_ACTION", "Anchors", "Checkpoint"]
 
@@ -80,21 +82,33 @@ class Anchors:
         except (ValueError, TypeError):
             return None
 
+    def start(self, audit: AuditLog) -> None:
+        """Begin the anchors of a chain that is still empty: a first checkpoint, of no events."""
+        if self.path.exists() or audit.head()[0]:
+            return
+        self._write(Checkpoint(0, "", datetime.now(UTC).isoformat()))
+
     def record(self, audit: AuditLog) -> Checkpoint | None:
-        """Anchor the chain's head now, unless it is anchored already."""
+        """Anchor the chain's head now, unless it is anchored already or its anchors were
+        lost (see the module's docstring)."""
         events, head = audit.head()
         last = self._last()
         if not events or (last is not None and (last.events, last.head) == (events, head)):
+            return None
+        if last is None:
+            log.warning("audit checkpoint not written: %s holds no checkpoint but the chain "
+                     "holds %d events (depot audit verify)", self.path, events)  # fmt: skip
             return None
         try:
             written = audit.count(CHECKPOINT_ACTION)
             audit.append("depot", CHECKPOINT_ACTION, self.path.name, {"checkpoint": written + 1})
         except SQLAlchemyError as exc:  # a registry busy past its timeout: anchor next time
-            logger.warning("audit checkpoint not written: %s", exc)
+            log.warning("audit checkpoint not written: %s", exc)
             return None
         events, head = audit.head()  # the checkpoint anchors its own event
-        at = datetime.now(UTC).isoformat()
-        checkpoint = Checkpoint(events, head, at)
+        return self._write(Checkpoint(events, head, datetime.now(UTC).isoformat()))
+
+    def _write(self, checkpoint: Checkpoint) -> Checkpoint:
         if self.key.is_file():
             checkpoint = self._signed(checkpoint)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,12 +150,17 @@ class Anchors:
             elif audit.hash_at(cp.events) != cp.head:
                 message = f"event {cp.events} is not the one anchored on {cp.at}: rewritten"
                 problems.append(ChainProblem(cp.events, message))
-        problems += self._missing(audit)
+        problems += self._missing(audit, chain.events)
         return ChainReport(chain.events, chain.head, tuple(problems))
 
-    def _missing(self, audit: AuditLog) -> list[ChainProblem]:
-        """Checkpoints the chain says were written but the file does not hold."""
+    def _missing(self, audit: AuditLog, events: int) -> list[ChainProblem]:
+        """Checkpoints the chain says were written but the file does not hold, and a chain of
+        `events` events with no checkpoint at all."""
         written = audit.count(CHECKPOINT_ACTION)
+        if events and not written and not self.checkpoints():
+            return [ChainProblem(0, f"the chain holds {events} events but the checkpoint file "
+                                    f"{self.path} holds no checkpoint: it was deleted, and the "
+                                    "chain's own checkpoint events with it")]  # fmt: skip
         if not written:
             return []
         if not self.path.exists():

@@ -9,13 +9,13 @@ hold."""
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from modeldepot.errors import ConflictError, UsageError
 from modeldepot.registry import ModelVersion, Registry
 from modeldepot.registry.trust import HAND, INTEGRITY, ExceptionGrant, TrustStore
+from modeldepot.spans import parse_span
 from modeldepot.verify.gate import Gate, Verdict
 
 __all__ = ["DEFAULT_EXCEPTION", "Entry", "Quarantine", "parse_until"]
@@ -24,8 +24,6 @@ log = logging.getLogger("modeldepot.verify")
 
 DEFAULT_EXCEPTION = timedelta(days=30)
 """How long an exception lasts when `--until` is not given."""
-_SPAN = re.compile(r"(\d+)\s*([hdw])")
-_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
 def parse_until(text: str | None, now: datetime) -> datetime:
@@ -34,9 +32,9 @@ def parse_until(text: str | None, now: datetime) -> datetime:
     if not text or not text.strip():
         return now + DEFAULT_EXCEPTION
     text = text.strip()
-    span = _SPAN.fullmatch(text)
-    if span:
-        until = now + int(span[1]) * _UNITS[span[2]]
+    span = parse_span(text)
+    if span is not None:
+        until = now + span
     else:
         try:
             until = datetime.fromisoformat(text)

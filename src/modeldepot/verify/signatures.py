@@ -7,7 +7,6 @@ signed are exactly the stored ones and the bundle verifies on a plain copy of th
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,7 +104,7 @@ class Signatures:
                     self._unchanged(version, progress)
                     return record
         folder = self.admission.folder(version)
-        with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
+        with self.settings.layout.scratch() as tmp:
             out = Path(tmp) / "signature.json"
             recorded = {f.path: f.digest for f in version.files} if just_stored else None
             identity = sign_folder(folder, out, signer, recorded)
@@ -211,7 +210,7 @@ class Signatures:
         failures: list[str] = []
         for signature in records:
             bundle = self.store.local_path(signature.digest)
-            with tempfile.TemporaryDirectory(dir=self.settings.home) as tmp:
+            with self.settings.layout.scratch() as tmp:
                 key = accepted.get(signature.identity)
                 note = ("the depot's own key" if key is not None and signature.identity == own_print
                         else "an accepted key" if key

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -315,7 +314,7 @@ async def create(request: Request, key: Caller) -> Response:
                                    '"assistant"')  # fmt: skip
 
     def work(report: Callable[[dict[str, Any]], None]) -> ModelVersion:
-        with tempfile.TemporaryDirectory(dir=state.settings.home, prefix=".create-") as tmp:
+        with state.settings.layout.scratch("create-") as tmp:
             folder = Path(tmp)
             base_file = adapter = None
             if asked.files:

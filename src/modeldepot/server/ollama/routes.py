@@ -33,6 +33,7 @@ from starlette.types import Scope
 from modeldepot.errors import InvalidReference, ModelNotFound
 from modeldepot.registry import ModelVersion
 from modeldepot.registry.keys import ApiKey
+from modeldepot.registry.resolver import refusal
 from modeldepot.runtime import Capability
 from modeldepot.server import routing
 from modeldepot.server.access import note
@@ -52,6 +53,7 @@ from modeldepot.server.ollama.wire import (
 from modeldepot.server.openai import forward_as
 from modeldepot.server.requests import read_object
 from modeldepot.server.state import ServerState
+from modeldepot.server.ui.session import COOKIE
 
 __all__ = ["OLLAMA_VERSION", "resolve_version", "router"]
 
@@ -67,13 +69,19 @@ def _state(request: Request) -> ServerState:
     return state
 
 
+_SESSION = f"{COOKIE}=".encode()
+
+
 class _ClientRoot(OllamaRoute):
-    """`/` for Ollama's clients only: a browser (asking for HTML) reaches the web UI."""
+    """`/` for Ollama's clients only: a browser (asking for HTML, sending htmx's request
+    header, or holding a web UI session's cookie, which no Ollama client has) reaches the
+    web UI."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope.get("type") == "http":
-            accept = dict(scope.get("headers") or []).get(b"accept", b"")
-            if b"text/html" in accept:
+            headers = dict(scope.get("headers") or [])
+            if (b"text/html" in headers.get(b"accept", b"") or b"hx-request" in headers
+                    or _SESSION in headers.get(b"cookie", b"")):  # fmt: skip
                 return Match.NONE, {}
         return super().matches(scope)
 
@@ -116,8 +124,8 @@ async def resolve_version(request: Request, key: ApiKey, name: str) -> ModelVers
     state.gate.authorize(key, str(version.reference))
     refused = await state.directory.refusals(version)
     if refused:
-        raise APIError(403, f"the depot's policy refuses to serve {version.reference}: "
-                       f"{refused[0]}", "permission_error", "model_quarantined")  # fmt: skip
+        raise APIError(403, refusal(version, refused), "permission_error",
+                       "model_quarantined")  # fmt: skip
     return version
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from modeldepot.errors import DepotError, UsageError
-from modeldepot.registry.audit import ACTIONS, parse_since, readable
+from modeldepot.registry.audit import ChainReport, parse_since, readable
 from modeldepot.server.requests import read_form
 from modeldepot.server.ui.pages import FORM_LIMIT, Viewer, Who, render, script_json
 from modeldepot.verify.policy import load_policy
@@ -154,29 +154,40 @@ async def audit_page(request: Request, who: Admin) -> Response:
                 for name, value in (("since", since), ("until", until))
                 if q.get(name) and value is None]  # fmt: skip
 
-    def gather() -> tuple[list[Any], Any, list[str]]:
-        actions = sorted(set(ACTIONS) | {e.action for e in depot.audit.events()})
-        if (
-            action
-            and action not in actions
-            and not any(a.startswith(f"{action}.") for a in actions)
-        ):
-            problems.append(f"{action!r} is not an action the depot records")
-            return [], depot.audit.verify(), actions
+    state = request.app.state.depot
+    again = q.get("verify") == "1"
+
+    def chain() -> tuple[ChainReport, datetime]:
+        """The chain's check, made again only when the chain has grown or is asked for: a
+        view does not rehash every event."""
+        head = depot.audit.head()
+        if again or state.chain_checked is None or state.chain_checked[0] != head:
+            state.chain_checked = (head, depot.audit.verify(), datetime.now(UTC))
+        return state.chain_checked[1], state.chain_checked[2]
+
+    def gather() -> tuple[list[Any], tuple[ChainReport, datetime], list[str]]:
+        actions = depot.audit.actions()
+        if action:
+            try:
+                depot.audit.check_action(action)
+            except UsageError as exc:
+                problems.append(str(exc))
+                return [], chain(), actions
         events = depot.audit.events(since=since, action=action)
         events = [e for e in events if (not actor or e.actor == actor)
                   and (not model or model in e.subject)
                   and (until is None or e.at <= until)]  # fmt: skip
-        return events[-AUDIT_PAGE:][::-1], depot.audit.verify(), actions
+        return events[-AUDIT_PAGE:][::-1], chain(), actions
 
-    events, chain, actions = await asyncio.to_thread(gather)
+    events, (report, checked), actions = await asyncio.to_thread(gather)
     return render(
         request,
         "audit.html",
         who,
         400 if problems else 200,
         events=[(e, readable(e.details)) for e in events],
-        chain=chain,
+        chain=report,
+        checked=checked,
         actions=actions,
         problems=problems,
         filters={
