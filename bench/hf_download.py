@@ -6,6 +6,7 @@ taken inside its process around the call (its import is not counted), so it pays
 its GET and its move into the cache.
 
     python bench/hf_download.py [--size-mb 1024] [--rounds 5]
+    python bench/hf_download.py --size-mb 512 --profile   # where the client's time goes
 
 Writes its table into bench/RESULTS.md (between its own markers) and prints it.
 """
@@ -42,6 +43,14 @@ path = hf_hub_download("bench/big", "model.safetensors", cache_dir=sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start, "path": path}))
 """
 
+PROFILE = """
+import cProfile, pstats, sys
+from huggingface_hub import hf_hub_download
+with cProfile.Profile() as profile:
+    hf_hub_download("bench/big", "model.safetensors", cache_dir=sys.argv[1])
+pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+"""
+
 
 def big_folder(folder: Path, size_mb: int) -> Path:
     """A Hugging Face folder whose `model.safetensors` holds one U8 tensor of `size_mb` MiB
@@ -70,13 +79,14 @@ def blob_url(base: str, digest: str) -> str:
     raise SystemExit(f"no blob route answers for {digest}")
 
 
-def hf_download(url: str, cache: Path) -> float:
+def hf_download(url: str, cache: Path, program: str = CLIENT) -> str:
+    """What the client program printed: its seconds (CLIENT), or its profile (PROFILE)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_ENDPOINT=f"{url}/hf", HF_HUB_DISABLE_PROGRESS_BARS="1",
                HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(cache / "home"))  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", CLIENT, str(cache)], env=env,
+    done = subprocess.run([sys.executable, "-c", program, str(cache)], env=env,
                           capture_output=True, text=True, check=True)  # fmt: skip
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+    return done.stdout
 
 
 RAW = """
@@ -108,6 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile one hf_hub_download and print it (RESULTS.md untouched)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hf-bench-"))
     try:
@@ -121,10 +136,14 @@ def main() -> None:
         try:
             blob = blob_url(url, digest)
             resolve = f"{url}/hf/bench/big/resolve/main/model.safetensors"
+            if args.profile:
+                print(hf_download(url, work / "cache", PROFILE))
+                return
             times: dict[str, list[float]] = {"hf": [], "curl": [], "curl-hf": [], "raw": []}
             for _ in range(args.rounds):
                 cache = work / "cache"
-                times["hf"].append(hf_download(url, cache))
+                answer = hf_download(url, cache).strip().splitlines()[-1]
+                times["hf"].append(float(json.loads(answer)["seconds"]))
                 shutil.rmtree(cache)
                 times["curl"].append(curl(blob, work / "curl.bin"))
                 (work / "curl.bin").unlink()
