@@ -326,15 +326,20 @@ def test_every_request_is_a_line_in_the_servers_log(
     assert refused.status_code == 401
     hostile = "mine\n2026-01-01 INFO forged line"
     assert _post(url, secrets["all"], {"model": hostile, "messages": CHAT}).status_code == 404
+    # a line is written once its response has been sent, so the client can be ahead of the
+    # log; and earlier tests on this server wrote lines of their own: wait for all three
+    wanted = {
+        "answered": lambda x: " 200 " in x and "key=all model=mine:latest" in x,
+        "refused": lambda x: " 401 " in x and "key=" not in x,
+        "unknown": lambda x: " 404 " in x and "model=mine\\n2026" in x,
+    }
     deadline = time.monotonic() + 10
     while True:
         lines = (home / "serve.log").read_text().splitlines()
         asked = [x for x in lines if '"POST /v1/chat/completions"' in x]
-        if len(asked) >= 3:
+        missing = [name for name, seen in wanted.items() if not any(map(seen, asked))]
+        if not missing:
             break
-        assert time.monotonic() < deadline, "requests are missing from the server's log"
+        assert time.monotonic() < deadline, f"missing from the server's log: {missing}"
         time.sleep(0.2)
-    assert any(" 200 " in x and "key=all model=mine:latest" in x for x in asked)
-    assert any(" 401 " in x and "key=" not in x for x in asked)
-    assert any(" 404 " in x and "model=mine\\n2026" in x for x in asked)
     assert not any(x.startswith("2026-01-01 INFO forged") for x in lines)
