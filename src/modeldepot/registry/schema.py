@@ -60,6 +60,8 @@ __all__ = [
     "scans",
     "signatures",
     "tags",
+    "transfer_grants",
+    "ui_sessions",
     "usage",
     "versions",
 ]
@@ -410,4 +412,17 @@ ui_sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires", sa.Float, nullable=False),
     sa.Index("ix_ui_sessions_expires", "expires"),
+)
+
+transfer_grants = sa.Table(
+    "transfer_grants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("blob", sa.String(71)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("ix_transfer_grants_expires", "expires"),
 )
