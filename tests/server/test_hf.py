@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import shutil
 import socket
 import threading
 import time
@@ -295,3 +296,181 @@ def test_an_endless_request_does_not_hold_the_server(hub: Hub) -> None:
         stop.set()
         body.close()
         header.close()
+
+
+_GGUF = """
+    import json, os
+    if NO_XET:
+        os.environ["HF_HUB_DISABLE_XET"] = "1"
+    from huggingface_hub import HfApi, hf_hub_download
+    name = next(f for f in HfApi().list_repo_files("smollm2") if f.endswith(".gguf"))
+    print(json.dumps({"path": hf_hub_download("smollm2", name)}))
+"""
+
+
+def _log_lines(hub: Hub, *wanted: str) -> str:
+    """The server's log once every `wanted` text is in it (a line is written after its
+    response has been sent)."""
+    text = ""
+    for _ in range(100):
+        text = (hub.home / "serve.log").read_text(errors="replace")
+        if all(w in text for w in wanted):
+            break
+        time.sleep(0.1)
+    return text
+
+
+def test_huggingface_hub_downloads_a_large_file_over_xet(hub: Hub, tmp_path: Path,
+                                                         smollm2_path: Path) -> None:  # fmt: skip
+    """From `xet.XET_FROM` bytes up the client takes the Xet path the depot offers (`hf_xet`
+    fetching the xorbs in parallel); with Xet turned off, plain HTTP: the same bytes."""
+    with Depot(Settings(home=hub.home)) as depot:
+        gguf = next(f for f in depot.names.show("smollm2").files if f.path.endswith(".gguf"))
+    xet = _client(hub, tmp_path / "xet", _GGUF.replace("NO_XET", "False"))
+    plain = _client(hub, tmp_path / "plain", _GGUF.replace("NO_XET", "True"))
+    assert _sha256(Path(xet["path"])) == _sha256(Path(plain["path"])) == _sha256(smollm2_path)
+    assert gguf.digest == f"sha256:{_sha256(smollm2_path)}"
+    reconstruction = f'"GET /xet/v2/reconstructions/{gguf.digest[7:]}" 200'
+    log = _log_lines(hub, reconstruction, '"GET /xet/xorbs/<grant>/1" 206')
+    assert '"GET /xet/xorbs/<grant>/0" 206' in log
+    # the grants in the URLs are capabilities: the log never shows one
+    assert all(line.split("/xet/xorbs/")[1].startswith("<grant>/")
+               for line in log.splitlines() if "/xet/xorbs/" in line)  # fmt: skip
+
+
+def _frames(data: bytes) -> bytes:
+    """The chunks of xorb bytes, unframed (version 0, uncompressed: what the depot sends)."""
+    out, at = bytearray(), 0
+    while at < len(data):
+        assert data[at] == 0 and data[at + 4] == 0, "version 0, no compression"
+        length = int.from_bytes(data[at + 1 : at + 4], "little")
+        assert length == int.from_bytes(data[at + 5 : at + 8], "little") <= 128 * 1024
+        out += data[at + 8 : at + 8 + length]
+        at += 8 + length
+    return bytes(out)
+
+
+def test_xet_tokens_urls_and_ranges_are_checked(hub: Hub, smollm2_path: Path) -> None:
+    with Depot(Settings(home=hub.home)) as depot:
+        smollm2 = depot.names.show("smollm2")
+        llama = depot.names.show("acme/tiny-llama")
+    gguf = next(f for f in smollm2.files if f.path.endswith(".gguf"))
+    file_id = gguf.digest[7:]
+    head = httpx.head(f"{hub.url}/hf/smollm2/resolve/main/{gguf.path}",
+                      headers={"Authorization": f"Bearer {FULL}"})  # fmt: skip
+    assert head.headers["x-xet-hash"] == file_id
+    refresh = head.headers["x-xet-refresh-route"]
+    assert refresh == f"{hub.url}/hf/api/models/smollm2/xet-read-token/{smollm2.digest[7:47]}"
+    small = _get(hub, "/hf/smollm2/resolve/main/chat_template.jinja")
+    assert "x-xet-hash" not in small.headers  # small files: plain HTTP
+    # the token: for a key that may have the version, refused as the Hub refuses
+    assert httpx.get(refresh).status_code == 401
+    outside = httpx.get(f"{hub.url}/hf/api/models/acme/tiny-llama/xet-read-token/main",
+                        headers={"Authorization": f"Bearer {NARROW}"})  # fmt: skip
+    assert outside.status_code == 403 and outside.headers["x-error-code"] == "GatedRepo"
+    granted = httpx.get(refresh, headers={"Authorization": f"Bearer {NARROW}"})
+    assert granted.status_code == 200
+    token = granted.headers["x-xet-access-token"]
+    assert granted.headers["x-xet-cas-url"] == f"{hub.url}/xet"
+    assert int(granted.headers["x-xet-token-expiration"]) > time.time() + 60
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    # part of the file, rebuilt from the xorb ranges it names
+    data = smollm2_path.read_bytes()
+    start, end = 1000, 70 * 1024 * 1024  # across the first xorb's end
+    rec = httpx.get(f"{hub.url}/xet/v1/reconstructions/{file_id}",
+                    headers={**bearer, "Range": f"bytes={start}-{end}"})  # fmt: skip
+    assert rec.status_code == 200, rec.text
+    body = rec.json()
+    assert [t["range"] for t in body["terms"]] == [{"start": 0, "end": 512},
+                                                   {"start": 0, "end": 49}]  # fmt: skip
+    rebuilt = b""
+    for term in body["terms"]:
+        (fetch,) = body["fetch_info"][term["hash"]]
+        span = fetch["url_range"]
+        got = httpx.get(fetch["url"], headers={"Range": f"bytes={span['start']}-{span['end']}"})
+        assert got.status_code == 206 and len(got.content) == span["end"] - span["start"] + 1
+        piece = _frames(got.content)
+        assert len(piece) == term["unpacked_length"]
+        rebuilt += piece
+    offset = body["offset_into_first_range"]
+    assert rebuilt[offset : offset + end - start + 1] == data[start : end + 1]
+    whole = httpx.get(f"{hub.url}/xet/v2/reconstructions/{file_id}", headers=bearer).json()
+    assert sum(t["unpacked_length"] for t in whole["terms"]) == gguf.size
+    assert len(whole["xorbs"]) == len(whole["terms"]) == -(-gguf.size // (64 * 1024 * 1024))
+
+    # what is refused, and how
+    url = body["fetch_info"][body["terms"][0]["hash"]][0]["url"]
+    grant = url.split("/xorbs/")[1].split("/")[0]
+    beyond = {**bearer, "Range": f"bytes={gguf.size}-{gguf.size + 9}"}
+    cases = [
+        (f"/xet/v2/reconstructions/{file_id}", {}, 401),  # no token
+        (f"/xet/v2/reconstructions/{file_id}", {"Authorization": "Bearer nope"}, 401),
+        (f"/xet/v2/reconstructions/{file_id}", {"Authorization": f"Bearer {grant}"}, 401),
+        (f"/xet/v2/reconstructions/{file_id}", {"Authorization": f"Bearer {FULL}"}, 401),
+        ("/xet/v2/reconstructions/..%2F..%2Fetc", bearer, 404),  # no such route
+        (f"/xet/v2/reconstructions/{'z' * 64}", bearer, 400),
+        (f"/xet/v2/reconstructions/{file_id.upper()}", bearer, 400),
+        (f"/xet/v2/reconstructions/{llama.files[0].digest[7:]}", bearer, 404),  # not its file
+        (f"/xet/v2/reconstructions/{file_id}", beyond, 416),
+        (f"/xet/xorbs/{token}/0", {}, 403),  # a read token is no URL grant
+        (f"/xet/xorbs/{grant}/99", {}, 404),
+        (f"/xet/xorbs/{grant}/0", {"Range": "bytes=0-9,20-29"}, 416),
+        (f"/xet/xorbs/{grant}/0", {"Range": "bytes=999999999-1000000000"}, 416),
+    ]
+    for path, headers, status in cases:
+        answer = httpx.get(f"{hub.url}{path}", headers=headers)
+        assert answer.status_code == status, (path, headers, answer.status_code, answer.text)
+    log = _log_lines(hub, "/xet/xorbs/<grant>/99")
+    assert grant not in log and token not in log
+
+
+def test_a_quarantine_stops_xet_transfers_already_granted(hub: Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "held"
+    shutil.copytree(hub.llama, folder)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# held for review\n")
+    with Depot(Settings(home=hub.home, user="tests")) as depot:
+        version = depot.intake.import_path(folder, "acme/held")
+    weights = next(f for f in version.files if f.path.endswith(".safetensors"))
+    granted = _get(hub, "/hf/api/models/acme/held/xet-read-token/main")
+    token = granted.headers["x-xet-access-token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    rec = httpx.get(f"{hub.url}/xet/v1/reconstructions/{weights.digest[7:]}", headers=bearer)
+    assert rec.status_code == 200
+    (fetch,) = next(iter(rec.json()["fetch_info"].values()))
+    assert httpx.get(fetch["url"]).status_code == 200
+    with Depot(Settings(home=hub.home, user="tests")) as depot:
+        depot.quarantine.hold(version, reason="held for the test")
+    answers: list[httpx.Response] = []
+    for _ in range(100):  # the server's view of the gate is a few seconds old at most
+        answers = [httpx.get(f"{hub.url}/xet/v1/reconstructions/{weights.digest[7:]}",
+                             headers=bearer), httpx.get(fetch["url"])]  # fmt: skip
+        if all(a.status_code == 403 for a in answers):
+            break
+        time.sleep(0.1)
+    for answer in answers:
+        assert answer.status_code == 403 and answer.headers["x-error-code"] == "GatedRepo"
+        assert "held for the test" in answer.json()["error"], answer.text
+
+
+def test_a_revoked_key_ends_its_xet_grants(hub: Hub) -> None:
+    with Depot(Settings(home=hub.home, user="tests")) as depot:
+        _, secret = depot.keys.create("xet-reader", models="smollm2")
+    with Depot(Settings(home=hub.home)) as depot:
+        gguf_id = next(f.digest[7:] for f in depot.names.show("smollm2").files
+                       if f.path.endswith(".gguf"))  # fmt: skip
+    granted = httpx.get(f"{hub.url}/hf/api/models/smollm2/xet-read-token/main",
+                        headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    assert granted.status_code == 200, granted.text
+    bearer = {"Authorization": f"Bearer {granted.headers['x-xet-access-token']}"}
+    url = f"{hub.url}/xet/v2/reconstructions/{gguf_id}"
+    assert httpx.get(url, headers=bearer).status_code == 200
+    with Depot(Settings(home=hub.home, user="tests")) as depot:
+        depot.keys.revoke("xet-reader")
+    answer = httpx.get(url, headers=bearer)
+    for _ in range(100):  # keys are looked up again within two seconds
+        if answer.status_code != 200:
+            break
+        time.sleep(0.1)
+        answer = httpx.get(url, headers=bearer)
+    assert answer.status_code == 401 and "revoked" in answer.json()["error"], answer.text

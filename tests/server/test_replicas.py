@@ -1,7 +1,8 @@
 """Two `depot serve` replicas on one PostgreSQL registry and one object store behave as one
 depot: a model imported through one home is served by the other, a key created anywhere works
-on both and its revocation takes effect on both, and a key's requests-per-minute quota holds
-across them (the counts are in the registry)."""
+on both and its revocation takes effect on both, a Xet grant one gives is honoured by the
+other, and a key's requests-per-minute quota holds across them (the counts are in the
+registry)."""
 
 from __future__ import annotations
 
@@ -61,15 +62,18 @@ def _chat(url: str, secret: str) -> httpx.Response:
                             "messages": [{"role": "user", "content": "Hi"}]})  # fmt: skip
 
 
-def test_two_replicas_behave_as_one_depot(shared: dict[str, str], tmp_path: Path) -> None:
+def test_two_replicas_behave_as_one_depot(shared: dict[str, str], tmp_path: Path,
+                                          smollm2_path: Path) -> None:  # fmt: skip
     one, two = tmp_path / "one", tmp_path / "two"
     two.mkdir()
     _cli(one, shared, "pull", "smollm2")  # imported through the first replica's home
     created = json.loads(_cli(one, shared, "key", "create", "team", "--rpm", "3", "--json"))
     secret = created["secret"]
+    reader = json.loads(_cli(one, shared, "key", "create", "reader", "--json"))["secret"]
     first, url_one = start_server(one, **shared)
     second, url_two = start_server(two, **shared)
     try:
+        _xet_across(url_one, url_two, reader, smollm2_path)
         auth = {"Authorization": f"Bearer {secret}"}
         listed = httpx.get(f"{url_two}/v1/models", headers=auth).json()["data"]
         assert "smollm2:latest" in {m["id"] for m in listed}
@@ -89,3 +93,24 @@ def test_two_replicas_behave_as_one_depot(shared: dict[str, str], tmp_path: Path
         for proc in (first, second):
             proc.terminate()
             proc.wait(30)
+
+
+def _xet_across(url_one: str, url_two: str, secret: str, gguf_path: Path) -> None:
+    """A Xet token and URL granted by one replica are honoured by the other (the grants are
+    in the registry), which serves the bytes from the bucket."""
+    auth = {"Authorization": f"Bearer {secret}"}
+    tree = httpx.get(f"{url_one}/hf/api/models/smollm2/tree/main", headers=auth).json()
+    gguf = next(e for e in tree if e["path"].endswith(".gguf"))
+    head = httpx.head(f"{url_one}/hf/smollm2/resolve/main/{gguf['path']}", headers=auth)
+    token = httpx.get(head.headers["x-xet-refresh-route"], headers=auth)
+    bearer = {"Authorization": f"Bearer {token.headers['x-xet-access-token']}"}
+    rec = httpx.get(f"{url_two}/xet/v1/reconstructions/{head.headers['x-xet-hash']}",
+                    headers=bearer)  # fmt: skip
+    assert rec.status_code == 200, rec.text
+    (fetch,) = rec.json()["fetch_info"][rec.json()["terms"][-1]["hash"]]
+    url = fetch["url"].replace(url_two, url_one)  # granted by the second, asked of the first
+    got = httpx.get(url, headers={"Range": "bytes=0-15"}, timeout=120)
+    assert got.status_code == 206 and len(got.content) == 16 and got.content[0] == 0
+    with open(gguf_path, "rb") as f:
+        f.seek((len(rec.json()["terms"]) - 1) * 64 * 1024 * 1024)
+        assert got.content[8:] == f.read(8)

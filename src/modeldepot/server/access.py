@@ -5,11 +5,13 @@
 written once the response has been sent (a stream's whole duration), with the key that was
 authenticated and the model that answered (`note` records them while the request runs). An
 exception that escapes a route is answered here: 500 in OpenAI's shape, its traceback logged
-(`errors.unexpected_error_response`), never passed on to the ASGI server."""
+(`errors.unexpected_error_response`), never passed on to the ASGI server. A grant in a path
+(the Xet URLs' `/xet/xorbs/{grant}/...`, a bearer capability) is written as `<grant>`."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -23,6 +25,7 @@ __all__ = ["RequestLog", "note"]
 
 log = logging.getLogger(__name__)
 _NOTES = "modeldepot.notes"
+_GRANT = re.compile(r"(?<=^/xet/xorbs/)[^/?]+")
 
 
 def note(connection: HTTPConnection, **fields: str) -> None:
@@ -67,7 +70,7 @@ class RequestLog:
             return
         notes: dict[str, Any] = scope.get(_NOTES) or {}
         client = scope.get("client")
-        path = scope.get("path", "")
+        path = _GRANT.sub("<grant>", scope.get("path", ""))
         query = scope.get("query_string", b"")
         target = f"{path}?{query.decode('latin-1')}" if query else path
         extra = "".join(f" {k}={_printable(v)}" for k, v in notes.items() if v)

@@ -150,6 +150,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(hf.router)
+    app.include_router(hf.xet_router)
     app.include_router(native.legacy)
     app.include_router(ollama.router)
     app.include_router(batches.router)

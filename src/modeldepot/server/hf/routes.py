@@ -6,12 +6,15 @@ and llama-cpp-python) calls it with `HF_ENDPOINT=http://HOST:PORT/hf`:
     GET       /hf/api/models/{repo}[/revision/{rev}]     model info (`?blobs=true`: sizes)
     GET       /hf/api/models/{repo}/tree/{rev}[/{path}]  files and folders (`recursive`)
     HEAD|GET  /hf/{repo}/resolve/{rev}/{path}            a file (`Range` gives 206)
+    GET       /hf/api/models/{repo}/xet-read-token/{rev} a Xet access token (xet.py)
 
 Lists are paged by an absolute `Link: <...>; rel="next"`. Paths are routed on the raw,
 undecoded request path (a revision or a folder arrives with its `/` as `%2F`). Every answer
 passes through `repos.find`: the key, its scope and the gate, before any byte. A file is read
 from the store only as the bytes admitted (`verified_path`), and served with `X-Repo-Commit`,
-`ETag` (its sha256), `X-Linked-Size` and `Accept-Ranges`, never compressed. A repository the
+`ETag` (its sha256), `X-Linked-Size` and `Accept-Ranges`, never compressed; from
+`xet.XET_FROM` bytes up with `X-Xet-Hash` and `X-Xet-Refresh-Route` too, so that
+`huggingface_hub` downloads it with `hf_xet` (xet.py) and curl still GETs it. A repository the
 depot does not hold is fetched through the on-demand mirrors, if any, and admitted (or
 refused) before the answer.
 """
@@ -35,7 +38,7 @@ from modeldepot.runtime import Capability
 from modeldepot.server.access import note
 from modeldepot.server.auth import caller
 from modeldepot.server.errors import APIError
-from modeldepot.server.hf import views
+from modeldepot.server.hf import views, xet
 from modeldepot.server.hf.errors import ENTRY, REPO, WRONG_KEY, HubError
 from modeldepot.server.hf.repos import (
     MAIN,
@@ -59,6 +62,7 @@ READ = 1024 * 1024
 """Bytes of a file read at a time (each read is a hop to a worker thread)."""
 _INFO = re.compile(r"/api/models/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?")
 _TREE = re.compile(r"/api/models/(?P<repo>[^/]+(?:/[^/]+)?)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?")
+_XET_TOKEN = re.compile(r"/api/models/(?P<repo>[^/]+(?:/[^/]+)?)/xet-read-token/(?P<rev>[^/]+)")
 _RESOLVE = re.compile(r"/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<path>.+)")
 _SORTS = {"lastModified", "createdAt"}
 
@@ -86,6 +90,9 @@ async def hub(request: Request, key: HubCaller) -> Response:
     try:
         if path == "/api/models":
             return await _list(request, state, key)
+        if m := _XET_TOKEN.fullmatch(path):
+            version = await find(state, key, m["repo"], unquote(m["rev"]), _mirror(state, key))
+            return await xet.token_headers(request, state, key, version)
         if m := _TREE.fullmatch(path):
             return await _tree(request, state, key, m["repo"], unquote(m["rev"]),
                                unquote(m["path"] or ""))  # fmt: skip
@@ -174,6 +181,11 @@ async def _file(request: Request, state: ServerState, key: ApiKey, repo: str, re
     etag = f'"{found.digest.removeprefix("sha256:")}"'
     headers = {"X-Repo-Commit": commit, "ETag": etag, "X-Linked-Etag": etag,
                "X-Linked-Size": str(found.size), "Accept-Ranges": "bytes"}  # fmt: skip
+    if found.size >= xet.XET_FROM:
+        repository = version.reference.repository
+        headers["X-Xet-Hash"] = found.digest.removeprefix("sha256:")
+        headers["X-Xet-Refresh-Route"] = (f"{str(request.base_url).rstrip('/')}/hf/api/models/"
+                                          f"{repository}/xet-read-token/{commit}")  # fmt: skip
     return _Stored(stored, media_type="application/octet-stream", headers=headers)
 
 

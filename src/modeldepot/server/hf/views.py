@@ -5,7 +5,7 @@ Every file is described as a Git LFS file: its `lfs.oid` is the sha256 the depot
 under, its `oid` the git blob id of its LFS pointer, and the `ETag` it is served with is the
 same sha256. So the client's cache (`blobs/<etag>`) holds each content once, and `hf cache
 verify` checks each file against the sha256 the depot pinned. Dates end in `Z` (the client
-refuses `+00:00`); nothing names Xet, so the client downloads over plain HTTP.
+refuses `+00:00`). Large files are also offered over Xet (`routes.py`, `xet.py`).
 """
 
 from __future__ import annotations
