@@ -1,12 +1,14 @@
 """Downloading through the Hugging Face API: `hf_hub_download` of a 1 GiB file from a running
-`depot serve` (`HF_ENDPOINT=.../hf`, the client unmodified) against `curl` of the same blob
-from the depot's own blob route, and `curl` of the `/hf` URL itself (what the client adds),
-side by side in one run, interleaved. All write the file to the same disk; the client's time is
-taken inside its process around the call (its import is not counted), so it pays for its HEAD,
-its GET and its move into the cache.
+`depot serve` (`HF_ENDPOINT=.../hf`, the client unmodified: it takes the Xet path the depot
+offers, through `hf_xet`) against `curl` of the same blob from the depot's own blob route; with
+`curl` of the `/hf` URL and `hf_hub_download` made to read plain HTTP (`HF_HUB_DISABLE_XET=1`)
+beside them, side by side in one run, interleaved. All write the file to the same disk; the
+client's time is taken inside its process around the call (its import is not counted), so it
+pays for its HEAD, its token, its reads and its move into the cache.
 
-    python bench/hf_download.py [--size-mb 1024] [--rounds 5]
-    python bench/hf_download.py --size-mb 512 --profile   # where the client's time goes
+    python bench/hf_download.py [--size-mb 1024] [--rounds 8]
+    python bench/hf_download.py --size-mb 512 --profile   # the plain HTTP path, profiled
+    python bench/hf_download.py --sequence hf,hf,curl,hf  # runs in this order, each printed
 
 Writes its table into bench/RESULTS.md (between its own markers) and prints it.
 """
@@ -79,33 +81,17 @@ def blob_url(base: str, digest: str) -> str:
     raise SystemExit(f"no blob route answers for {digest}")
 
 
-def hf_download(url: str, cache: Path, program: str = CLIENT) -> str:
-    """What the client program printed: its seconds (CLIENT), or its profile (PROFILE)."""
+def hf_download(url: str, cache: Path, program: str = CLIENT, xet: bool = True) -> str:
+    """What the client program printed: its seconds (CLIENT), or its profile (PROFILE);
+    `xet=False`: with `HF_HUB_DISABLE_XET=1`, over plain HTTP."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_ENDPOINT=f"{url}/hf", HF_HUB_DISABLE_PROGRESS_BARS="1",
                HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(cache / "home"))  # fmt: skip
+    if not xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
     done = subprocess.run([sys.executable, "-c", program, str(cache)], env=env,
                           capture_output=True, text=True, check=True)  # fmt: skip
     return done.stdout
-
-
-RAW = """
-import sys, time
-import httpx2
-start = time.perf_counter()
-with httpx2.stream("GET", sys.argv[1]) as answer, open(sys.argv[2], "wb") as out:
-    for chunk in answer.iter_raw():
-        out.write(chunk)
-print(time.perf_counter() - start)
-"""
-
-
-def python_raw(url: str, target: Path) -> float:
-    """The HTTP library huggingface_hub reads with, its chunks written as they come (without
-    the client's own re-chunking into 10 MiB pieces): the floor of a Python client."""
-    done = subprocess.run([sys.executable, "-c", RAW, url, str(target)], capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    return float(done.stdout.strip())
 
 
 def curl(url: str, target: Path) -> float:
@@ -117,11 +103,16 @@ def curl(url: str, target: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument(
         "--profile",
         action="store_true",
         help="profile one hf_hub_download and print it (RESULTS.md untouched)",
+    )
+    parser.add_argument(
+        "--sequence",
+        help="run these contenders (hf, http, curl, curl-hf) in this order and print each "
+        "time (RESULTS.md untouched)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hf-bench-"))
@@ -137,56 +128,69 @@ def main() -> None:
             blob = blob_url(url, digest)
             resolve = f"{url}/hf/bench/big/resolve/main/model.safetensors"
             if args.profile:
-                print(hf_download(url, work / "cache", PROFILE))
+                print(hf_download(url, work / "cache", PROFILE, xet=False))
                 return
-            times: dict[str, list[float]] = {"hf": [], "curl": [], "curl-hf": [], "raw": []}
-            for _ in range(args.rounds):
-                cache = work / "cache"
-                answer = hf_download(url, cache).strip().splitlines()[-1]
-                times["hf"].append(float(json.loads(answer)["seconds"]))
+            times: dict[str, list[float]] = {"hf": [], "curl": [], "curl-hf": [], "http": []}
+            cache = work / "cache"
+
+            def client(xet: bool) -> float:
+                answer = hf_download(url, cache, xet=xet).strip().splitlines()[-1]
                 shutil.rmtree(cache)
-                times["curl"].append(curl(blob, work / "curl.bin"))
+                return float(json.loads(answer)["seconds"])
+
+            def fetch(source: str) -> float:
+                seconds = curl(source, work / "curl.bin")
                 (work / "curl.bin").unlink()
-                times["curl-hf"].append(curl(resolve, work / "curl.bin"))
-                (work / "curl.bin").unlink()
-                times["raw"].append(python_raw(resolve, work / "raw.bin"))
-                (work / "raw.bin").unlink()
+                return seconds
+
+            runs = {"hf": lambda: client(True), "http": lambda: client(False),
+                    "curl": lambda: fetch(blob), "curl-hf": lambda: fetch(resolve)}  # fmt: skip
+            order = list(runs)
+            if args.sequence:
+                for name in args.sequence.split(","):
+                    print(name, f"{runs[name]():.2f}", flush=True)
+                return
+            for r in range(args.rounds):  # each round starts one further on: every contender
+                for name in order[r % 4 :] + order[: r % 4]:  # runs at every place in turn
+                    times[name].append(runs[name]())
         finally:
             proc.terminate()
             proc.wait(30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    hf, cu = statistics.median(times["hf"]), statistics.median(times["curl"])
-    cu_hf, raw = statistics.median(times["curl-hf"]), statistics.median(times["raw"])
+    med = {name: statistics.median(found) for name, found in times.items()}
+    low = {name: min(found) for name, found in times.items()}
     mib = args.size_mb
     load = os.getloadavg()[0]
+    rows = [("`curl` of the blob route", "curl"),
+            ("**`hf_hub_download` through `/hf` (Xet)**", "hf"),
+            ("`curl` of the `/hf` URL", "curl-hf"),
+            ("`hf_hub_download`, `HF_HUB_DISABLE_XET=1` (plain HTTP)", "http")]  # fmt: skip
     lines = [
         "## Hugging Face downloads through the depot",
         "",
         f"`python bench/hf_download.py --size-mb {mib} --rounds {args.rounds}`: "
         f"{time.strftime('%Y-%m-%d')}, load average {load:.1f} on 2 cores when it ended. "
-        "`hf_hub_download` (huggingface_hub, `HF_ENDPOINT` at the depot's `/hf`) against "
-        "`curl -o` of the same blob from the depot's blob route; medians, rounds interleaved.",
+        "`hf_hub_download` (huggingface_hub, `HF_ENDPOINT` at the depot's `/hf`, unmodified: "
+        "it downloads over the Xet protocol the depot offers, with `hf_xet`) against `curl -o` "
+        "of the same blob from the depot's blob route. Each round runs the four in turn, "
+        "starting one further on each time, so that each runs at every place equally often.",
         "",
-        "| contender | seconds | MiB/s | vs curl |",
-        "| --- | --- | --- | --- |",
-        f"| `curl` of the blob route | {cu:.2f} | {mib / cu:.0f} | 1.00x |",
-        f"| `curl` of the `/hf` URL | {cu_hf:.2f} | {mib / cu_hf:.0f} | {cu / cu_hf:.2f}x |",
-        f"| httpx2 reading the `/hf` URL | {raw:.2f} | {mib / raw:.0f} | {cu / raw:.2f}x |",
-        f"| `hf_hub_download` through `/hf` | {hf:.2f} | {mib / hf:.0f} | {cu / hf:.2f}x |",
+        "| contender | median s | MiB/s | vs curl | fastest s | vs curl |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {label} | {med[k]:.2f} | {mib / med[k]:.0f} | {med['curl'] / med[k]:.2f}x | "
+            f"{low[k]:.2f} | {low['curl'] / low[k]:.2f}x |"
+            for label, k in rows
+        ),
         "",
-        "The depot's side is the `/hf` row by curl: the Hub route reads a stored file 1 MiB "
-        "at a time, the blob route 64 KiB (Starlette's default), and adds nothing else per "
-        "byte. The httpx2 row reads the same URL with the HTTP library huggingface_hub uses, "
-        "writing its chunks as they come; `hf_hub_download` re-chunks the body into 10 MiB "
-        "pieces before writing each (`DOWNLOAD_CHUNK_SIZE`), and that copying is the rest of "
-        "its time: the client, unmodified, is what stays below curl.",
+        "The blob route reads 64 KiB at a time (Starlette's default), the `/hf` URL 1 MiB. "
+        "Over Xet the client fetches the file's 64 MiB xorbs in parallel and writes them "
+        "itself (Rust); over plain HTTP it re-chunks the body into 10 MiB pieces in Python "
+        "before writing each (`DOWNLOAD_CHUNK_SIZE`; `--profile`).",
         "",
-        "Each round (blob route / `/hf` by curl / hf_hub_download): "
-        + ", ".join(
-            f"{c:.2f}/{r:.2f}/{h:.2f} s"
-            for c, r, h in zip(times["curl"], times["curl-hf"], times["hf"], strict=True)
-        )
+        "Every run, in order (seconds): "
+        + "; ".join(f"{k} " + " ".join(f"{t:.2f}" for t in times[k]) for _, k in rows)
         + ".",
     ]
     print(write_section("hf-download", lines))
