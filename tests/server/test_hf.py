@@ -243,7 +243,9 @@ def _raw(hub: Hub, path: str) -> tuple[int, dict[str, str]]:
 def test_hostile_names_and_paths_reach_nothing(hub: Hub) -> None:
     for path in ("/hf/api/models/../smollm2", "/hf/api/models/..%2F..%2Fetc",
                  "/hf/api/models/acme/..", "/hf/../../etc/passwd",
-                 "/hf/acme/../resolve/main/config.json"):  # fmt: skip
+                 "/hf/acme/../resolve/main/config.json",
+                 "/hf/api/models/..%2F..%2Fetc/xet-read-token/main",
+                 "/hf/api/models/%3Csvg%20hx-get%3D%22x%22%3E/xet-read-token/main"):  # fmt: skip
         status, headers = _raw(hub, path)
         assert status == 404 and headers["x-error-code"] == "RepoNotFound", (path, headers)
     for path in ("../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd",
