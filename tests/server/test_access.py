@@ -101,6 +101,10 @@ def test_every_route_knows_its_caller_first(keyed: tuple[Settings, dict[str, str
                         assert reply.headers["x-error-code"] == "RepoNotFound", (method, path)
                     elif path.startswith("/ui/"):
                         assert reply.status_code == 401, (method, path)
+                    elif path.startswith("/xet/xorbs/"):  # a URL's grant, like a signature
+                        assert reply.status_code == 403, (method, path)
+                    elif path.startswith("/xet/"):  # a Xet token is asked for
+                        assert reply.status_code == 401, (method, path)
                     else:  # a page: to the sign-in page
                         assert reply.status_code == 303, (method, path, reply.status_code)
                         assert reply.headers["location"].startswith("/signin"), (method, path)

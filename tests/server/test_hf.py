@@ -417,12 +417,16 @@ def test_xet_tokens_urls_and_ranges_are_checked(hub: Hub, smollm2_path: Path) ->
         (f"/xet/v2/reconstructions/{file_id}", beyond, 416),
         (f"/xet/xorbs/{token}/0", {}, 403),  # a read token is no URL grant
         (f"/xet/xorbs/{grant}/99", {}, 404),
+        (f"/xet/xorbs/{grant}/x", {}, 404),
+        ("/xet/xorbs/nope/0", {}, 403),
         (f"/xet/xorbs/{grant}/0", {"Range": "bytes=0-9,20-29"}, 416),
         (f"/xet/xorbs/{grant}/0", {"Range": "bytes=999999999-1000000000"}, 416),
     ]
     for path, headers, status in cases:
         answer = httpx.get(f"{hub.url}{path}", headers=headers)
         assert answer.status_code == status, (path, headers, answer.status_code, answer.text)
+        if status == 416:
+            assert answer.headers["content-range"].startswith("bytes */"), path
     log = _log_lines(hub, "/xet/xorbs/<grant>/99")
     assert grant not in log and token not in log
 

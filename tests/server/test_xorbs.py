@@ -64,6 +64,22 @@ def test_a_short_read_is_an_error_not_short_bytes() -> None:
         list(blocks)
 
 
+def test_reads_that_give_fewer_bytes_than_asked_still_fill_every_chunk() -> None:
+    size = 2 * CHUNK + 77
+    data = os.urandom(size)
+    whole = _reader(data)
+
+    def trickle(buffers: list[memoryview], offset: int) -> int:  # 1000 bytes a call at most
+        return whole([buffers[0][:1000]], offset)
+
+    got = b"".join(xorbs.xorb_bytes(size, 0, 0, xorbs.xorb_length(size, 0) - 1, trickle))
+    assert _unframe(got) == data
+    # a range that starts and ends inside chunks, headers included
+    start, end = CHUNK + 3, 2 * (CHUNK + xorbs.HEADER) + 20
+    part = b"".join(xorbs.xorb_bytes(size, 0, start, end, trickle))
+    assert part == got[start : end + 1]
+
+
 def test_ids() -> None:
     file_id = "ab" * 32
     assert xorbs.is_file_id(file_id) and not xorbs.is_file_id(file_id.upper())

@@ -25,7 +25,7 @@ __all__ = ["RequestLog", "note"]
 
 log = logging.getLogger(__name__)
 _NOTES = "modeldepot.notes"
-_GRANT = re.compile(r"(?<=^/xet/xorbs/)[^/?]+")
+_GRANT = re.compile(r"(?<=/xet/xorbs/)[^/?]+")
 
 
 def note(connection: HTTPConnection, **fields: str) -> None:

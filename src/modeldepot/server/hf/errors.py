@@ -35,12 +35,13 @@ _HEADER_TEXT = 1024
 
 
 class HubError(Exception):
-    def __init__(self, status: int, code: str | None, message: str,
-                 commit: str | None = None) -> None:  # fmt: skip
+    def __init__(self, status: int, code: str | None, message: str, commit: str | None = None,
+                 extra: dict[str, str] | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
         self.code = code
         self.commit = commit
+        self.extra = extra or {}
 
     @property
     def headers(self) -> dict[str, str]:
@@ -49,7 +50,7 @@ class HubError(Exception):
             found["X-Error-Code"] = self.code
         if self.commit:
             found["X-Repo-Commit"] = self.commit
-        return found
+        return found | self.extra
 
     def response(self) -> JSONResponse:
         return JSONResponse({"error": str(self)}, status_code=self.status, headers=self.headers)

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -119,12 +119,14 @@ def _range(request: Request, size: int) -> tuple[int, int]:
     if text is None:
         return 0, size - 1
     m = _RANGE.fullmatch(text.strip())
+    whole = {"Content-Range": f"bytes */{size}"}
     if m is None:
         raise HubError(416, None, f"only one range `bytes=START-END` is served, not "
-                                  f"{text[:80]!r}")  # fmt: skip
+                                  f"{text[:80]!r}", extra=whole)  # fmt: skip
     start, end = int(m[1]), int(m[2])
     if start > end or start >= size:
-        raise HubError(416, None, f"bytes {start}-{end} are not within {size} bytes")
+        raise HubError(416, None, f"bytes {start}-{end} are not within {size} bytes",
+                       extra=whole)  # fmt: skip
     return start, min(end, size - 1)
 
 
@@ -140,14 +142,14 @@ async def reconstruction_v2(request: Request, file_id: str) -> Response:
 
 async def _reconstruction(request: Request, file_id: str, api: int) -> Response:
     state: ServerState = request.app.state.depot
-    try:
-        if not xorbs.is_file_id(file_id):
-            raise HubError(400, None, f"{file_id[:80]!r} is not a file id (64 hex digits)")
+    try:  # the caller first: who asks is checked before what is asked for
         token = _bearer(request)
         grant = await asyncio.to_thread(grants(state).find, token, READ) if token else None
         version = await _honour(state, grant, READ)
         assert grant is not None
         note(request, key=grant.key)
+        if not xorbs.is_file_id(file_id):
+            raise HubError(400, None, f"{file_id[:80]!r} is not a file id (64 hex digits)")
         found = next((f for f in version.files if f.digest == f"sha256:{file_id}"), None)
         if found is None:
             raise HubError(404, None, f"{version.reference} has no file {file_id}")
@@ -181,17 +183,18 @@ def _fetch(base: str, term: xorbs.Term, api: int) -> dict[str, Any]:
 
 
 @router.get("/xorbs/{token}/{n}")
-async def xorb(request: Request, token: str, n: int) -> Response:
+async def xorb(request: Request, token: str, n: str) -> Response:
     state: ServerState = request.app.state.depot
-    try:
+    try:  # the URL's grant first, like a presigned URL's signature
         grant = await asyncio.to_thread(grants(state).find, token, FILE)
         version = await _honour(state, grant, FILE)
         assert grant is not None and grant.blob is not None
         note(request, key=grant.key, model=str(version.reference))
         size = next((f.size for f in version.files if f.digest == grant.blob), 0)
-        if not 0 <= n < xorbs.xorb_count(size):
-            raise HubError(404, None, f"the file has no xorb {n}")
-        start, end = _range(request, xorbs.xorb_length(size, n))
+        number = int(n) if n.isdigit() and len(n) < 12 else -1
+        if not 0 <= number < xorbs.xorb_count(size):
+            raise HubError(404, None, f"the file has no xorb {n[:20]!r}")
+        start, end = _range(request, xorbs.xorb_length(size, number))
         try:  # the bytes as admitted, never changed ones
             path = await asyncio.to_thread(state.depot.store.verified_path, grant.blob)
         except (IntegrityError, NotFound) as exc:
@@ -199,24 +202,32 @@ async def xorb(request: Request, token: str, n: int) -> Response:
             raise HubError(500, None, f"{grant.blob} cannot be served: {exc}") from None
     except HubError as exc:
         return exc.response()
-    total = xorbs.xorb_length(size, n)
+    total = xorbs.xorb_length(size, number)
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
     status = 200
     if "range" in request.headers:
         headers["Content-Range"] = f"bytes {start}-{end}/{total}"
         status = 206
-    return StreamingResponse(_stream(path, size, n, start, end), status_code=status,
+    blocks = xorbs.xorb_bytes(size, number, start, end, _reader(path))
+    return StreamingResponse(_stream(blocks), status_code=status,
                              media_type="application/octet-stream", headers=headers)  # fmt: skip
 
 
-async def _stream(path: os.PathLike[str], size: int, n: int, start: int,
-                  end: int) -> AsyncIterator[memoryview]:  # fmt: skip
+def _reader(path: os.PathLike[str]) -> xorbs.ReadInto:
+    """Reads of the stored file, each opening and closing it in the thread that reads: a
+    client that leaves mid-read cannot close a descriptor under a read still running."""
+
+    def read_into(buffers: list[memoryview], at: int) -> int:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.preadv(fd, buffers, at)
+        finally:
+            os.close(fd)
+
+    return read_into
+
+
+async def _stream(blocks: Iterator[memoryview]) -> AsyncIterator[memoryview]:
     """Each block read and framed in a worker thread."""
-    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
-    try:
-        blocks = xorbs.xorb_bytes(size, n, start, end,
-                                  lambda buffers, at: os.preadv(fd, buffers, at))  # fmt: skip
-        while (block := await asyncio.to_thread(next, blocks, None)) is not None:
-            yield block
-    finally:
-        os.close(fd)
+    while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+        yield block

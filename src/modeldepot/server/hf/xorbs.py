@@ -35,7 +35,7 @@ PER_XORB = 512
 HEADER = 8
 ReadInto = Callable[[list[memoryview], int], int]
 """Fills the buffers with the stored file's bytes from an offset, and says how many it read
-(`os.preadv` on the file)."""
+(`os.preadv` on the file): perhaps fewer than asked, 0 at the end of the file."""
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -104,6 +104,19 @@ def _header(length: int) -> bytes:
     return b"\0" + three + b"\0" + three
 
 
+def _fill(read_into: ReadInto, buffers: list[memoryview], offset: int, size: int) -> None:
+    """Fill every buffer, however few bytes each read gives."""
+    while buffers:
+        got = read_into(buffers, offset)
+        if got <= 0:
+            raise OSError(f"the stored file ended at byte {offset} of {size}")
+        offset += got
+        while buffers and got >= len(buffers[0]):
+            got -= len(buffers.pop(0))
+        if got:
+            buffers[0] = buffers[0][got:]
+
+
 def xorb_bytes(size: int, n: int, start: int, end: int, read_into: ReadInto,
                group: int = 32) -> Iterator[memoryview]:  # fmt: skip
     """Bytes [start, end] (end included) of xorb `n`, `group` chunks at a time: each block
@@ -123,8 +136,6 @@ def xorb_bytes(size: int, n: int, start: int, end: int, read_into: ReadInto,
             view[at : at + HEADER] = _header(length)
             buffers.append(view[at + HEADER : at + HEADER + length])
             at += HEADER + length
-        got = read_into(buffers, offset)
-        if got != sum(lengths):
-            raise OSError(f"the stored file ended at byte {offset + got} of {size}")
+        _fill(read_into, buffers, offset, size)
         yield view[max(start - k * step, 0) : min(end - k * step + 1, len(view))]
         k = upto
