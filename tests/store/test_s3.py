@@ -101,6 +101,23 @@ def test_a_tampered_object_is_caught(weed: Weed, tmp_path: Path) -> None:
         assert depot.store.rehash(blob.digest) != blob.digest
 
 
+def test_a_cached_copy_is_hashed_once_until_it_changes(weed: Weed, tmp_path: Path) -> None:
+    with Depot(_settings(tmp_path / "depot", weed, "cached")) as depot:
+        data = b"served range by range " * 1000
+        blob = depot.store.put_bytes(data)
+        path = depot.store.local_path(blob.digest)  # fetched and verified
+        hashed: list[int] = []
+        for _ in range(3):  # used again and again (each use marks it recent)
+            assert depot.store.verified_path(blob.digest, hashed.append) == path
+        assert hashed == []
+        os.chmod(path, 0o644)
+        path.write_bytes(path.read_bytes().upper())  # same size, other bytes
+        with pytest.raises(IntegrityError, match="changed"):
+            depot.store.verified_path(blob.digest, hashed.append)
+        assert sum(hashed) == blob.size and not path.exists()
+        assert depot.store.verified_path(blob.digest).read_bytes() == data  # fetched again
+
+
 def test_server_killed_mid_import(weed: Weed, tmp_path: Path) -> None:
     home = tmp_path / "depot"
     big = tmp_path / "big.gguf"

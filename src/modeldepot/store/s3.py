@@ -12,7 +12,9 @@
 - Reads verify: whatever the depot reads whole is hashed as it is read.
 - Consumers that need a real file (engines, scanners, signing) get one from a local cache
   (`DEPOT_HOME/cache/blobs`), filled and verified on first use and kept within a byte budget,
-  the least recently used evicted first.
+  the least recently used (by access time, which a use sets) evicted first. `verified_path`
+  hashes a cached copy again only when the file changed (size, modification time, inode)
+  since this process last found it good, so a file served range by range is hashed once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import queue
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -64,6 +67,11 @@ def _hex(digest: str) -> str:
     return parse_digest(digest).removeprefix("sha256:")
 
 
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+
+
 def _fail(exc: Exception, what: str) -> DepotError:
     if isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError":
         return NotFound(f"{what}: not in the object store")
@@ -87,6 +95,8 @@ class S3BlobStore:
             region=config.region, virtual_hosted_style_request=False,
             client_options=options,
         )  # fmt: skip
+        self._good: dict[str, str] = {}
+        """Digest to the stamp of its cached copy when last found good."""
 
     # -- names ------------------------------------------------------------------------------
 
@@ -136,8 +146,12 @@ class S3BlobStore:
     def local_path(self, digest: str) -> Path:
         """The blob in the local cache (downloaded and verified on first use)."""
         path = self._cached(digest)
-        if path.exists():
-            os.utime(path)  # most recently used
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            pass
+        else:  # most recently used; the modification time stays the file's own
+            os.utime(path, ns=(time.time_ns(), st.st_mtime_ns))
             return path
         self.cache.mkdir(parents=True, exist_ok=True)
         tmp = self.cache / f".{_hex(digest)}.{os.getpid()}.{secrets.token_hex(4)}.partial"
@@ -153,6 +167,7 @@ class S3BlobStore:
                 )
             os.chmod(tmp, 0o444)
             os.replace(tmp, path)
+            self._good[_hex(digest)] = _stamp(path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -161,6 +176,8 @@ class S3BlobStore:
 
     def verified_path(self, digest: str, progress: Progress | None = None) -> Path:
         path = self.local_path(digest)
+        if self._good.get(_hex(digest)) == _stamp(path):
+            return path
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -170,11 +187,12 @@ class S3BlobStore:
         if f"sha256:{h.hexdigest()}" != parse_digest(digest):
             path.unlink(missing_ok=True)  # a damaged cache copy: fetched again next time
             raise IntegrityError(f"{digest}: the cached copy changed; it was removed")
+        self._good[_hex(digest)] = _stamp(path)
         return path
 
     def _evict(self, keep: Path) -> None:
         """Keep the cache within its budget, least recently used out first."""
-        entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.cache.glob("sha256-*")]
+        entries = [(p.stat().st_atime, p.stat().st_size, p) for p in self.cache.glob("sha256-*")]
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.cache_budget:
