@@ -14,6 +14,7 @@ import pytest
 
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
+from modeldepot.errors import UsageError
 from server.conftest import DEPOT, start_server
 
 pytestmark = pytest.mark.slow
@@ -152,3 +153,15 @@ def test_daily_quota_survives_a_restart(keyed: tuple[str, Path, dict[str, str]])
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_the_names_of_callers_without_a_stored_key_are_reserved(tmp_path: Path) -> None:
+    """A stored key called `local-run` or `env-1` would be taken for the local `depot run` or
+    a `DEPOT_API_KEYS` entry wherever a key is found again by name (sessions, batches, Xet
+    grants), and outlive its own revocation there."""
+    with Depot(Settings(home=tmp_path / "depot", user="admin")) as depot:
+        for name in ("local", "local-run", "env-1", "ENV-12"):
+            with pytest.raises(UsageError, match="without a stored key"):
+                depot.keys.create(name)
+        assert depot.keys.create("env-team")[0].name == "env-team"
+        assert depot.keys.active("env-team") is not None

@@ -20,6 +20,10 @@ from modeldepot.registry.audit import AuditLog
 __all__ = ["ApiKey", "KeyStore", "hash_secret", "keys_from_env"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_RESERVED = re.compile(r"local|local-run|env-\d+", re.IGNORECASE)
+"""Names the depot gives callers that are not stored keys (the caller with no key, the local
+`depot run`, `DEPOT_API_KEYS`' entries): a stored key of such a name would be taken for them
+wherever a key is found again by its name (a UI session, a batch, a transfer grant)."""
 
 
 def hash_secret(secret: str) -> str:
@@ -72,6 +76,9 @@ class KeyStore:
     ) -> tuple[ApiKey, str]:  # fmt: skip
         if _NAME.fullmatch(name) is None:
             raise UsageError(f"{name!r}: a key name holds letters, digits, . _ - (at most 64)")
+        if _RESERVED.fullmatch(name):
+            raise UsageError(f"{name!r} is the depot's name for a caller without a stored key; "
+                             "pick another name")  # fmt: skip
         for value, what in ((rpm, "--rpm"), (tpd, "--tpd")):
             if value is not None and value <= 0:
                 raise UsageError(f"{what} must be a positive number")
