@@ -418,6 +418,7 @@ def test_xet_tokens_urls_and_ranges_are_checked(hub: Hub, smollm2_path: Path) ->
         (f"/xet/xorbs/{token}/0", {}, 403),  # a read token is no URL grant
         (f"/xet/xorbs/{grant}/99", {}, 404),
         (f"/xet/xorbs/{grant}/x", {}, 404),
+        (f"/xet/xorbs/{grant}/%C2%B2", {}, 404),  # "²": a digit to str.isdigit, not to int
         ("/xet/xorbs/nope/0", {}, 403),
         (f"/xet/xorbs/{grant}/0", {"Range": "bytes=0-9,20-29"}, 416),
         (f"/xet/xorbs/{grant}/0", {"Range": "bytes=999999999-1000000000"}, 416),

@@ -5,10 +5,12 @@ real client, `hf_xet`, rebuilds files from a running server in test_hf.py)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from modeldepot.server.hf import xorbs
+from modeldepot.server.hf.xet import _Stored
 from modeldepot.server.hf.xorbs import CHUNK, PER_XORB
 
 XORB = CHUNK * PER_XORB
@@ -78,6 +80,22 @@ def test_reads_that_give_fewer_bytes_than_asked_still_fill_every_chunk() -> None
     start, end = CHUNK + 3, 2 * (CHUNK + xorbs.HEADER) + 20
     part = b"".join(xorbs.xorb_bytes(size, 0, start, end, trickle))
     assert part == got[start : end + 1]
+
+
+def test_a_transfer_reads_one_descriptor_to_its_end(tmp_path: Path) -> None:
+    """Opened by the first read, still readable once the file is gone from its folder (a cache
+    may evict it), closed by the end of the transfer."""
+    path = tmp_path / "blob"
+    path.write_bytes(b"0123456789" * 10)
+    stored = _Stored(path)
+    first, second = bytearray(10), bytearray(10)
+    assert stored.read_into([memoryview(first)], 0) == 10
+    path.unlink()
+    assert stored.read_into([memoryview(second)], 90) == 10 and bytes(second) == b"0123456789"
+    stored.close()
+    assert stored.fd == -1
+    with pytest.raises(OSError, match="ended"):
+        stored.read_into([memoryview(first)], 0)
 
 
 def test_ids() -> None:

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -50,7 +51,8 @@ XET_FROM = 8 * 1024 * 1024
 """Files of at least this many bytes are offered over Xet."""
 LIFETIME = 15 * 60.0
 """Seconds a token or a URL stays good."""
-_RANGE = re.compile(r"bytes=(\d{1,20})-(\d{1,20})")
+_RANGE = re.compile(r"bytes=([0-9]{1,20})-([0-9]{1,20})")
+_NUMBER = re.compile(r"[0-9]{1,11}")
 
 
 def grants(state: ServerState) -> GrantStore:
@@ -191,7 +193,7 @@ async def xorb(request: Request, token: str, n: str) -> Response:
         assert grant is not None and grant.blob is not None
         note(request, key=grant.key, model=str(version.reference))
         size = next((f.size for f in version.files if f.digest == grant.blob), 0)
-        number = int(n) if n.isdigit() and len(n) < 12 else -1
+        number = int(n) if _NUMBER.fullmatch(n) else -1
         if not 0 <= number < xorbs.xorb_count(size):
             raise HubError(404, None, f"the file has no xorb {n[:20]!r}")
         start, end = _range(request, xorbs.xorb_length(size, number))
@@ -208,26 +210,56 @@ async def xorb(request: Request, token: str, n: str) -> Response:
     if "range" in request.headers:
         headers["Content-Range"] = f"bytes {start}-{end}/{total}"
         status = 206
-    blocks = xorbs.xorb_bytes(size, number, start, end, _reader(path))
-    return StreamingResponse(_stream(blocks), status_code=status,
+    stored = _Stored(path)
+    blocks = xorbs.xorb_bytes(size, number, start, end, stored.read_into)
+    return StreamingResponse(_stream(stored, blocks), status_code=status,
                              media_type="application/octet-stream", headers=headers)  # fmt: skip
 
 
-def _reader(path: os.PathLike[str]) -> xorbs.ReadInto:
-    """Reads of the stored file, each opening and closing it in the thread that reads: a
-    client that leaves mid-read cannot close a descriptor under a read still running."""
+class _Stored:
+    """The stored file of one transfer, opened by its first read (in the worker thread) and
+    held open to the end, so the bytes stay readable even if the file is evicted from a cache
+    meanwhile. `close` waits for no one: a read still running closes it when done, so a client
+    that leaves cannot close the descriptor under that read."""
 
-    def read_into(buffers: list[memoryview], at: int) -> int:
-        fd = os.open(path, os.O_RDONLY)
+    def __init__(self, path: os.PathLike[str]) -> None:
+        self.path = path
+        self.fd = -1
+        self.lock = threading.Lock()
+        self.reading = False
+        self.closed = False
+
+    def read_into(self, buffers: list[memoryview], at: int) -> int:
+        with self.lock:
+            if self.closed:
+                raise OSError("the transfer has ended")
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_RDONLY)
+            self.reading = True
         try:
-            return os.preadv(fd, buffers, at)
+            return os.preadv(self.fd, buffers, at)
         finally:
-            os.close(fd)
+            with self.lock:
+                self.reading = False
+                if self.closed:
+                    self._shut()
 
-    return read_into
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if not self.reading:
+                self._shut()
+
+    def _shut(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
-async def _stream(blocks: Iterator[memoryview]) -> AsyncIterator[memoryview]:
+async def _stream(stored: _Stored, blocks: Iterator[memoryview]) -> AsyncIterator[memoryview]:
     """Each block read and framed in a worker thread."""
-    while (block := await asyncio.to_thread(next, blocks, None)) is not None:
-        yield block
+    try:
+        while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+            yield block
+    finally:
+        stored.close()
