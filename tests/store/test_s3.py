@@ -110,8 +110,12 @@ def test_a_cached_copy_is_hashed_once_until_it_changes(weed: Weed, tmp_path: Pat
         for _ in range(3):  # used again and again (each use marks it recent)
             assert depot.store.verified_path(blob.digest, hashed.append) == path
         assert hashed == []
-        os.chmod(path, 0o644)
-        path.write_bytes(path.read_bytes().upper())  # same size, other bytes
+        # other bytes of the same size, with the original's times (`cp -p`, `rsync -t`)
+        copy = path.with_name("tampered")
+        copy.write_bytes(path.read_bytes().upper())
+        st = path.stat()
+        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(copy, path)
         with pytest.raises(IntegrityError, match="changed"):
             depot.store.verified_path(blob.digest, hashed.append)
         assert sum(hashed) == blob.size and not path.exists()

@@ -13,8 +13,9 @@
 - Consumers that need a real file (engines, scanners, signing) get one from a local cache
   (`DEPOT_HOME/cache/blobs`), filled and verified on first use and kept within a byte budget,
   the least recently used (by access time, which a use sets) evicted first. `verified_path`
-  hashes a cached copy again only when the file changed (size, modification time, inode)
-  since this process last found it good, so a file served range by range is hashed once.
+  hashes a cached copy again only when the file changed (size, modification and change
+  times, inode) since this process last found it good or used it unchanged, so a file
+  served range by range is hashed once.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def _hex(digest: str) -> str:
 
 
 def _stamp(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+    return _stamp_of(path.stat())
+
+
+def _stamp_of(st: os.stat_result) -> str:
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
 
 
 def _fail(exc: Exception, what: str) -> DepotError:
@@ -151,7 +155,10 @@ class S3BlobStore:
         except FileNotFoundError:
             pass
         else:  # most recently used; the modification time stays the file's own
+            hexed, before = _hex(digest), _stamp_of(st)
             os.utime(path, ns=(time.time_ns(), st.st_mtime_ns))
+            if self._good.get(hexed) == before:  # still good: the new change time is ours
+                self._good[hexed] = _stamp(path)
             return path
         self.cache.mkdir(parents=True, exist_ok=True)
         tmp = self.cache / f".{_hex(digest)}.{os.getpid()}.{secrets.token_hex(4)}.partial"
