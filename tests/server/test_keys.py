@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import sqlalchemy as sa
 
 from modeldepot.config import Settings
 from modeldepot.depot import Depot
@@ -165,3 +166,8 @@ def test_the_names_of_callers_without_a_stored_key_are_reserved(tmp_path: Path) 
                 depot.keys.create(name)
         assert depot.keys.create("env-team")[0].name == "env-team"
         assert depot.keys.active("env-team") is not None
+        # one stored before such names were refused is never honoured
+        _, secret = depot.keys.create("old")
+        with depot.registry.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE api_keys SET name = 'local-run' WHERE name = 'old'"))
+        assert depot.keys.lookup(secret) is None and depot.keys.active("local-run") is None

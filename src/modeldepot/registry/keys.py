@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from modeldepot.registry import schema as t
 from modeldepot.registry.audit import AuditLog
 
 __all__ = ["ApiKey", "KeyStore", "hash_secret", "keys_from_env"]
+
+log = logging.getLogger("modeldepot.registry")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _RESERVED = re.compile(r"local|local-run|env-\d+", re.IGNORECASE)
@@ -133,7 +136,7 @@ class KeyStore:
                     t.api_keys.c.name == name, t.api_keys.c.revoked_at.is_(None)
                 )
             ).first()
-        return self._key(row) if row is not None else None
+        return self._usable(row)
 
     def lookup(self, secret: str) -> ApiKey | None:
         with self.engine.connect() as conn:
@@ -143,7 +146,18 @@ class KeyStore:
                     t.api_keys.c.revoked_at.is_(None),
                 )
             ).first()
-        return self._key(row) if row is not None else None
+        return self._usable(row)
+
+    def _usable(self, row: Any) -> ApiKey | None:
+        """The key of an active row, unless it bears a reserved name (stored before such names
+        were refused): it would be taken for a caller without a stored key."""
+        if row is None:
+            return None
+        if _RESERVED.fullmatch(row.name):
+            log.warning("the key %r is not accepted: its name is reserved; revoke it and "
+                        "create one of another name", row.name)  # fmt: skip
+            return None
+        return self._key(row)
 
     @staticmethod
     def _key(r: Any) -> ApiKey:
