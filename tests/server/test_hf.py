@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from builders import write_hostile_hf_folder, write_tiny_llama
 from modeldepot.config import Settings
@@ -419,17 +420,32 @@ def test_xet_tokens_urls_and_ranges_are_checked(hub: Hub, smollm2_path: Path) ->
         (f"/xet/xorbs/{grant}/99", {}, 404),
         (f"/xet/xorbs/{grant}/x", {}, 404),
         (f"/xet/xorbs/{grant}/%C2%B2", {}, 404),  # "²": a digit to str.isdigit, not to int
+        (f"/xet/xorbs/{grant}/{'9' * 5000}", {}, 404),
+        ("/xet/xorbs/%3Cb%20hx-get%3D%22x%22%3E/0", {}, 403),  # HTML for a grant
+        ("/xet/xorbs/..%2F..%2Fetc%2Fpasswd/0", {}, 404),  # no such route
+        (f"/xet/xorbs/{grant}/0", {"Range": f"bytes=0-{'9' * 5000}"}, 416),
+        (f"/xet/v2/reconstructions/{file_id}", {**bearer, "Range": "bytes=" + "0-1," * 2000}, 416),
         ("/xet/xorbs/nope/0", {}, 403),
         (f"/xet/xorbs/{grant}/0", {"Range": "bytes=0-9,20-29"}, 416),
         (f"/xet/xorbs/{grant}/0", {"Range": "bytes=999999999-1000000000"}, 416),
     ]
+    granted = _grant_rows(hub)
     for path, headers, status in cases:
         answer = httpx.get(f"{hub.url}{path}", headers=headers)
         assert answer.status_code == status, (path, headers, answer.status_code, answer.text)
+        assert answer.headers["content-type"] == "application/json", path  # never a page
+        assert "hx-get" not in answer.headers.get("x-error-message", ""), path
         if status == 416:
             assert answer.headers["content-range"].startswith("bytes */"), path
+    assert _grant_rows(hub) == granted  # nothing refused was granted
     log = _log_lines(hub, "/xet/xorbs/<grant>/99")
     assert grant not in log and token not in log
+
+
+def _grant_rows(hub: Hub) -> int:
+    home = Settings(home=hub.home, user="tests")
+    with Depot(home) as depot, depot.registry.engine.connect() as conn:
+        return int(conn.scalar(sa.text("SELECT count(*) FROM transfer_grants")))
 
 
 def test_a_quarantine_stops_xet_transfers_already_granted(hub: Hub, tmp_path: Path) -> None:
